@@ -1,0 +1,75 @@
+package wechatpay
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrOrderNotExist matches (with errors.Is) an *APIError whose Code is
+// ORDERNOTEXIST: WeChat has no trade under that out_trade_no.
+var ErrOrderNotExist = errors.New("wechatpay: order does not exist")
+
+// WeChat error codes this package classifies.
+const (
+	codeOrderNotExist = "ORDERNOTEXIST"
+	codeSystemError   = "SYSTEMERROR"
+	codeSignError     = "SIGNERROR"
+	codeHTTP          = "HTTP_ERROR"
+	codeFail          = "FAIL"
+	codeIDMismatch    = "ID_MISMATCH"
+)
+
+// APIError is what a WeChat call returned when it did not succeed: an HTTP
+// status other than 200, return_code FAIL, result_code FAIL, or an answer
+// about another merchant or order.
+type APIError struct {
+	Op         string // the call, e.g. "orderquery"
+	HTTPStatus int    // the HTTP status of the answer
+	Code       string // err_code, or a code this package derived (SIGNERROR, HTTP_ERROR, FAIL, ID_MISMATCH)
+	Message    string // err_code_des or return_msg, as WeChat wrote it
+	Retryable  bool   // whether the same call may succeed later
+}
+
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("wechatpay %s: %s", e.Op, e.Code)
+	if e.HTTPStatus != 0 && e.HTTPStatus != 200 {
+		s += fmt.Sprintf(" (HTTP %d)", e.HTTPStatus)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrOrderNotExist) true for ORDERNOTEXIST.
+func (e *APIError) Is(target error) bool {
+	return target == ErrOrderNotExist && e.Code == codeOrderNotExist
+}
+
+// retryableCode reports whether WeChat asks to retry the call on this
+// err_code (or return_msg, which carries the reason when return_code is FAIL).
+func retryableCode(code string) bool {
+	switch code {
+	case codeSystemError, "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED", "系统错误", "系统繁忙", "系统繁忙,请稍后再试", "系统超时":
+		return true
+	}
+	return false
+}
+
+// Retryable reports whether err may go away if the call is made again. It
+// is true for network errors and WeChat's system errors, and false for nil,
+// an *APIError marked not retryable, and anything wrapping ErrBadSignature
+// or ErrMalformed.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrBadSignature) || errors.Is(err, ErrMalformed) {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Retryable
+	}
+	return true
+}
