@@ -1,0 +1,495 @@
+// Package store keeps orders, their logs and received payment notifications
+// in PostgreSQL.
+//
+// Every status change is written together with its log row in one
+// transaction, and every write carries an idempotency key, so that retried
+// activities and duplicate notifications change nothing the second time.
+package store
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/payflow/payflow/payment"
+)
+
+var (
+	ErrNotFound  = errors.New("order not found")
+	ErrDuplicate = errors.New("order already exists")
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// versionTable is tern's bookkeeping table; the name is ours so that it
+// cannot collide with another tool's in a shared database.
+const versionTable = "payflow_schema_version"
+
+// Store is the PostgreSQL persistence of orders. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to databaseURL and checks that the database answers.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// pgx redacts the password from parse errors only on a best-effort
+		// basis and keeps the whole string in the error value, so none of it
+		// goes into ours.
+		return nil, errors.New("open store: cannot parse database url")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, redact("open store: create pool", err, cfg.ConnConfig.Password)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, redact("open store: ping database", err, cfg.ConnConfig.Password)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// redact turns a pgx connection error into one that cannot leak the
+// password: pgconn.ConnectError carries the full config (password included)
+// for anyone who unwraps it, so only the text is kept, and that without the
+// password should a server or driver message ever quote it.
+func redact(msg string, err error, password string) error {
+	text := err.Error()
+	if password != "" {
+		text = strings.ReplaceAll(text, password, "xxxxx")
+	}
+	return fmt.Errorf("%s: %s", msg, text)
+}
+
+// Close closes all connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers (for readiness probes).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the embedded migrations. tern holds a PostgreSQL advisory
+// lock while it works, so several processes starting at once is safe.
+func (s *Store) Migrate(ctx context.Context) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: acquire connection: %w", err)
+	}
+	defer func() {
+		if err == nil {
+			conn.Release()
+			return
+		}
+		// The advisory lock belongs to the session: if tern failed before it
+		// could unlock (say ctx was cancelled), a pooled connection would keep
+		// the lock and block every later migration. Closing the session
+		// releases it.
+		c := conn.Hijack()
+		_ = c.Close(context.Background())
+	}()
+
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrate: load: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// NewOrder is what CreateOrder needs to create an order.
+type NewOrder struct {
+	OutTradeNo  string
+	AmountFen   int64
+	Currency    string // payment.DefaultCurrency when empty
+	Description string
+}
+
+// CreateOrder inserts a PENDING order together with its first log row.
+// It returns ErrDuplicate if an order with that out_trade_no exists.
+func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, error) {
+	if o.Currency == "" {
+		o.Currency = payment.DefaultCurrency
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+
+	// ON CONFLICT DO NOTHING rather than a unique violation: a concurrent
+	// create of the same order waits for ours and then returns no row.
+	order, err := scanOrder(tx.QueryRow(ctx, `
+		INSERT INTO orders (out_trade_no, amount_fen, currency, description, status)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (out_trade_no) DO NOTHING
+		RETURNING `+orderColumns,
+		o.OutTradeNo, o.AmountFen, o.Currency, o.Description, payment.StatusPending))
+	if errors.Is(err, pgx.ErrNoRows) || isUniqueViolation(err) {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, ErrDuplicate)
+	}
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
+	}
+	if _, err := insertLog(ctx, tx, o.OutTradeNo, "", payment.StatusPending, "order created", "created"); err != nil {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
+	}
+	order.Logs, err = orderLogs(ctx, tx, o.OutTradeNo)
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
+	}
+	return order, nil
+}
+
+// GetOrder returns the order with its logs, oldest first, or ErrNotFound.
+func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error) {
+	// One snapshot for both queries, so the logs match the status.
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+
+	order, err := scanOrder(tx.QueryRow(ctx,
+		`SELECT `+orderColumns+` FROM orders WHERE out_trade_no = $1`, outTradeNo))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, ErrNotFound)
+	}
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
+	}
+	order.Logs, err = orderLogs(ctx, tx, outTradeNo)
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
+	}
+	return order, nil
+}
+
+// PaidOutcome says what MarkPaid did.
+type PaidOutcome string
+
+const (
+	OutcomePaid        PaidOutcome = "paid"         // the order is now PAID by this transaction
+	OutcomeAlreadyPaid PaidOutcome = "already_paid" // it was already PAID by this transaction; nothing written
+	OutcomeReview      PaidOutcome = "review"       // the order is (now or already) in REVIEW
+)
+
+// MarkPaidParams describe a payment confirmed by WeChat.
+type MarkPaidParams struct {
+	OutTradeNo    string
+	TransactionID string
+	PaidAt        time.Time // the database's now() when zero
+	Remarks       string    // the PAID log row's remarks; they should name the transaction id
+}
+
+// MarkPaid records a confirmed payment. From PENDING the order becomes PAID;
+// a payment that does not fit (a second transaction, a payment after close,
+// a transaction that already paid another order) sends it to REVIEW instead.
+// It is idempotent and safe to call concurrently: the order row is locked,
+// so however many callers race, one PAID log row is written.
+func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, error) {
+	no, txid := p.OutTradeNo, p.TransactionID
+	if txid == "" {
+		return "", fmt.Errorf("mark paid %s: empty transaction id", no)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("mark paid %s: %w", no, err)
+	}
+	defer tx.Rollback(ctx)
+
+	status, paidBy, err := lockOrder(ctx, tx, no)
+	if err != nil {
+		return "", fmt.Errorf("mark paid %s: %w", no, err)
+	}
+
+	var (
+		remarks, key string
+		outcome      = OutcomeReview
+	)
+	switch status {
+	case payment.StatusPending:
+		// The unique index would reject this too, but as an error that a
+		// retrying caller would hit forever; an operator should look instead.
+		var other string
+		err := tx.QueryRow(ctx, `SELECT out_trade_no FROM orders WHERE transaction_id = $1`, txid).Scan(&other)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("mark paid %s: %w", no, err)
+		}
+		if other != "" {
+			remarks = fmt.Sprintf("transaction %s already paid order %s", txid, other)
+			key = "review:tx-reused:" + txid
+			break
+		}
+		if err := markPaid(ctx, tx, p); err != nil {
+			return "", fmt.Errorf("mark paid %s: %w", no, err)
+		}
+		outcome = OutcomePaid
+	case payment.StatusPaid:
+		if paidBy == txid {
+			return OutcomeAlreadyPaid, nil
+		}
+		remarks = fmt.Sprintf("second transaction %s for an order paid by %s", txid, paidBy)
+		key = "review:second-tx:" + txid
+	case payment.StatusClosed:
+		remarks = fmt.Sprintf("paid after close: transaction %s", txid)
+		key = "review:paid-after-close:" + txid
+	case payment.StatusReview:
+		return OutcomeReview, nil
+	default:
+		return "", fmt.Errorf("mark paid %s: unexpected status %q", no, status)
+	}
+	if outcome == OutcomeReview {
+		if _, err := changeStatus(ctx, tx, no, status, payment.StatusReview, remarks, key); err != nil {
+			return "", fmt.Errorf("mark paid %s: %w", no, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("mark paid %s: %w", no, err)
+	}
+	return outcome, nil
+}
+
+// markPaid moves a locked PENDING order to PAID with its log row.
+func markPaid(ctx context.Context, tx pgx.Tx, p MarkPaidParams) error {
+	remarks := p.Remarks
+	if remarks == "" {
+		remarks = "paid: transaction " + p.TransactionID
+	}
+	inserted, err := insertLog(ctx, tx, p.OutTradeNo, payment.StatusPending, payment.StatusPaid, remarks, "paid:"+p.TransactionID)
+	if err != nil {
+		return err
+	}
+	if !inserted {
+		// An order never returns to PENDING, so a PAID row for a PENDING
+		// order means the data was edited by hand: refuse rather than write a
+		// status change without its log row.
+		return fmt.Errorf("order is PENDING but has a PAID log for transaction %s", p.TransactionID)
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE orders
+		SET status = $2, transaction_id = $3, paid_at = coalesce($4, now()), updated_at = now()
+		WHERE out_trade_no = $1`,
+		p.OutTradeNo, payment.StatusPaid, p.TransactionID, nullTime(p.PaidAt))
+	if err != nil {
+		return fmt.Errorf("update order: %w", err)
+	}
+	return nil
+}
+
+// nullTime maps the zero time to NULL, so that SQL can default it to now().
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// MarkReview moves the order to REVIEW with one log row (remarks reason,
+// idempotency key idemKey). It changes nothing and returns false if the key
+// was used before or the order is already in REVIEW.
+func (s *Store) MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (changed bool, err error) {
+	if idemKey == "" {
+		return false, fmt.Errorf("mark review %s: empty idempotency key", outTradeNo)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+
+	status, _, err := lockOrder(ctx, tx, outTradeNo)
+	if err != nil {
+		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+	}
+	if status == payment.StatusReview {
+		return false, nil
+	}
+	changed, err = changeStatus(ctx, tx, outTradeNo, status, payment.StatusReview, reason, idemKey)
+	if err != nil {
+		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+	}
+	return changed, nil
+}
+
+// AppendLog records an event that changes no status: from_status and
+// to_status are the order's current status. A repeated idemKey is a no-op
+// and returns false.
+func (s *Store) AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (inserted bool, err error) {
+	if idemKey == "" {
+		return false, fmt.Errorf("append log %s: empty idempotency key", outTradeNo)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("append log %s: %w", outTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+
+	// FOR SHARE: the status must not change before our row records it.
+	var status payment.Status
+	err = tx.QueryRow(ctx, `SELECT status FROM orders WHERE out_trade_no = $1 FOR SHARE`, outTradeNo).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("append log %s: %w", outTradeNo, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("append log %s: %w", outTradeNo, err)
+	}
+	inserted, err = insertLog(ctx, tx, outTradeNo, status, status, remarks, idemKey)
+	if err != nil {
+		return false, fmt.Errorf("append log %s: %w", outTradeNo, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("append log %s: %w", outTradeNo, err)
+	}
+	return inserted, nil
+}
+
+// RecordNotification stores a notification (its JSON in content) with the
+// outcome of handling it. A notification already stored (same ID) is left
+// as it was and inserted is false.
+func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, outcome string) (inserted bool, err error) {
+	if n.ID == "" {
+		return false, errors.New("record notification: empty id")
+	}
+	content, err := json.Marshal(n)
+	if err != nil {
+		return false, fmt.Errorf("record notification %s: %w", n.ID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
+		ON CONFLICT (id) DO NOTHING`,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt))
+	if err != nil {
+		return false, fmt.Errorf("record notification %s: %w", n.ID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+const orderColumns = `out_trade_no, amount_fen, currency, description, status,
+	coalesce(transaction_id, ''), paid_at, created_at, updated_at`
+
+func scanOrder(row pgx.Row) (payment.Order, error) {
+	var o payment.Order
+	err := row.Scan(&o.OutTradeNo, &o.AmountFen, &o.Currency, &o.Description, &o.Status,
+		&o.TransactionID, &o.PaidAt, &o.CreatedAt, &o.UpdatedAt)
+	if err != nil {
+		return payment.Order{}, err
+	}
+	if o.PaidAt != nil {
+		t := o.PaidAt.UTC()
+		o.PaidAt = &t
+	}
+	o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
+	return o, nil
+}
+
+// orderLogs returns the order's logs, oldest first; never nil, so that the
+// order's JSON has "logs": [].
+func orderLogs(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]payment.Log, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT from_status, to_status, remarks, created_at
+		FROM order_logs WHERE out_trade_no = $1
+		ORDER BY created_at, id`, outTradeNo)
+	if err != nil {
+		return nil, fmt.Errorf("query logs: %w", err)
+	}
+	logs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (payment.Log, error) {
+		var l payment.Log
+		err := row.Scan(&l.FromStatus, &l.ToStatus, &l.Remarks, &l.CreatedAt)
+		l.CreatedAt = l.CreatedAt.UTC()
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query logs: %w", err)
+	}
+	if logs == nil {
+		logs = []payment.Log{}
+	}
+	return logs, nil
+}
+
+// lockOrder locks the order row for the rest of tx, so that concurrent
+// writers to one order run one after the other and each sees the status the
+// previous one left. It returns the status and the transaction id, empty if none.
+func lockOrder(ctx context.Context, tx pgx.Tx, outTradeNo string) (payment.Status, string, error) {
+	var (
+		status payment.Status
+		txid   string
+	)
+	err := tx.QueryRow(ctx, `
+		SELECT status, coalesce(transaction_id, '')
+		FROM orders WHERE out_trade_no = $1
+		FOR UPDATE`, outTradeNo).Scan(&status, &txid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", ErrNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("lock order: %w", err)
+	}
+	return status, txid, nil
+}
+
+// changeStatus writes the log row first: if its idempotency key was used
+// before, this change was already made and nothing else is written.
+func changeStatus(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks, key string) (bool, error) {
+	inserted, err := insertLog(ctx, tx, outTradeNo, from, to, remarks, key)
+	if err != nil || !inserted {
+		return false, err
+	}
+	_, err = tx.Exec(ctx, `UPDATE orders SET status = $2, updated_at = now() WHERE out_trade_no = $1`, outTradeNo, to)
+	if err != nil {
+		return false, fmt.Errorf("update order: %w", err)
+	}
+	return true, nil
+}
+
+// insertLog adds a log row unless one with the same idempotency key exists;
+// it reports whether it inserted.
+func insertLog(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks, key string) (bool, error) {
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO order_logs (out_trade_no, from_status, to_status, remarks, idempotency_key)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (out_trade_no, idempotency_key) DO NOTHING`,
+		outTradeNo, string(from), string(to), remarks, key)
+	if err != nil {
+		return false, fmt.Errorf("insert log: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
