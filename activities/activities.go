@@ -1,0 +1,56 @@
+// Package activities holds the payment workflow's side effects: asking
+// WeChat Pay, checking amounts against our order and writing the order's
+// status and log. Every activity is safe to run more than once: writes carry
+// an idempotency key that the database enforces.
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+)
+
+// Orders is the part of the store the activities use.
+type Orders interface {
+	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	MarkPaid(ctx context.Context, p store.MarkPaidParams) (store.PaidOutcome, error)
+	MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (bool, error)
+	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
+	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
+}
+
+// Querier asks WeChat Pay for an order's trade state.
+type Querier interface {
+	QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error)
+}
+
+// Activities are the payment workflow's activities. The worker builds one
+// value with its dependencies and registers its methods.
+type Activities struct {
+	Orders Orders
+	WeChat Querier
+	AppID  string // our merchant's app id: a trade for another is not ours
+	MchID  string
+	Now    func() time.Time
+}
+
+// Error types the workflow tells apart. They are listed as non-retryable
+// where retrying cannot help.
+const (
+	ErrTypeOrderNotExist = "OrderNotExist" // WeChat knows no such order
+	ErrTypeQueryRejected = "QueryRejected" // WeChat refused the query or its answer did not verify
+	ErrTypeOrderNotFound = "OrderNotFound" // we have no such order
+)
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// isNotFound lets a caller treat a missing order as an answer, not an error.
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
