@@ -1,0 +1,126 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+)
+
+// maxOrderBody caps POST /orders bodies.
+const maxOrderBody = 16 << 10
+
+// createOrderRequest is POST /orders' body, as fixed by the contract.
+type createOrderRequest struct {
+	OutTradeNo     string `json:"out_trade_no"`
+	AmountFen      int64  `json:"amount_fen"`
+	Description    string `json:"description"`
+	TradeType      string `json:"trade_type"`
+	OpenID         string `json:"openid"`
+	TimeoutSeconds int64  `json:"timeout_seconds"`
+}
+
+func (req *createOrderRequest) validate() error {
+	if req.OutTradeNo != "" && !payment.ValidOutTradeNo(req.OutTradeNo) {
+		return errors.New("out_trade_no must be 6-32 of A-Z a-z 0-9 _ - | *")
+	}
+	if req.AmountFen <= 0 {
+		return errors.New("amount_fen must be an integer > 0")
+	}
+	if utf8.RuneCountInString(req.Description) > 127 || !utf8.ValidString(req.Description) {
+		return errors.New("description must be valid UTF-8 of at most 127 characters")
+	}
+	if req.TimeoutSeconds < 0 {
+		return errors.New("timeout_seconds must be > 0")
+	}
+	if req.TradeType != "" {
+		return fmt.Errorf("trade_type %q is not supported yet", req.TradeType)
+	}
+	return nil
+}
+
+// decodeOrderRequest parses the body strictly: one JSON object, known
+// fields only, integers for amounts.
+func decodeOrderRequest(w http.ResponseWriter, r *http.Request) (createOrderRequest, error) {
+	var req createOrderRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxOrderBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, errors.New("body must be a JSON object with out_trade_no, amount_fen (integer fen) and description")
+	}
+	if dec.More() {
+		return req, errors.New("body must hold one JSON object")
+	}
+	return req, req.validate()
+}
+
+func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeOrderRequest(w, r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.OutTradeNo == "" {
+		req.OutTradeNo = newOutTradeNo(s.now())
+	}
+	order, err := s.Orders.CreateOrder(r.Context(), store.NewOrder{
+		OutTradeNo: req.OutTradeNo, AmountFen: req.AmountFen, Currency: payment.DefaultCurrency, Description: req.Description,
+	})
+	if errors.Is(err, store.ErrDuplicate) {
+		writeError(w, http.StatusConflict, "out_trade_no "+req.OutTradeNo+" already exists")
+		return
+	}
+	if err != nil {
+		s.Logger.Error("create order", "out_trade_no", req.OutTradeNo, "err", err)
+		writeError(w, http.StatusInternalServerError, "could not create the order")
+		return
+	}
+	s.Logger.Info("order created", "out_trade_no", order.OutTradeNo, "amount_fen", order.AmountFen)
+	writeJSON(w, http.StatusCreated, orderJSON(order))
+}
+
+func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
+	no := mux.Vars(r)["out_trade_no"]
+	if !payment.ValidOutTradeNo(no) {
+		writeError(w, http.StatusNotFound, "no such order")
+		return
+	}
+	order, err := s.Orders.GetOrder(r.Context(), no)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no such order")
+		return
+	}
+	if err != nil {
+		s.Logger.Error("get order", "out_trade_no", no, "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the order")
+		return
+	}
+	writeJSON(w, http.StatusOK, orderJSON(order))
+}
+
+// orderJSON gives logs as [] rather than null, as clients expect a list.
+func orderJSON(o payment.Order) payment.Order {
+	if o.Logs == nil {
+		o.Logs = []payment.Log{}
+	}
+	return o
+}
+
+// newOutTradeNo makes an order number: "PF", the UTC time to the second and
+// 10 random digits, 26 characters in all.
+func newOutTradeNo(now time.Time) string {
+	n, err := rand.Int(rand.Reader, big.NewInt(1e10))
+	if err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	}
+	return fmt.Sprintf("PF%s%010d", now.UTC().Format("20060102150405"), n.Int64())
+}

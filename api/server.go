@@ -1,0 +1,103 @@
+// Package api is the HTTP face of the orchestrator: WeChat Pay's notify
+// endpoints and the merchant's order API. It verifies and hands work to the
+// order's Temporal workflow; it holds no SQL and no payment logic.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"go.temporal.io/sdk/client"
+
+	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+)
+
+// Orders is the part of the store the api uses.
+type Orders interface {
+	CreateOrder(ctx context.Context, o store.NewOrder) (payment.Order, error)
+	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	Ping(ctx context.Context) error
+}
+
+// Temporal is the part of the Temporal client the api uses.
+type Temporal interface {
+	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
+		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+}
+
+// Server serves the HTTP API. Build it with its dependencies and mount
+// Handler.
+type Server struct {
+	Orders    Orders
+	Temporal  Temporal
+	TaskQueue string
+	AppID     string
+	MchID     string
+	APIKey    config.Secret // API v2 key
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Handler routes the contract's paths.
+func (s *Server) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)
+	r.HandleFunc("/orders", s.createOrder).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}", s.getOrder).Methods(http.MethodGet)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	return r
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports whether both PostgreSQL and Temporal answer, each within a
+// short timeout, so a load balancer stops sending to an api that cannot
+// record anything.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "temporal": "ok"}
+	ready := true
+	if err := s.Orders.Ping(ctx); err != nil {
+		checks["postgres"], ready = "unreachable", false
+		s.Logger.Warn("readiness: postgres", "err", err)
+	}
+	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], ready = "unreachable", false
+		s.Logger.Warn("readiness: temporal", "err", err)
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, checks)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers {"error": msg}; msg is always ours, never an internal
+// error's text.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

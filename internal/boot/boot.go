@@ -1,0 +1,117 @@
+// Package boot holds the start-up steps the api and the worker share:
+// logging, connecting to PostgreSQL and Temporal with patience (the stack's
+// parts may start in any order), and serving HTTP until shutdown.
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/store"
+)
+
+// Logger is the processes' JSON logger on stderr.
+func Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// startupWait is how long a process keeps trying to reach a dependency
+// before it gives up and exits non-zero.
+const startupWait = 2 * time.Minute
+
+// retry calls f until it succeeds, ctx ends or startupWait passes.
+func retry(ctx context.Context, logger *slog.Logger, what string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, startupWait)
+	defer cancel()
+	delay := 250 * time.Millisecond
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		logger.Warn("waiting for "+what, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// OpenStore connects to PostgreSQL and applies the embedded migrations.
+func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (*store.Store, error) {
+	var s *store.Store
+	err := retry(ctx, logger, "postgres", func(ctx context.Context) error {
+		var err error
+		s, err = store.Open(ctx, cfg.DatabaseURL.Reveal())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return s, nil
+}
+
+// DialTemporal connects to the Temporal frontend, with the SDK logging
+// through slog.
+func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	var c client.Client
+	err := retry(ctx, logger, "temporal", func(ctx context.Context) error {
+		var err error
+		c, err = client.DialContext(ctx, client.Options{
+			HostPort:  cfg.TemporalAddress,
+			Namespace: cfg.TemporalNamespace,
+			Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		})
+		return err
+	})
+	return c, err
+}
+
+// Serve runs srv until ctx ends, then shuts it down, letting in-flight
+// requests finish for up to 10 s.
+func Serve(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("listening", "addr", srv.Addr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listen %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown %s: %w", srv.Addr, err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// NewHTTPServer sets the timeouts every listener of ours uses.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+}

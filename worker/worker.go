@@ -1,0 +1,99 @@
+// Package worker runs the payment workflow and its activities. Any number
+// of workers may poll the same task queue; Temporal hands each task to one.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/payflow/payflow/activities"
+	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/internal/boot"
+	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/workflows"
+)
+
+// Run connects, registers and polls until ctx ends, then drains: running
+// activities get WorkerStopTimeout to finish, after which Temporal retries
+// them elsewhere.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	querier, err := NewQuerier(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := boot.OpenStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := boot.DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
+		return err
+	}
+
+	w := sdkworker.New(c, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
+	w.RegisterWorkflow(workflows.PaymentWorkflow)
+	w.RegisterActivity(&activities.Activities{
+		Orders: st, WeChat: querier, AppID: cfg.AppID, MchID: cfg.MchID, Now: time.Now,
+	})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace, "api_version", cfg.APIVersion)
+
+	health := &health{store: st, temporal: c}
+	err = boot.Serve(ctx, boot.NewHTTPServer(cfg.WorkerAddr, health.handler()), logger)
+	w.Stop()
+	logger.Info("worker stopped")
+	return err
+}
+
+// NewQuerier builds the WeChat order-query client for the configured API
+// version.
+func NewQuerier(cfg config.Config) (activities.Querier, error) {
+	switch cfg.APIVersion {
+	case "v2":
+		return &wechatpay.V2Client{
+			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey.Reveal(),
+			SignType: wechatpay.SignTypeHMACSHA256, HTTP: &http.Client{Timeout: 10 * time.Second},
+		}, nil
+	default:
+		return nil, errors.New("WECHATPAY_API_VERSION=v3 order queries are not supported yet; set WECHATPAY_API_VERSION=v2")
+	}
+}
+
+// health serves the worker's own liveness and readiness.
+type health struct {
+	store    interface{ Ping(context.Context) error }
+	temporal client.Client
+}
+
+func (h *health) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := h.store.Ping(ctx); err != nil {
+			http.Error(w, "postgres unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			http.Error(w, "temporal unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	return mux
+}
