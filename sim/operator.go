@@ -1,0 +1,185 @@
+package sim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/wechatpay"
+)
+
+// maxDuplicates bounds PayRequest.Duplicates.
+const maxDuplicates = 100
+
+// PayRequest is the body of POST /sim/pay: "the user paid".
+type PayRequest struct {
+	OutTradeNo      string `json:"out_trade_no"`
+	AmountFen       int64  `json:"amount_fen"`        // required for a new trade; for a known one, the amount actually paid
+	SignType        string `json:"sign_type"`         // MD5 (default) or HMAC-SHA256
+	Duplicates      int    `json:"duplicates"`        // extra copies of the notification
+	Concurrent      bool   `json:"concurrent"`        // send all copies at once instead of back to back
+	Tamper          string `json:"tamper"`            // "amount", "sign" or "appid": a forged notification
+	ResultCode      string `json:"result_code"`       // SUCCESS (default) or FAIL: a failed payment
+	QueryState      string `json:"query_state"`       // order queries answer this state…
+	QueryStateTimes int    `json:"query_state_times"` // …for this many queries (0: always), then the real one
+	QueryAmountFen  int64  `json:"query_amount_fen"`  // order queries report this amount instead
+	TransactionID   string `json:"transaction_id"`    // generated when empty
+}
+
+// PayResponse is the answer of POST /sim/pay.
+type PayResponse struct {
+	OutTradeNo    string `json:"out_trade_no"`
+	TransactionID string `json:"transaction_id"`
+	TradeState    string `json:"trade_state"`
+}
+
+// NotifyResponse is the answer of POST /sim/trades/{out_trade_no}/notify.
+type NotifyResponse struct {
+	OutTradeNo string `json:"out_trade_no"`
+	Delivery   int    `json:"delivery"` // the new delivery's id
+}
+
+// normalize fills defaults and checks the request.
+func (p *PayRequest) normalize() error {
+	if !payment.ValidOutTradeNo(p.OutTradeNo) {
+		return errors.New("out_trade_no must be 6 to 32 of A-Z a-z 0-9 _ - | *")
+	}
+	if p.AmountFen < 0 || p.QueryAmountFen < 0 {
+		return errors.New("amounts must be >= 0")
+	}
+	if p.SignType == "" {
+		p.SignType = wechatpay.SignTypeMD5
+	}
+	if p.SignType != wechatpay.SignTypeMD5 && p.SignType != wechatpay.SignTypeHMACSHA256 {
+		return errors.New("sign_type must be MD5 or HMAC-SHA256")
+	}
+	if p.Duplicates < 0 || p.Duplicates > maxDuplicates {
+		return fmt.Errorf("duplicates must be 0 to %d", maxDuplicates)
+	}
+	switch p.Tamper {
+	case "", "amount", "sign", "appid":
+	default:
+		return errors.New(`tamper must be "", "amount", "sign" or "appid"`)
+	}
+	if p.ResultCode == "" {
+		p.ResultCode = "SUCCESS"
+	}
+	if p.ResultCode != "SUCCESS" && p.ResultCode != "FAIL" {
+		return errors.New("result_code must be SUCCESS or FAIL")
+	}
+	if _, ok := tradeStateDesc[p.QueryState]; p.QueryState != "" && !ok {
+		return errors.New("query_state must be a WeChat trade state")
+	}
+	if p.QueryStateTimes < 0 {
+		return errors.New("query_state_times must be >= 0")
+	}
+	if p.TransactionID != "" {
+		if len(p.TransactionID) > 32 {
+			return errors.New("transaction_id must be at most 32 characters")
+		}
+		for _, c := range p.TransactionID {
+			if (c < '0' || c > '9') && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
+				return errors.New("transaction_id must be letters and digits")
+			}
+		}
+	}
+	return nil
+}
+
+// handlePay serves POST /sim/pay.
+func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
+	var req PayRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := req.normalize(); err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f, err := s.trades.pay(req, s.now())
+	if err != nil {
+		status := http.StatusConflict
+		if errors.Is(err, errBadRequest) {
+			status = http.StatusBadRequest
+		}
+		writeJSONError(w, status, err.Error())
+		return
+	}
+	msg, err := s.formats["v2"].render(notice{facts: f, ResultCode: req.ResultCode, SignType: req.SignType, Tamper: req.Tamper})
+	if err != nil {
+		s.log.Error("render notification", "out_trade_no", f.OutTradeNo, "error", err)
+		writeJSONError(w, http.StatusInternalServerError, "could not render the notification")
+		return
+	}
+	ds, err := s.trades.addDeliveries(f.OutTradeNo, msg, 1+req.Duplicates)
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	s.log.Info("user paid", "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "amount_fen", f.AmountFen,
+		"result_code", req.ResultCode, "sign_type", req.SignType, "tamper", req.Tamper, "copies", len(ds), "concurrent", req.Concurrent)
+	writeJSON(w, http.StatusOK, PayResponse{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, TradeState: f.State})
+	s.notifier.start(ds, req.Concurrent)
+}
+
+// handleRenotify serves POST /sim/trades/{out_trade_no}/notify: a new
+// delivery of the trade's last notification, byte for byte.
+func (s *Server) handleRenotify(w http.ResponseWriter, r *http.Request) {
+	no := r.PathValue("out_trade_no")
+	ds, err := s.trades.addDeliveries(no, nil, 1)
+	switch {
+	case errors.Is(err, errNoTrade):
+		writeJSONError(w, http.StatusNotFound, "unknown trade")
+		return
+	case errors.Is(err, errNoNotice):
+		writeJSONError(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
+		writeJSONError(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	s.log.Info("notification sent again", "out_trade_no", no, "delivery", ds[0].id)
+	writeJSON(w, http.StatusAccepted, NotifyResponse{OutTradeNo: no, Delivery: ds[0].id})
+	s.notifier.start(ds, false)
+}
+
+// handleTrade serves GET /sim/trades/{out_trade_no}.
+func (s *Server) handleTrade(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.trades.view(r.PathValue("out_trade_no"))
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "unknown trade")
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %v", err)
+	}
+	if dec.More() {
+		return errors.New("bad JSON body: trailing data")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// nowFunc is the clock; tests may replace Server.now.
+type nowFunc func() time.Time
