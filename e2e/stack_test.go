@@ -1,0 +1,336 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/payflow/payflow/internal/pgtest"
+)
+
+// Test merchant settings shared by the api, the worker and the sim.
+const (
+	appID  = "wx2421b1c4370ec43b"
+	mchID  = "10000100"
+	apiKey = "192006250b4c09247ec02edce69f6a2d"
+)
+
+// stack is the whole system under test: real processes on loopback ports.
+type stack struct {
+	dir         string
+	bins        string
+	temporalBin string
+	pg          *pgtest.Cluster
+	dbURL       string
+	temporal    *proc
+	temporalHP  string
+	worker      *proc
+	api         *proc
+	sim         *proc
+	apiURL      string
+	simURL      string
+	workerAddr  string
+	tc          client.Client
+}
+
+var st *stack
+
+func TestMain(m *testing.M) {
+	code, err := runMain(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func runMain(m *testing.M) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s, err := startStack(ctx)
+	if s != nil {
+		defer s.close()
+	}
+	if err != nil {
+		if s != nil {
+			s.dumpLogs()
+		}
+		return 1, err
+	}
+	st = s
+	code := m.Run()
+	if code != 0 {
+		s.dumpLogs()
+	}
+	return code, nil
+}
+
+func startStack(ctx context.Context) (*stack, error) {
+	temporalBin := os.Getenv("TEMPORAL_BIN")
+	if temporalBin == "" {
+		temporalBin = "../bin/temporal"
+	}
+	temporalBin, _ = filepath.Abs(temporalBin)
+	if _, err := os.Stat(temporalBin); err != nil {
+		return nil, fmt.Errorf("the Temporal CLI is needed at %s (run `make temporal`, or set TEMPORAL_BIN)", temporalBin)
+	}
+	dir, err := os.MkdirTemp("", "payflow-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{dir: dir, bins: filepath.Join(dir, "bin"), temporalBin: temporalBin}
+
+	// Build the contract's binaries from this tree.
+	build := exec.CommandContext(ctx, "go", "build", "-o", s.bins+"/", "../cmd/api", "../cmd/worker", "../cmd/wechatpay-sim")
+	if out, err := build.CombinedOutput(); err != nil {
+		return s, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+
+	if s.pg, err = pgtest.Start(ctx); err != nil {
+		return s, err
+	}
+	if s.dbURL, err = s.pg.CreateDatabase(ctx, "payments"); err != nil {
+		return s, err
+	}
+
+	if err := s.startTemporal(ctx); err != nil {
+		return s, err
+	}
+	if s.tc, err = client.DialContext(ctx, client.Options{HostPort: s.temporalHP}); err != nil {
+		return s, err
+	}
+
+	apiAddr, simAddr := freeAddr(), freeAddr()
+	s.workerAddr = freeAddr()
+	s.apiURL, s.simURL = "http://"+apiAddr, "http://"+simAddr
+	s.sim = newProc(s, "wechatpay-sim", filepath.Join(s.bins, "wechatpay-sim"), s.env(
+		"SIM_ADDR="+simAddr,
+		"SIM_NOTIFY_URL="+s.apiURL+"/wechatpay/notify",
+		"SIM_TIME_SCALE=0.001",
+	))
+	s.worker = newProc(s, "worker", filepath.Join(s.bins, "worker"), s.env("WORKER_ADDR="+s.workerAddr))
+	s.api = newProc(s, "api", filepath.Join(s.bins, "api"), s.env("API_ADDR="+apiAddr))
+	for _, p := range []*proc{s.sim, s.worker, s.api} {
+		if err := p.start(); err != nil {
+			return s, err
+		}
+	}
+	for _, u := range []string{s.simURL + "/healthz", "http://" + s.workerAddr + "/readyz", s.apiURL + "/readyz"} {
+		if err := waitHTTP(ctx, u); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// env is the configuration every process of ours gets.
+func (s *stack) env(extra ...string) []string {
+	return append([]string{
+		"DATABASE_URL=" + s.dbURL,
+		"TEMPORAL_ADDRESS=" + s.temporalHP,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE=payments-e2e",
+		"WECHATPAY_APPID=" + appID,
+		"WECHATPAY_MCHID=" + mchID,
+		"WECHATPAY_API_KEY=" + apiKey,
+		"WECHATPAY_API_VERSION=v2",
+		"WECHATPAY_BASE_URL=" + s.simURL,
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+	}, extra...)
+}
+
+// startTemporal runs the dev server with its state in a file, so a restart
+// keeps every workflow (as a real cluster would).
+func (s *stack) startTemporal(ctx context.Context) error {
+	s.temporalHP = freeAddr()
+	_, port, _ := net.SplitHostPort(s.temporalHP)
+	_, uiPort, _ := net.SplitHostPort(freeAddr())
+	s.temporal = newProc(s, "temporal", s.temporalBin, []string{"HOME=" + s.dir, "PATH=" + os.Getenv("PATH")},
+		"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
+		"--db-filename", filepath.Join(s.dir, "temporal.db"), "--log-level", "error")
+	if err := s.temporal.start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := client.DialContext(ctx, client.Options{HostPort: s.temporalHP})
+		if err == nil {
+			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return fmt.Errorf("temporal dev server did not come up on %s", s.temporalHP)
+}
+
+func (s *stack) close() {
+	for _, p := range []*proc{s.api, s.worker, s.sim, s.temporal} {
+		if p != nil {
+			p.stop()
+		}
+	}
+	if s.tc != nil {
+		s.tc.Close()
+	}
+	if s.pg != nil {
+		_ = s.pg.Close()
+	}
+	if os.Getenv("E2E_KEEP") == "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+func (s *stack) dumpLogs() {
+	for _, name := range []string{"api", "worker", "wechatpay-sim", "temporal"} {
+		b, err := os.ReadFile(filepath.Join(s.dir, name+".log"))
+		if err != nil {
+			continue
+		}
+		if len(b) > 8000 {
+			b = b[len(b)-8000:]
+		}
+		fmt.Fprintf(os.Stderr, "----- %s.log (tail) -----\n%s\n", name, b)
+	}
+}
+
+// proc is one of the stack's processes, restartable.
+type proc struct {
+	name, path string
+	args, env  []string
+	log        string
+	cmd        *exec.Cmd
+	done       chan struct{}
+}
+
+func newProc(s *stack, name, path string, env []string, args ...string) *proc {
+	return &proc{name: name, path: path, args: args, env: env, log: filepath.Join(s.dir, name+".log")}
+}
+
+func (p *proc) start() error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = p.env, f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(p.done) }()
+	return nil
+}
+
+// kill is a crash: SIGKILL, no chance to clean up.
+func (p *proc) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// stop is a clean shutdown: SIGTERM, then SIGKILL after 15 s.
+func (p *proc) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.kill()
+	}
+	p.cmd = nil
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready", url)
+}
+
+// do sends a JSON request and decodes a JSON answer into out (if non-nil).
+func do(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+func uniqueNo(prefix string) string {
+	return strings.ToUpper(prefix) + fmt.Sprint(time.Now().UnixNano())[6:]
+}
