@@ -109,6 +109,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	s.Close()
+	s.log.Info("stopped")
 	return nil
 }
 
