@@ -5,6 +5,13 @@
 // payment is announced to the merchant's notify URL with WeChat's retry
 // schedule, and every delivery attempt is recorded for inspection.
 //
+// Endpoints (see Server.Handler): POST /pay/orderquery (API v2, XML),
+// POST /sim/pay (PayRequest), POST /sim/trades/{out_trade_no}/notify,
+// GET /sim/trades/{out_trade_no} (TradeView), GET /healthz.
+//
+// Environment (LoadConfig): SIM_ADDR, WECHATPAY_APPID, WECHATPAY_MCHID,
+// WECHATPAY_API_KEY, SIM_NOTIFY_URL, SIM_TIME_SCALE, SIM_QUERY_DELAY.
+//
 // Layout, so that API v3, prepay and close can be added beside v2:
 //   - trades.go: the in-memory trade store and its JSON views;
 //   - notifier.go: deliveries and retries, independent of the wire format;

@@ -65,6 +65,10 @@ type notifier struct {
 }
 
 func newNotifier(ctx context.Context, url string, scale float64, store *trades, log *slog.Logger) *notifier {
+	// Notifications go straight to the merchant, never through a proxy
+	// configured in the environment.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
 	sched := make([]time.Duration, len(RetrySchedule))
 	for i, d := range RetrySchedule {
 		sched[i] = time.Duration(float64(d) * scale)
@@ -72,7 +76,8 @@ func newNotifier(ctx context.Context, url string, scale float64, store *trades, 
 	return &notifier{
 		ctx: ctx, url: url, store: store, log: log, schedule: sched,
 		client: &http.Client{
-			Timeout: attemptTimeout,
+			Transport: transport,
+			Timeout:   attemptTimeout,
 			// WeChat does not follow redirects: a 3xx is a failed attempt.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -129,6 +134,7 @@ func (n *notifier) wait() {
 	n.closed = true
 	n.mu.Unlock()
 	n.wg.Wait()
+	n.client.CloseIdleConnections()
 }
 
 // run makes d's attempts until one is accepted or the schedule runs out.

@@ -507,3 +507,21 @@ func TestLoadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryDelay(t *testing.T) {
+	s, err := New(Config{AppID: testAppID, MchID: testMchID, APIKey: testKey, NotifyURL: "http://127.0.0.1:1/notify", QueryDelay: 100 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(s.Close)
+	t.Cleanup(srv.Close)
+	start := time.Now()
+	_, err = client(srv.URL, "").QueryOrder(context.Background(), "order-0011")
+	if !errors.Is(err, wechatpay.ErrOrderNotExist) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("answered after %v, want >= 100ms", d)
+	}
+}

@@ -135,6 +135,9 @@ var tradeStateDesc = map[string]string{
 func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("api", "v2", "op", "orderquery")
 	body, err := readBody(w, r, maxV2Request)
+	if !sleep(r.Context(), s.cfg.QueryDelay) { // WeChat's latency, whatever the answer
+		return // the caller went away
+	}
 	if err != nil {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "请求体过大或读取失败"})
 		return
@@ -156,9 +159,6 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 	if req["out_trade_no"] == "" && req["transaction_id"] == "" {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "缺少参数out_trade_no或transaction_id"})
 		return
-	}
-	if !sleep(r.Context(), s.cfg.QueryDelay) {
-		return // the caller went away
 	}
 
 	signType := req["sign_type"]
