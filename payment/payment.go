@@ -101,6 +101,13 @@ type Order struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	UpdatedAt     time.Time  `json:"updated_at"`
 	Logs          []Log      `json:"logs"`
+
+	// Additions to the contract's order JSON.
+	ExpiresAt *time.Time   `json:"expires_at,omitempty"` // closed if still unpaid then
+	TradeType string       `json:"trade_type,omitempty"` // JSAPI or NATIVE when prepaid at WeChat
+	OpenID    string       `json:"-"`                    // the JSAPI payer; personal data, never in responses
+	CodeURL   string       `json:"code_url,omitempty"`   // NATIVE prepay: the QR code's content
+	JSAPI     *JSAPIParams `json:"jsapi,omitempty"`      // JSAPI prepay: wx.requestPayment's arguments
 }
 
 // Log is one row of an order's history: a status change (from != to) or a
@@ -120,3 +127,40 @@ var outTradeNoRE = regexp.MustCompile(`^[A-Za-z0-9_\-|*]{6,32}$`)
 // ValidOutTradeNo reports whether s is a valid merchant order number:
 // 6 to 32 of A-Z a-z 0-9 _ - | *.
 func ValidOutTradeNo(s string) bool { return outTradeNoRE.MatchString(s) }
+
+// Trade types the orchestrator prepays.
+const (
+	TradeTypeJSAPI  = "JSAPI"  // in-app / official account: needs the payer's openid
+	TradeTypeNative = "NATIVE" // QR code: returns a code_url
+)
+
+// PrepayRequest asks WeChat to create the order on its side.
+type PrepayRequest struct {
+	OutTradeNo  string    `json:"out_trade_no"`
+	Description string    `json:"description"`
+	AmountFen   int64     `json:"amount_fen"`
+	Currency    string    `json:"currency"`
+	TradeType   string    `json:"trade_type"`
+	OpenID      string    `json:"openid,omitempty"`
+	NotifyURL   string    `json:"notify_url"`
+	TimeExpire  time.Time `json:"time_expire"`
+	ClientIP    string    `json:"client_ip,omitempty"` // v2 spbill_create_ip
+}
+
+// Prepay is what a client needs to pay: a NATIVE order's code_url, or a
+// JSAPI order's signed wx.requestPayment parameters.
+type Prepay struct {
+	PrepayID string       `json:"prepay_id,omitempty"`
+	CodeURL  string       `json:"code_url,omitempty"`
+	JSAPI    *JSAPIParams `json:"jsapi,omitempty"`
+}
+
+// JSAPIParams are wx.requestPayment's arguments, signed for the front end.
+type JSAPIParams struct {
+	AppID     string `json:"appId"`
+	TimeStamp string `json:"timeStamp"`
+	NonceStr  string `json:"nonceStr"`
+	Package   string `json:"package"`
+	SignType  string `json:"signType"`
+	PaySign   string `json:"paySign"`
+}

@@ -127,6 +127,9 @@ type NewOrder struct {
 	AmountFen   int64
 	Currency    string // payment.DefaultCurrency when empty
 	Description string
+	ExpiresAt   time.Time // no expiry when zero
+	TradeType   string    // JSAPI or NATIVE to prepay at WeChat; empty otherwise
+	OpenID      string    // the JSAPI payer
 }
 
 // CreateOrder inserts a PENDING order together with its first log row.
@@ -144,11 +147,12 @@ func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, err
 	// ON CONFLICT DO NOTHING rather than a unique violation: a concurrent
 	// create of the same order waits for ours and then returns no row.
 	order, err := scanOrder(tx.QueryRow(ctx, `
-		INSERT INTO orders (out_trade_no, amount_fen, currency, description, status)
-		VALUES ($1, $2, $3, $4, $5)
+		INSERT INTO orders (out_trade_no, amount_fen, currency, description, status, expires_at, trade_type, openid)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (out_trade_no) DO NOTHING
 		RETURNING `+orderColumns,
-		o.OutTradeNo, o.AmountFen, o.Currency, o.Description, payment.StatusPending))
+		o.OutTradeNo, o.AmountFen, o.Currency, o.Description, payment.StatusPending,
+		nullTime(o.ExpiresAt), o.TradeType, o.OpenID))
 	if errors.Is(err, pgx.ErrNoRows) || isUniqueViolation(err) {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, ErrDuplicate)
 	}
@@ -178,7 +182,7 @@ func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order,
 	defer tx.Rollback(ctx)
 
 	order, err := scanOrder(tx.QueryRow(ctx,
-		`SELECT `+orderColumns+` FROM orders WHERE out_trade_no = $1`, outTradeNo))
+		`SELECT `+orderPrepayColumns+` FROM orders LEFT JOIN prepays USING (out_trade_no) WHERE out_trade_no = $1`, outTradeNo))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, ErrNotFound)
 	}
@@ -397,15 +401,38 @@ func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, 
 	return tag.RowsAffected() == 1, nil
 }
 
-const orderColumns = `out_trade_no, amount_fen, currency, description, status,
-	coalesce(transaction_id, ''), paid_at, created_at, updated_at`
+// orderColumns are what scanOrder reads; table-qualified because prepays
+// has a created_at too. orderColumns has no prepay (NULL); read
+// orderPrepayColumns from orders LEFT JOIN prepays.
+const (
+	orderBaseColumns = `orders.out_trade_no, orders.amount_fen, orders.currency, orders.description, orders.status,
+	coalesce(orders.transaction_id, ''), orders.paid_at, orders.created_at, orders.updated_at,
+	orders.expires_at, orders.trade_type, orders.openid`
+	orderColumns       = orderBaseColumns + `, NULL::jsonb`
+	orderPrepayColumns = orderBaseColumns + `, prepays.result`
+)
 
 func scanOrder(row pgx.Row) (payment.Order, error) {
-	var o payment.Order
+	var (
+		o      payment.Order
+		prepay []byte
+	)
 	err := row.Scan(&o.OutTradeNo, &o.AmountFen, &o.Currency, &o.Description, &o.Status,
-		&o.TransactionID, &o.PaidAt, &o.CreatedAt, &o.UpdatedAt)
+		&o.TransactionID, &o.PaidAt, &o.CreatedAt, &o.UpdatedAt,
+		&o.ExpiresAt, &o.TradeType, &o.OpenID, &prepay)
 	if err != nil {
 		return payment.Order{}, err
+	}
+	if len(prepay) > 0 {
+		var p payment.Prepay
+		if err := json.Unmarshal(prepay, &p); err != nil {
+			return payment.Order{}, fmt.Errorf("decode prepay: %w", err)
+		}
+		o.CodeURL, o.JSAPI = p.CodeURL, p.JSAPI
+	}
+	if o.ExpiresAt != nil {
+		t := o.ExpiresAt.UTC()
+		o.ExpiresAt = &t
 	}
 	if o.PaidAt != nil {
 		t := o.PaidAt.UTC()
@@ -492,4 +519,9 @@ func insertLog(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payme
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -82,8 +83,12 @@ func TestMigrateTwice(t *testing.T) {
 	if err := s.pool.QueryRow(context.Background(), "SELECT version FROM payflow_schema_version").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if version != 1 {
-		t.Fatalf("schema version = %d, want 1", version)
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("embedded migrations: %v %v", files, err)
+	}
+	if version != len(files) {
+		t.Fatalf("schema version = %d, want %d (every embedded migration, once)", version, len(files))
 	}
 }
 

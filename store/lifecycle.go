@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/payflow/payflow/payment"
+)
+
+// ErrPrepayConflict: the order was already prepaid with other parameters.
+var ErrPrepayConflict = errors.New("order already prepaid with different parameters")
+
+// ClosedOutcome says what MarkClosed found.
+type ClosedOutcome string
+
+const (
+	OutcomeClosed       ClosedOutcome = "closed" // the order is (now or already) CLOSED
+	OutcomeClosedPaid   ClosedOutcome = "paid"   // it was PAID: nothing written
+	OutcomeClosedReview ClosedOutcome = "review" // it was in REVIEW: nothing written
+)
+
+// MarkClosed moves a PENDING order to CLOSED with one log row (remarks
+// reason, idempotency key idemKey). A PAID or REVIEW order is left alone and
+// its state reported, so the caller learns that the close lost a race.
+func (s *Store) MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (ClosedOutcome, error) {
+	if idemKey == "" {
+		return "", fmt.Errorf("mark closed %s: empty idempotency key", outTradeNo)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("mark closed %s: %w", outTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+
+	status, _, err := lockOrder(ctx, tx, outTradeNo)
+	if err != nil {
+		return "", fmt.Errorf("mark closed %s: %w", outTradeNo, err)
+	}
+	switch status {
+	case payment.StatusPaid:
+		return OutcomeClosedPaid, nil
+	case payment.StatusReview:
+		return OutcomeClosedReview, nil
+	case payment.StatusClosed:
+		return OutcomeClosed, nil
+	}
+	if _, err := changeStatus(ctx, tx, outTradeNo, status, payment.StatusClosed, reason, idemKey); err != nil {
+		return "", fmt.Errorf("mark closed %s: %w", outTradeNo, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("mark closed %s: %w", outTradeNo, err)
+	}
+	return OutcomeClosed, nil
+}
+
+// GetPrepay returns the stored prepay of an order and the hash of the
+// parameters it was made with; found is false if there is none.
+func (s *Store) GetPrepay(ctx context.Context, outTradeNo string) (p payment.Prepay, paramsHash string, found bool, err error) {
+	var raw []byte
+	err = s.pool.QueryRow(ctx, `SELECT params_hash, result FROM prepays WHERE out_trade_no = $1`, outTradeNo).Scan(&paramsHash, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return payment.Prepay{}, "", false, nil
+	}
+	if err != nil {
+		return payment.Prepay{}, "", false, fmt.Errorf("get prepay %s: %w", outTradeNo, err)
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return payment.Prepay{}, "", false, fmt.Errorf("get prepay %s: decode: %w", outTradeNo, err)
+	}
+	return p, paramsHash, true, nil
+}
+
+// SavePrepay stores an order's prepay once. If one is already stored, that
+// one is returned (a retried activity keeps the first answer), or
+// ErrPrepayConflict if it was made with other parameters.
+func (s *Store) SavePrepay(ctx context.Context, outTradeNo, paramsHash string, p payment.Prepay) (payment.Prepay, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return payment.Prepay{}, fmt.Errorf("save prepay %s: %w", outTradeNo, err)
+	}
+	_, err = s.pool.Exec(ctx, `
+		INSERT INTO prepays (out_trade_no, params_hash, result) VALUES ($1, $2, $3)
+		ON CONFLICT (out_trade_no) DO NOTHING`, outTradeNo, paramsHash, raw)
+	if isForeignKeyViolation(err) {
+		return payment.Prepay{}, fmt.Errorf("save prepay %s: %w", outTradeNo, ErrNotFound)
+	}
+	if err != nil {
+		return payment.Prepay{}, fmt.Errorf("save prepay %s: %w", outTradeNo, err)
+	}
+	stored, hash, _, err := s.GetPrepay(ctx, outTradeNo)
+	if err != nil {
+		return payment.Prepay{}, err
+	}
+	if hash != paramsHash {
+		return payment.Prepay{}, fmt.Errorf("save prepay %s: %w", outTradeNo, ErrPrepayConflict)
+	}
+	return stored, nil
+}
+
+// PendingOrder is an unpaid order, as reconciliation sees it.
+type PendingOrder struct {
+	OutTradeNo string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	TradeType  string
+}
+
+// PendingOrders lists PENDING orders created before createdBefore, oldest
+// first, at most limit of them.
+func (s *Store) PendingOrders(ctx context.Context, createdBefore time.Time, limit int) ([]PendingOrder, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT out_trade_no, created_at, expires_at, trade_type
+		FROM orders WHERE status = $1 AND created_at < $2
+		ORDER BY created_at LIMIT $3`, payment.StatusPending, createdBefore.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending orders: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingOrder, error) {
+		var p PendingOrder
+		err := row.Scan(&p.OutTradeNo, &p.CreatedAt, &p.ExpiresAt, &p.TradeType)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending orders: %w", err)
+	}
+	return out, nil
+}
