@@ -9,6 +9,15 @@ import (
 // ORDERNOTEXIST: WeChat has no trade under that out_trade_no.
 var ErrOrderNotExist = errors.New("wechatpay: order does not exist")
 
+// ErrOrderPaid matches an *APIError saying the order is already paid
+// (v2 ORDERPAID, v3 ORDERPAID or ORDER_PAID): it cannot be closed or
+// prepaid again.
+var ErrOrderPaid = errors.New("wechatpay: order already paid")
+
+// ErrOrderClosed matches an *APIError saying the order is closed (v2
+// ORDERCLOSED, v3 ORDER_CLOSED).
+var ErrOrderClosed = errors.New("wechatpay: order closed")
+
 // WeChat error codes this package classifies.
 const (
 	codeOrderNotExist = "ORDERNOTEXIST"
@@ -41,9 +50,17 @@ func (e *APIError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrOrderNotExist) true for ORDERNOTEXIST.
+// Is makes errors.Is match the sentinels above by WeChat's code.
 func (e *APIError) Is(target error) bool {
-	return target == ErrOrderNotExist && e.Code == codeOrderNotExist
+	switch target {
+	case ErrOrderNotExist:
+		return e.Code == codeOrderNotExist
+	case ErrOrderPaid:
+		return e.Code == "ORDERPAID" || e.Code == "ORDER_PAID"
+	case ErrOrderClosed:
+		return e.Code == "ORDERCLOSED" || e.Code == "ORDER_CLOSED"
+	}
+	return false
 }
 
 // retryableCode reports whether WeChat asks to retry the call on this
