@@ -1,0 +1,217 @@
+// Package metrics holds payflow's Prometheus metrics: the notify endpoints'
+// decisions and latency, the hand-off to Temporal, final order statuses,
+// activity attempts and reconciliation findings. It also bridges the
+// Temporal SDK's own metrics into the same registry.
+//
+// Every collector lives on the registry given to New; the package registers
+// nothing globally, so tests and processes each bring their own.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metric names. The Grafana dashboard and the alerting rules in deploy/
+// refer to these; deploy's tests fail when one of them drifts.
+const (
+	NotificationsReceivedName  = "payflow_notifications_received_total"
+	NotificationsAckedName     = "payflow_notifications_acked_total"
+	NotificationsRejectedName  = "payflow_notifications_rejected_total"
+	NotifyAckSecondsName       = "payflow_notify_ack_seconds"
+	SignalWithStartSecondsName = "payflow_signal_with_start_seconds"
+	SignalWithStartErrorsName  = "payflow_signal_with_start_errors_total"
+	OrdersFinalName            = "payflow_orders_final_total"
+	ActivityAttemptsName       = "payflow_activity_attempts_total"
+	ActivityFailuresName       = "payflow_activity_failures_total"
+	ReconciliationFoundName    = "payflow_reconciliation_found_total"
+	TemporalMetricsErrorsName  = "payflow_temporal_metrics_errors_total"
+)
+
+// Names lists every metric name this package defines (histograms by their
+// base name, without _bucket/_sum/_count).
+func Names() []string {
+	return []string{
+		NotificationsReceivedName, NotificationsAckedName, NotificationsRejectedName,
+		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
+		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
+		ReconciliationFoundName, TemporalMetricsErrorsName,
+	}
+}
+
+// LatencyBuckets are the histogram buckets of the notify acknowledgement
+// and SignalWithStart latencies, in seconds: fine below a second, then
+// every second up to WeChat Pay's 5 s limit for answering a notification.
+var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
+
+// Label values known in advance. Their series are created at zero, so a
+// rate() or increase() in an alert sees the first event, not only the
+// second.
+var (
+	versions = []string{"v2", "v3"}
+	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox"}
+	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
+	statuses = []string{"PAID", "CLOSED", "REVIEW"}
+)
+
+// Metrics records payflow's own metrics. A nil *Metrics records nothing, so
+// code under test may leave it out.
+type Metrics struct {
+	received       *prometheus.CounterVec
+	acked          *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	ackLatency     *prometheus.HistogramVec
+	swsLatency     prometheus.Histogram
+	swsErrors      prometheus.Counter
+	ordersFinal    *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	failures       *prometheus.CounterVec
+	reconciliation prometheus.Counter
+}
+
+// New creates the collectors and registers them on reg. It panics if reg
+// already holds collectors of these names (a programming error, as with
+// prometheus.MustRegister). A nil reg registers nothing.
+func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		received: f.NewCounterVec(prometheus.CounterOpts{
+			Name: NotificationsReceivedName,
+			Help: "Payment notifications received from WeChat Pay, by API version.",
+		}, []string{"version"}),
+		acked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: NotificationsAckedName,
+			Help: "Notifications acknowledged with SUCCESS, by API version and outcome (recorded, already_paid, recorded_again, inbox).",
+		}, []string{"version", "outcome"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: NotificationsRejectedName,
+			Help: "Notifications answered with FAIL, by API version and reason (unrecorded means a 5xx: WeChat retries).",
+		}, []string{"version", "reason"}),
+		ackLatency: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    NotifyAckSecondsName,
+			Help:    "Time from receiving a notification to answering it (acknowledged or rejected); WeChat Pay waits 5 s.",
+			Buckets: LatencyBuckets,
+		}, []string{"version"}),
+		swsLatency: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    SignalWithStartSecondsName,
+			Help:    "Latency of SignalWithStart calls handing a notification to its order's workflow.",
+			Buckets: LatencyBuckets,
+		}),
+		swsErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: SignalWithStartErrorsName,
+			Help: "SignalWithStart calls that failed.",
+		}),
+		ordersFinal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: OrdersFinalName,
+			Help: "Orders that reached a final status (PAID, CLOSED, REVIEW).",
+		}, []string{"status"}),
+		attempts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: ActivityAttemptsName,
+			Help: "Activity executions (every attempt, retries included), by activity type.",
+		}, []string{"activity"}),
+		failures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: ActivityFailuresName,
+			Help: "Activity executions that returned an error, by activity type.",
+		}, []string{"activity"}),
+		reconciliation: f.NewCounter(prometheus.CounterOpts{
+			Name: ReconciliationFoundName,
+			Help: "Discrepancies found by reconciliation against WeChat Pay.",
+		}),
+	}
+	for _, v := range versions {
+		m.received.WithLabelValues(v)
+		m.ackLatency.WithLabelValues(v)
+		for _, o := range outcomes {
+			m.acked.WithLabelValues(v, o)
+		}
+		for _, r := range reasons {
+			m.rejected.WithLabelValues(v, r)
+		}
+	}
+	for _, s := range statuses {
+		m.ordersFinal.WithLabelValues(s)
+	}
+	return m
+}
+
+// NotificationReceived counts a notification as it arrives; version is
+// "v2" or "v3".
+func (m *Metrics) NotificationReceived(version string) {
+	if m == nil {
+		return
+	}
+	m.received.WithLabelValues(version).Inc()
+}
+
+// NotificationAcked counts a notification answered with SUCCESS and
+// observes how long the answer took. outcome is recorded, already_paid,
+// recorded_again or inbox.
+func (m *Metrics) NotificationAcked(version, outcome string, latency time.Duration) {
+	if m == nil {
+		return
+	}
+	m.acked.WithLabelValues(version, outcome).Inc()
+	m.ackLatency.WithLabelValues(version).Observe(latency.Seconds())
+}
+
+// NotificationRejected counts a notification answered with FAIL and
+// observes how long the answer took. reason is signature, stale, probe,
+// unknown_key, foreign_id, malformed, decrypt or unrecorded.
+func (m *Metrics) NotificationRejected(version, reason string, latency time.Duration) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(version, reason).Inc()
+	m.ackLatency.WithLabelValues(version).Observe(latency.Seconds())
+}
+
+// SignalWithStart observes one SignalWithStart call's latency and counts it
+// as an error when err is not nil.
+func (m *Metrics) SignalWithStart(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.swsLatency.Observe(d.Seconds())
+	if err != nil {
+		m.swsErrors.Inc()
+	}
+}
+
+// OrderFinal counts an order reaching a final status: PAID, CLOSED or
+// REVIEW.
+func (m *Metrics) OrderFinal(status string) {
+	if m == nil {
+		return
+	}
+	m.ordersFinal.WithLabelValues(status).Inc()
+}
+
+// ActivityAttempt counts one execution of an activity, and a failure when
+// err is not nil. ActivityInterceptor calls it for every activity.
+func (m *Metrics) ActivityAttempt(activity string, err error) {
+	if m == nil {
+		return
+	}
+	m.attempts.WithLabelValues(activity).Inc()
+	if err != nil {
+		m.failures.WithLabelValues(activity).Inc()
+	}
+}
+
+// ReconciliationFound counts n discrepancies found by a reconciliation run.
+func (m *Metrics) ReconciliationFound(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.reconciliation.Add(float64(n))
+}
+
+// Handler serves the metrics gathered by g in the Prometheus text format,
+// for GET /metrics.
+func Handler(g prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
