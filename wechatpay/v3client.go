@@ -37,6 +37,7 @@ const (
 type V3ClientConfig struct {
 	BaseURL       string          // WECHATPAY_BASE_URL; V3DefaultBaseURL when empty
 	MchID         string          // merchant id, sent as mchid
+	AppID         string          // WECHATPAY_APPID: prepay bodies and the JSAPI paySign; only Prepay needs it
 	MchCertSerial string          // WECHATPAY_MCH_CERT_SERIAL, sent as serial_no
 	MchPrivateKey *rsa.PrivateKey // from WECHATPAY_MCH_PRIVATE_KEY_FILE (utils.LoadPrivateKeyWithPath)
 	Keys          *V3Keys         // verify WeChat's answers
@@ -49,6 +50,7 @@ type V3ClientConfig struct {
 // every answer's signature is verified with Keys.
 type V3Client struct {
 	mchID string
+	appID string
 	api   jsapi.JsapiApiService
 }
 
@@ -94,7 +96,7 @@ func NewV3Client(ctx context.Context, cfg V3ClientConfig) (*V3Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: v3 client: %w", err)
 	}
-	return &V3Client{mchID: cfg.MchID, api: jsapi.JsapiApiService{Client: client}}, nil
+	return &V3Client{mchID: cfg.MchID, appID: cfg.AppID, api: jsapi.JsapiApiService{Client: client}}, nil
 }
 
 // QueryOrder asks WeChat for the trade of outTradeNo
