@@ -19,12 +19,23 @@ type Config struct {
 	NotifyURL  string        // SIM_NOTIFY_URL: where notifications go
 	TimeScale  float64       // SIM_TIME_SCALE: multiplies every retry delay
 	QueryDelay time.Duration // SIM_QUERY_DELAY: pause before answering an order query
+
+	// API v3 and notification settings.
+	KeysDir           string // SIM_KEYS_DIR: a directory written by GenerateKeys (wechatpay-sim keygen)
+	APIv3Key          string // WECHATPAY_APIV3_KEY: overrides KeysDir/apiv3_key; never logged
+	PlatformKey       string // SIM_PLATFORM_KEY: id or certificate serial of the identity that signs by default
+	NotifyURLV3       string // SIM_NOTIFY_URL_V3: where v3 notifications go unless the trade's prepay named one
+	NotifyVersion     string // SIM_NOTIFY_VERSION: v2 or v3, the format for trades not prepaid
+	DropNotifications bool   // SIM_DROP_NOTIFICATIONS: /sim/pay sends no notification at all
 }
 
 // Defaults of the optional settings.
 const (
 	DefaultAddr      = "127.0.0.1:8090"
 	DefaultNotifyURL = "http://127.0.0.1:8080/wechatpay/notify"
+
+	DefaultNotifyURLV3   = "http://127.0.0.1:8080/wechatpay/v3/notify"
+	DefaultNotifyVersion = "v2"
 )
 
 // LoadConfig reads the configuration from the environment through getenv
@@ -43,8 +54,21 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		APIKey:    get("WECHATPAY_API_KEY", ""),
 		NotifyURL: get("SIM_NOTIFY_URL", DefaultNotifyURL),
 		TimeScale: 1,
+
+		KeysDir:       get("SIM_KEYS_DIR", ""),
+		APIv3Key:      get("WECHATPAY_APIV3_KEY", ""),
+		PlatformKey:   get("SIM_PLATFORM_KEY", ""),
+		NotifyURLV3:   get("SIM_NOTIFY_URL_V3", DefaultNotifyURLV3),
+		NotifyVersion: get("SIM_NOTIFY_VERSION", DefaultNotifyVersion),
 	}
 	var errs []error
+	if s := get("SIM_DROP_NOTIFICATIONS", ""); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_DROP_NOTIFICATIONS: not a boolean: %q", s))
+		}
+		c.DropNotifications = b
+	}
 	if s := get("SIM_TIME_SCALE", ""); s != "" {
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
@@ -65,7 +89,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-// Validate reports what is missing or out of range.
+// Validate reports what is missing or out of range. Whether the key
+// directory holds what it should is checked when New loads it.
 func (c Config) Validate() error {
 	var errs []error
 	if c.AppID == "" {
@@ -74,11 +99,22 @@ func (c Config) Validate() error {
 	if c.MchID == "" {
 		errs = append(errs, errors.New("WECHATPAY_MCHID is required"))
 	}
-	if c.APIKey == "" {
-		errs = append(errs, errors.New("WECHATPAY_API_KEY is required"))
+	if c.APIKey == "" && c.KeysDir == "" {
+		errs = append(errs, errors.New("WECHATPAY_API_KEY is required (or SIM_KEYS_DIR with an api_key file)"))
 	}
-	if u, err := url.Parse(c.NotifyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(c.NotifyURL) {
 		errs = append(errs, errors.New("SIM_NOTIFY_URL must be an http(s) URL"))
+	}
+	if c.NotifyURLV3 != "" && !httpURL(c.NotifyURLV3) {
+		errs = append(errs, errors.New("SIM_NOTIFY_URL_V3 must be an http(s) URL"))
+	}
+	if c.APIv3Key != "" && len(c.APIv3Key) != 32 {
+		errs = append(errs, fmt.Errorf("WECHATPAY_APIV3_KEY must be 32 bytes, not %d", len(c.APIv3Key)))
+	}
+	switch c.NotifyVersion {
+	case "", "v2", "v3":
+	default:
+		errs = append(errs, errors.New("SIM_NOTIFY_VERSION must be v2 or v3"))
 	}
 	if !(c.TimeScale >= 0) { // also rejects NaN
 		errs = append(errs, errors.New("SIM_TIME_SCALE must be >= 0"))
@@ -89,25 +125,39 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// LogValue keeps the API key out of logs.
+// httpURL reports whether s is an absolute http(s) URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// LogValue keeps the API keys out of logs.
 func (c Config) LogValue() slog.Value {
-	key := ""
-	if c.APIKey != "" {
-		key = "[redacted]"
+	redact := func(s string) string {
+		if s != "" {
+			return "[redacted]"
+		}
+		return ""
 	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
 		slog.String("appid", c.AppID),
 		slog.String("mch_id", c.MchID),
-		slog.String("api_key", key),
+		slog.String("api_key", redact(c.APIKey)),
 		slog.String("notify_url", c.NotifyURL),
 		slog.Float64("time_scale", c.TimeScale),
 		slog.Duration("query_delay", c.QueryDelay),
+		slog.String("keys_dir", c.KeysDir),
+		slog.String("apiv3_key", redact(c.APIv3Key)),
+		slog.String("platform_key", c.PlatformKey),
+		slog.String("notify_url_v3", c.NotifyURLV3),
+		slog.String("notify_version", c.NotifyVersion),
+		slog.Bool("drop_notifications", c.DropNotifications),
 	)
 }
 
-// String masks the API key, so printing a Config never shows it.
+// String masks the API keys, so printing a Config never shows it.
 func (c Config) String() string { return c.LogValue().String() }
 
-// GoString masks the API key under %#v too.
+// GoString masks the API keys under %#v too.
 func (c Config) GoString() string { return c.String() }

@@ -1,24 +1,41 @@
 // Package sim is a local stand-in for WeChat Pay, for development and
-// tests. It serves WeChat's own API paths (API v2 order query so far) under
-// the configured merchant, keeps trades in memory, and lets an operator
-// play the user ("the user paid") through JSON endpoints under /sim/. Each
-// payment is announced to the merchant's notify URL with WeChat's retry
-// schedule, and every delivery attempt is recorded for inspection.
+// tests. It serves WeChat's own API paths (v2 XML and v3 JSON: order query,
+// prepay, close) under the configured merchant, keeps trades in memory, and
+// lets an operator play the user ("the user paid") through JSON endpoints
+// under /sim/. Each payment is announced to the merchant's notify URL in
+// the v2 or v3 format with WeChat's retry schedule, and every delivery
+// attempt is recorded for inspection.
 //
-// Endpoints (see Server.Handler): POST /pay/orderquery (API v2, XML),
-// POST /sim/pay (PayRequest), POST /sim/trades/{out_trade_no}/notify,
-// GET /sim/trades/{out_trade_no} (TradeView), GET /healthz.
+// Endpoints (see Server.Handler):
+//   - API v2 (XML, signed with the API key): POST /pay/orderquery,
+//     POST /pay/unifiedorder, POST /pay/closeorder;
+//   - API v3 (JSON; requests signed with the merchant key, answers signed by
+//     WeChat Pay's key): GET /v3/pay/transactions/out-trade-no/{no}?mchid=,
+//     GET /v3/pay/transactions/id/{transaction_id}?mchid=,
+//     POST /v3/pay/transactions/jsapi, POST /v3/pay/transactions/native,
+//     POST /v3/pay/transactions/out-trade-no/{no}/close;
+//   - operator: POST /sim/pay (PayRequest), POST /sim/trades/{no}/notify,
+//     GET /sim/trades/{no} (TradeView), GET /healthz.
 //
 // Environment (LoadConfig): SIM_ADDR, WECHATPAY_APPID, WECHATPAY_MCHID,
-// WECHATPAY_API_KEY, SIM_NOTIFY_URL, SIM_TIME_SCALE, SIM_QUERY_DELAY.
+// WECHATPAY_API_KEY, SIM_NOTIFY_URL, SIM_TIME_SCALE, SIM_QUERY_DELAY, and
+// for API v3 SIM_KEYS_DIR (a GenerateKeys directory), WECHATPAY_APIV3_KEY,
+// SIM_PLATFORM_KEY, SIM_NOTIFY_URL_V3, SIM_NOTIFY_VERSION,
+// SIM_DROP_NOTIFICATIONS. Without SIM_KEYS_DIR the v3 paths answer 500.
 //
-// Layout, so that API v3, prepay and close can be added beside v2:
+// Choices where WeChat leaves room: a v3 query of a USERPAYING trade is
+// 200 with that trade_state (not 202); v2 closeorder of a closed trade is
+// result_code FAIL err_code ORDERCLOSED (as WeChat documents), v3 close of
+// a closed trade 204; v3 notifications are sent for successful payments
+// only, and are signed afresh at each attempt (same body).
+//
+// Layout:
 //   - trades.go: the in-memory trade store and its JSON views;
 //   - notifier.go: deliveries and retries, independent of the wire format;
-//   - v2.go: the API v2 notification format and the /pay/* handlers;
+//   - v2.go, v2order.go: the API v2 notification format and /pay/* handlers;
+//   - v3.go, v3keys.go: the API v3 format, request verification, answer
+//     signing and /v3/* handlers, and the key directory they read;
+//   - keygen.go: GenerateKeys (wechatpay-sim keygen);
 //   - operator.go: the /sim/* endpoints;
 //   - server.go: configuration, routing and the process lifecycle.
-//
-// A new API version adds a notificationFormat (see formats in Server) and
-// its handlers in their own file.
 package sim

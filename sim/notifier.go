@@ -31,10 +31,14 @@ const attemptTimeout = 5 * time.Second
 const maxReply = 64 << 10
 
 // message is one rendered notification: the request to POST and how its
-// reply is judged. Every copy and re-delivery sends the same bytes.
+// reply is judged. Every copy and re-delivery sends the same body; a v3
+// message is signed afresh for each attempt (sign), as its timestamp must
+// stay within the receiver's five-minute window.
 type message struct {
-	api      string      // "v2"
-	header   http.Header // Content-Type and, for v3, the Wechatpay-* headers
+	api      string                      // "v2" or "v3"
+	url      string                      // where to POST; the notifier's default when empty
+	header   http.Header                 // Content-Type
+	sign     func() (http.Header, error) // optional: headers added to each attempt
 	body     []byte
 	accepted func(status int, body []byte) (bool, string) // the reason when not accepted
 }
@@ -168,13 +172,27 @@ func (n *notifier) run(d *delivery, first chan struct{}) {
 // attempt POSTs msg once and judges the reply.
 func (n *notifier) attempt(msg *message) Attempt {
 	a := Attempt{At: time.Now()}
-	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, n.url, bytes.NewReader(msg.body))
+	url := msg.url
+	if url == "" {
+		url = n.url
+	}
+	req, err := http.NewRequestWithContext(n.ctx, http.MethodPost, url, bytes.NewReader(msg.body))
 	if err != nil {
 		a.Error = err.Error()
 		return a
 	}
 	for k, v := range msg.header {
 		req.Header[k] = v
+	}
+	if msg.sign != nil {
+		h, err := msg.sign()
+		if err != nil {
+			a.Error = "sign: " + err.Error()
+			return a
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/payflow/payflow/payment"
@@ -17,7 +18,7 @@ const maxDuplicates = 100
 // PayRequest is the body of POST /sim/pay: "the user paid".
 type PayRequest struct {
 	OutTradeNo      string `json:"out_trade_no"`
-	AmountFen       int64  `json:"amount_fen"`        // required for a new trade; for a known one, the amount actually paid
+	AmountFen       int64  `json:"amount_fen"`        // required for a new trade; for a known (prepaid) one, the amount actually paid (default: its amount)
 	SignType        string `json:"sign_type"`         // MD5 (default) or HMAC-SHA256
 	Duplicates      int    `json:"duplicates"`        // extra copies of the notification
 	Concurrent      bool   `json:"concurrent"`        // send all copies at once instead of back to back
@@ -27,6 +28,10 @@ type PayRequest struct {
 	QueryStateTimes int    `json:"query_state_times"` // …for this many queries (0: always), then the real one
 	QueryAmountFen  int64  `json:"query_amount_fen"`  // order queries report this amount instead
 	TransactionID   string `json:"transaction_id"`    // generated when empty
+	Version         string `json:"version"`           // v2 or v3: the notification's format (default: the prepay's API, else SIM_NOTIFY_VERSION)
+	Drop            bool   `json:"drop"`              // send no notification for this payment (it can still be sent by /sim/trades/{no}/notify)
+	PlatformKey     string `json:"platform_key"`      // v3: the id or certificate serial that signs (default: SIM_PLATFORM_KEY)
+	Force           bool   `json:"force"`             // pay even a closed or expired trade ("paid after close")
 }
 
 // PayResponse is the answer of POST /sim/pay.
@@ -34,6 +39,7 @@ type PayResponse struct {
 	OutTradeNo    string `json:"out_trade_no"`
 	TransactionID string `json:"transaction_id"`
 	TradeState    string `json:"trade_state"`
+	Notification  string `json:"notification"` // "v2" or "v3": sent in that format; "dropped"; "none" (v3 sends none for a failed payment)
 }
 
 // NotifyResponse is the answer of POST /sim/trades/{out_trade_no}/notify.
@@ -76,6 +82,11 @@ func (p *PayRequest) normalize() error {
 	if p.QueryStateTimes < 0 {
 		return errors.New("query_state_times must be >= 0")
 	}
+	switch p.Version {
+	case "", "v2", "v3":
+	default:
+		return errors.New(`version must be "v2" or "v3"`)
+	}
 	if p.TransactionID != "" {
 		if len(p.TransactionID) > 32 {
 			return errors.New("transaction_id must be at most 32 characters")
@@ -100,6 +111,14 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if (req.Version == "v3" || req.PlatformKey != "") && s.v3 == nil {
+		writeJSONError(w, http.StatusBadRequest, errNoV3KeysText+" (SIM_KEYS_DIR)")
+		return
+	}
+	if req.PlatformKey != "" && s.v3.byID[req.PlatformKey] == nil {
+		writeJSONError(w, http.StatusBadRequest, "platform_key must be one of "+strings.Join(s.v3.ids(), ", "))
+		return
+	}
 	f, err := s.trades.pay(req, s.now())
 	if err != nil {
 		status := http.StatusConflict
@@ -109,10 +128,35 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, status, err.Error())
 		return
 	}
-	msg, err := s.formats["v2"].render(notice{facts: f, ResultCode: req.ResultCode, SignType: req.SignType, Tamper: req.Tamper})
+	version := req.Version
+	if version == "" {
+		version = f.Version
+	}
+	if version == "" {
+		version = s.cfg.NotifyVersion
+	}
+	resp := PayResponse{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, TradeState: f.State, Notification: version}
+	log := s.log.With("out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "amount_fen", f.AmountFen,
+		"result_code", req.ResultCode, "version", version)
+	if version == "v3" && req.ResultCode != "SUCCESS" { // WeChat notifies v3 merchants of successful payments only
+		resp.Notification = "none"
+		log.Info("user paid")
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	msg, err := s.formats[version].render(notice{facts: f, ResultCode: req.ResultCode, SignType: req.SignType,
+		Tamper: req.Tamper, PlatformKey: req.PlatformKey})
 	if err != nil {
 		s.log.Error("render notification", "out_trade_no", f.OutTradeNo, "error", err)
 		writeJSONError(w, http.StatusInternalServerError, "could not render the notification")
+		return
+	}
+	msg.url = s.notifyURL(version, f)
+	if req.Drop || s.cfg.DropNotifications {
+		s.trades.recordDropped(f.OutTradeNo, msg)
+		resp.Notification = "dropped"
+		log.Info("user paid; notification dropped")
+		writeJSON(w, http.StatusOK, resp)
 		return
 	}
 	ds, err := s.trades.addDeliveries(f.OutTradeNo, msg, 1+req.Duplicates)
@@ -120,10 +164,23 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	s.log.Info("user paid", "out_trade_no", f.OutTradeNo, "transaction_id", f.TransactionID, "amount_fen", f.AmountFen,
-		"result_code", req.ResultCode, "sign_type", req.SignType, "tamper", req.Tamper, "copies", len(ds), "concurrent", req.Concurrent)
-	writeJSON(w, http.StatusOK, PayResponse{OutTradeNo: f.OutTradeNo, TransactionID: f.TransactionID, TradeState: f.State})
+	log.Info("user paid", "sign_type", req.SignType, "tamper", req.Tamper, "platform_key", req.PlatformKey,
+		"copies", len(ds), "concurrent", req.Concurrent, "notify_url", msg.url)
+	writeJSON(w, http.StatusOK, resp)
 	s.notifier.start(ds, req.Concurrent)
+}
+
+// notifyURL is where a notification in version goes: the notify_url of
+// the trade's prepay when it was made in that version, else the
+// configured URL of that version.
+func (s *Server) notifyURL(version string, f facts) string {
+	if f.NotifyURL != "" && f.Version == version {
+		return f.NotifyURL
+	}
+	if version == "v3" {
+		return s.cfg.NotifyURLV3
+	}
+	return s.cfg.NotifyURL
 }
 
 // handleRenotify serves POST /sim/trades/{out_trade_no}/notify: a new

@@ -22,6 +22,7 @@ type Server struct {
 	trades   *trades
 	notifier *notifier
 	formats  map[string]notificationFormat // by API version
+	v3       *v3Keys                       // nil: no SIM_KEYS_DIR, v3 unavailable
 	cancel   context.CancelFunc
 }
 
@@ -33,9 +34,31 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.NotifyVersion == "" {
+		cfg.NotifyVersion = DefaultNotifyVersion
+	}
+	if cfg.NotifyURLV3 == "" {
+		cfg.NotifyURLV3 = DefaultNotifyURLV3
+	}
+	var v3 *v3Keys
+	if cfg.KeysDir != "" {
+		kd, err := loadKeyDir(cfg.KeysDir, cfg.APIv3Key, cfg.PlatformKey)
+		if err != nil {
+			return nil, err
+		}
+		v3 = kd.v3
+		if cfg.APIKey == "" {
+			cfg.APIKey = kd.apiKey
+		}
+		if cfg.APIKey == "" {
+			return nil, errors.New("WECHATPAY_API_KEY is required: SIM_KEYS_DIR has no api_key")
+		}
+	} else if cfg.PlatformKey != "" || cfg.NotifyVersion == "v3" {
+		return nil, errors.New("SIM_PLATFORM_KEY and SIM_NOTIFY_VERSION=v3 need SIM_KEYS_DIR")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	store := newTrades()
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		log:      log,
 		now:      time.Now,
@@ -44,13 +67,25 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		formats: map[string]notificationFormat{
 			"v2": v2Format{appID: cfg.AppID, mchID: cfg.MchID, apiKey: cfg.APIKey},
 		},
+		v3:     v3,
 		cancel: cancel,
-	}, nil
+	}
+	if v3 != nil {
+		s.formats["v3"] = v3Format{appID: cfg.AppID, mchID: cfg.MchID, keys: v3, now: func() time.Time { return s.now() }}
+	}
+	return s, nil
 }
 
 // Handler routes WeChat's paths and the operator endpoints:
 //
 //	POST /pay/orderquery                    API v2 order query (XML)
+//	POST /pay/unifiedorder                  API v2 prepay (XML)
+//	POST /pay/closeorder                    API v2 close (XML)
+//	GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…   API v3 order query
+//	GET  /v3/pay/transactions/id/{transaction_id}?mchid=…           API v3 order query
+//	POST /v3/pay/transactions/jsapi         API v3 JSAPI prepay
+//	POST /v3/pay/transactions/native        API v3 Native prepay
+//	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close     API v3 close
 //	POST /sim/pay                           the user paid (JSON PayRequest)
 //	POST /sim/trades/{out_trade_no}/notify  send the last notification again
 //	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
@@ -58,6 +93,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /pay/orderquery", s.handleV2OrderQuery)
+	mux.HandleFunc("POST /pay/unifiedorder", s.handleV2UnifiedOrder)
+	mux.HandleFunc("POST /pay/closeorder", s.handleV2CloseOrder)
+	mux.HandleFunc("GET /v3/pay/transactions/out-trade-no/{out_trade_no}", s.delayed(s.v3Handler("query", s.handleV3Query(false))))
+	mux.HandleFunc("GET /v3/pay/transactions/id/{transaction_id}", s.delayed(s.v3Handler("query", s.handleV3Query(true))))
+	mux.HandleFunc("POST /v3/pay/transactions/jsapi", s.v3Handler("jsapi", s.handleV3Prepay("JSAPI")))
+	mux.HandleFunc("POST /v3/pay/transactions/native", s.v3Handler("native", s.handleV3Prepay("NATIVE")))
+	mux.HandleFunc("POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close", s.v3Handler("close", s.handleV3Close))
 	mux.HandleFunc("POST /sim/pay", s.handlePay)
 	mux.HandleFunc("POST /sim/trades/{out_trade_no}/notify", s.handleRenotify)
 	mux.HandleFunc("GET /sim/trades/{out_trade_no}", s.handleTrade)
@@ -66,6 +108,17 @@ func (s *Server) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	return mux
+}
+
+// delayed pauses SIM_QUERY_DELAY (WeChat's latency) before h answers,
+// whatever the answer.
+func (s *Server) delayed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !sleep(r.Context(), s.cfg.QueryDelay) {
+			return // the caller went away
+		}
+		h(w, r)
+	}
 }
 
 // Close abandons the deliveries in flight and waits for their goroutines.

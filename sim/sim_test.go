@@ -445,6 +445,7 @@ func TestOperatorBadInput(t *testing.T) {
 		{"result_code", PayRequest{OutTradeNo: "order-0010", AmountFen: 1, ResultCode: "MAYBE"}},
 		{"query_state", PayRequest{OutTradeNo: "order-0010", AmountFen: 1, QueryState: "PAID"}},
 		{"duplicates", PayRequest{OutTradeNo: "order-0010", AmountFen: 1, Duplicates: 1000}},
+		{"version", PayRequest{OutTradeNo: "order-0010", AmountFen: 1, Version: "v4"}},
 		{"unknown field", map[string]any{"out_trade_no": "order-0010", "amount_fen": 1, "amount": 1}},
 		{"amount as string", map[string]any{"out_trade_no": "order-0010", "amount_fen": "1"}},
 	}

@@ -41,6 +41,21 @@ type trade struct {
 	timeEnd       time.Time
 	created       time.Time
 
+	// Set by a prepay (unifiedorder, v3 jsapi/native); empty otherwise.
+	version     string // "v2" or "v3": the API that prepaid it
+	tradeType   string // JSAPI or NATIVE
+	description string
+	attach      string
+	notifyURL   string
+	prepayID    string
+	codeURL     string
+	timeExpire  time.Time // zero: no time_expire
+	fingerprint string    // the prepay's parameters, to tell a repeat from a reuse
+	prepays     int       // prepay calls for this out_trade_no
+	closes      int       // close calls
+	closedAt    time.Time
+	dropped     int // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
+
 	// Order query overrides set by the operator.
 	queryState     string
 	queryStateLeft int // queries still answered with queryState; -1: all of them
@@ -60,6 +75,100 @@ type facts struct {
 	AmountFen     int64
 	OpenID        string
 	TimeEnd       time.Time
+	TradeType     string // NATIVE unless prepaid otherwise
+	Attach        string
+	Version       string // the API that prepaid it, "" if none
+	NotifyURL     string // the prepay's notify_url
+}
+
+// Errors of prepay, close and pay.
+var (
+	errOrderPaid      = errors.New("order already paid")
+	errOrderClosed    = errors.New("order closed")
+	errOrderExpired   = errors.New("order expired")
+	errOutTradeNoUsed = errors.New("out_trade_no already used with other parameters")
+)
+
+// prepayOrder is a prepay call, in either API version.
+type prepayOrder struct {
+	Version     string // v2 or v3
+	TradeType   string // JSAPI or NATIVE
+	OutTradeNo  string
+	Description string
+	Attach      string
+	NotifyURL   string
+	OpenID      string // JSAPI
+	AmountFen   int64
+	TimeExpire  time.Time
+}
+
+// fingerprint is what must be equal for a repeated prepay to get the same
+// answer; the API version is not part of it.
+func (o prepayOrder) fingerprint() string {
+	exp := ""
+	if !o.TimeExpire.IsZero() {
+		exp = o.TimeExpire.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%q %q %q %q %q %d %s", o.TradeType, o.Description, o.Attach, o.NotifyURL, o.OpenID, o.AmountFen, exp)
+}
+
+// prepayResult is what a prepay answers.
+type prepayResult struct {
+	PrepayID  string
+	CodeURL   string // NATIVE only
+	TradeType string
+}
+
+// prepay creates an unpaid trade, or answers a repeat of the same prepay
+// as before. It fails with errOrderPaid, errOrderClosed or
+// errOutTradeNoUsed.
+func (s *trades) prepay(o prepayOrder, now time.Time) (prepayResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, known := s.byNo[o.OutTradeNo]
+	if !known {
+		t = s.create(o.OutTradeNo, o.AmountFen, now)
+	}
+	t.prepays++
+	switch {
+	case t.state == payment.TradeSuccess || t.state == payment.TradeRefund:
+		return prepayResult{}, errOrderPaid
+	case t.state == payment.TradeClosed:
+		return prepayResult{}, errOrderClosed
+	case t.fingerprint != "" && t.fingerprint != o.fingerprint():
+		return prepayResult{}, errOutTradeNoUsed
+	case t.fingerprint == "": // new, or made by /sim/pay without a payment
+		t.version, t.tradeType, t.description, t.attach = o.Version, o.TradeType, o.Description, o.Attach
+		t.notifyURL, t.amountFen, t.timeExpire, t.fingerprint = o.NotifyURL, o.AmountFen, o.TimeExpire, o.fingerprint()
+		if o.OpenID != "" {
+			t.openID = o.OpenID
+		}
+		t.prepayID = newPrepayID(now)
+		if o.TradeType == "NATIVE" {
+			t.codeURL = "weixin://wxpay/bizpayurl?pr=" + randomAlnum(9)
+		}
+	}
+	return prepayResult{PrepayID: t.prepayID, CodeURL: t.codeURL, TradeType: t.tradeType}, nil
+}
+
+// close closes an unpaid trade; closing a closed one changes nothing and
+// reports closed. It fails with errNoTrade or errOrderPaid.
+func (s *trades) close(no string, now time.Time) (alreadyClosed bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.byNo[no]
+	if !ok {
+		return false, errNoTrade
+	}
+	t.closes++
+	switch t.state {
+	case payment.TradeSuccess, payment.TradeRefund:
+		return false, errOrderPaid
+	case payment.TradeClosed:
+		return true, nil
+	}
+	t.state, t.closedAt = payment.TradeClosed, now
+	return false, nil
 }
 
 // create adds an unpaid trade, or returns the existing one. It is what a
@@ -90,6 +199,14 @@ func (s *trades) pay(req PayRequest, now time.Time) (facts, error) {
 	if t == nil {
 		t = s.create(req.OutTradeNo, req.AmountFen, now)
 	}
+	if !req.Force {
+		if t.state == payment.TradeClosed {
+			return facts{}, errOrderClosed
+		}
+		if !t.timeExpire.IsZero() && !now.Before(t.timeExpire) && t.state != payment.TradeSuccess && t.state != payment.TradeRefund {
+			return facts{}, errOrderExpired
+		}
+	}
 	if req.AmountFen > 0 {
 		t.amountFen = req.AmountFen // a known trade paid with another amount: a mismatch to detect
 	}
@@ -116,8 +233,13 @@ func (s *trades) pay(req PayRequest, now time.Time) (facts, error) {
 }
 
 func (t *trade) facts() facts {
+	tradeType := t.tradeType
+	if tradeType == "" {
+		tradeType = "NATIVE"
+	}
 	return facts{OutTradeNo: t.outTradeNo, TransactionID: t.transactionID, State: t.state,
-		AmountFen: t.amountFen, OpenID: t.openID, TimeEnd: t.timeEnd}
+		AmountFen: t.amountFen, OpenID: t.openID, TimeEnd: t.timeEnd,
+		TradeType: tradeType, Attach: t.attach, Version: t.version, NotifyURL: t.notifyURL}
 }
 
 // query returns what an order query reports, applying and counting down
@@ -173,6 +295,19 @@ func (s *trades) addDeliveries(no string, msg *message, n int) ([]*delivery, err
 
 var errNoNotice = errors.New("trade has no notification yet")
 
+// recordDropped records msg as the trade's notification without sending
+// it: a later POST /sim/trades/{no}/notify can still deliver it.
+func (s *trades) recordDropped(no string, msg *message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.byNo[no]; ok {
+		if msg != nil {
+			t.notice = msg
+		}
+		t.dropped++
+	}
+}
+
 // recordAttempt appends one attempt to d and reports the attempt number.
 func (s *trades) recordAttempt(d *delivery, a Attempt, done, delivered bool) {
 	s.mu.Lock()
@@ -200,11 +335,19 @@ func (s *trades) view(no string) (TradeView, bool) {
 		QueryStateLeft: t.queryStateLeft,
 		QueryAmountFen: t.queryAmountFen,
 		Queries:        t.queries,
+		Version:        t.version,
+		TradeType:      t.tradeType,
+		Description:    t.description,
+		NotifyURL:      t.notifyURL,
+		PrepayID:       t.prepayID,
+		CodeURL:        t.codeURL,
+		TimeExpire:     timePtr(t.timeExpire),
+		ClosedAt:       timePtr(t.closedAt),
+		TimeEnd:        timePtr(t.timeEnd),
+		Prepays:        t.prepays,
+		Closes:         t.closes,
+		Dropped:        t.dropped,
 		Deliveries:     make([]DeliveryView, 0, len(t.deliveries)),
-	}
-	if !t.timeEnd.IsZero() {
-		te := t.timeEnd
-		v.TimeEnd = &te
 	}
 	for _, d := range t.deliveries {
 		v.Deliveries = append(v.Deliveries, DeliveryView{
@@ -231,13 +374,31 @@ type TradeView struct {
 	QueryStateLeft int            `json:"query_state_left,omitempty"` // …this many more times (-1: always)
 	QueryAmountFen int64          `json:"query_amount_fen,omitempty"` // order queries report this amount
 	Queries        int            `json:"queries"`                    // order queries answered so far
+	Version        string         `json:"version"`                    // v2 or v3: the API that prepaid it; "" if not prepaid
+	TradeType      string         `json:"trade_type"`                 // JSAPI or NATIVE when prepaid
+	Description    string         `json:"description,omitempty"`      // body (v2) or description (v3)
+	NotifyURL      string         `json:"notify_url,omitempty"`       // the prepay's notify_url
+	PrepayID       string         `json:"prepay_id,omitempty"`
+	CodeURL        string         `json:"code_url,omitempty"`
+	TimeExpire     *time.Time     `json:"time_expire"` // null: none
+	ClosedAt       *time.Time     `json:"closed_at"`   // null: not closed
+	Prepays        int            `json:"prepays"`     // prepay calls (unifiedorder, v3 jsapi/native)
+	Closes         int            `json:"closes"`      // close calls (closeorder, v3 close)
+	Dropped        int            `json:"dropped"`     // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
 	Deliveries     []DeliveryView `json:"deliveries"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // DeliveryView is one delivery of a notification: its attempts so far.
 type DeliveryView struct {
 	ID        int       `json:"id"`
-	API       string    `json:"api"` // "v2"
+	API       string    `json:"api"` // "v2" or "v3"
 	Attempts  []Attempt `json:"attempts"`
 	Done      bool      `json:"done"`      // no further attempt will be made
 	Delivered bool      `json:"delivered"` // the merchant accepted it
@@ -255,6 +416,12 @@ type Attempt struct {
 func newTransactionID(now time.Time) string {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(10), big.NewInt(16), nil))
 	return fmt.Sprintf("4200%s%016d", wechatpay.FormatV2Time(now)[:8], n)
+}
+
+// newPrepayID returns a WeChat-like prepay_id: wx, the Beijing time and
+// 20 random characters.
+func newPrepayID(now time.Time) string {
+	return "wx" + wechatpay.FormatV2Time(now) + randomHex(10)
 }
 
 // newOpenID returns a 28-character openid like WeChat's.

@@ -18,9 +18,10 @@ const foreignAppID = "wx0000000000foreign"
 // notice is what a notification announces, in any API version.
 type notice struct {
 	facts
-	ResultCode string // SUCCESS, or FAIL for a failed payment
-	SignType   string // v2 only: MD5 or HMAC-SHA256
-	Tamper     string // "", "amount", "sign" or "appid"
+	ResultCode  string // SUCCESS, or FAIL for a failed payment
+	SignType    string // v2 only: MD5 or HMAC-SHA256
+	Tamper      string // "", "amount", "sign" or "appid"
+	PlatformKey string // v3 only: the identity that signs; the default when empty
 }
 
 // notificationFormat renders notifications for one API version.
@@ -42,12 +43,13 @@ func (f v2Format) render(n notice) (*message, error) {
 		"result_code":  n.ResultCode,
 		"openid":       n.OpenID,
 		"is_subscribe": "N",
-		"trade_type":   "NATIVE",
+		"trade_type":   n.TradeType,
 		"bank_type":    "OTHERS",
 		"total_fee":    strconv.FormatInt(n.AmountFen, 10),
 		"fee_type":     payment.DefaultCurrency,
 		"cash_fee":     strconv.FormatInt(n.AmountFen, 10),
 		"out_trade_no": n.OutTradeNo,
+		"attach":       n.Attach,
 	}
 	if n.ResultCode == "SUCCESS" {
 		p["transaction_id"] = n.TransactionID
@@ -183,8 +185,8 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 		resp["total_fee"] = strconv.FormatInt(f.AmountFen, 10)
 		resp["fee_type"] = payment.DefaultCurrency
 		resp["openid"] = f.OpenID
-		resp["trade_type"] = "NATIVE"
-		resp["attach"] = ""
+		resp["trade_type"] = f.TradeType
+		resp["attach"] = f.Attach
 		if f.State == payment.TradeSuccess || f.State == payment.TradeRefund {
 			resp["transaction_id"] = f.TransactionID
 			resp["time_end"] = wechatpay.FormatV2Time(f.TimeEnd)
