@@ -611,3 +611,47 @@ func TestLoadConfigV3(t *testing.T) {
 		t.Error("unknown SIM_PLATFORM_KEY accepted")
 	}
 }
+
+func TestV3ClientPrepayAndClose(t *testing.T) {
+	base := newSimV3(t, "http://127.0.0.1:1/notify", nil)
+	m := newMerchant(t)
+	c, err := wechatpay.NewV3Client(context.Background(), wechatpay.V3ClientConfig{BaseURL: base, AppID: testAppID, MchID: testMchID,
+		MchCertSerial: m.kf.MchCertSerial, MchPrivateKey: m.key, Keys: m.keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tradeType := range []string{payment.TradeTypeNative, payment.TradeTypeJSAPI} {
+		req := payment.PrepayRequest{OutTradeNo: "v3-client-" + tradeType, Description: "测试", AmountFen: 88, TradeType: tradeType,
+			OpenID: "oUser3", NotifyURL: "http://127.0.0.1:1/v3/notify", TimeExpire: time.Now().Add(time.Hour)}
+		p1, err := c.Prepay(ctx, req)
+		if err != nil || (tradeType == payment.TradeTypeNative) != (p1.CodeURL != "") {
+			t.Fatalf("%s prepay: %+v %v", tradeType, p1, err)
+		}
+		if p1.JSAPI != nil && wechatpay.VerifyJSAPIPaySignV3(&m.key.PublicKey, *p1.JSAPI) != nil {
+			t.Errorf("%s paySign does not verify", tradeType)
+		}
+		if p2, err := c.Prepay(ctx, req); err != nil || p2.CodeURL != p1.CodeURL || (p1.JSAPI != nil && p2.JSAPI.Package != p1.JSAPI.Package) {
+			t.Errorf("%s prepay again: %+v %v", tradeType, p2, err)
+		}
+		req.AmountFen++
+		if _, err := c.Prepay(ctx, req); err == nil {
+			t.Errorf("%s prepay with another amount: no error", tradeType)
+		}
+		for range 2 {
+			if err := c.CloseOrder(ctx, req.OutTradeNo); err != nil {
+				t.Errorf("%s close: %v", tradeType, err)
+			}
+		}
+		if tr, err := c.QueryOrder(ctx, req.OutTradeNo); err != nil || tr.TradeState != payment.TradeClosed {
+			t.Errorf("%s query closed: %+v %v", tradeType, tr, err)
+		}
+	}
+	pay(t, base, PayRequest{OutTradeNo: "v3-client-NATIVE", Force: true, Drop: true})
+	if err := c.CloseOrder(ctx, "v3-client-NATIVE"); !errors.Is(err, wechatpay.ErrOrderPaid) {
+		t.Errorf("close paid: %v", err)
+	}
+	if err := c.CloseOrder(ctx, "v3-client-none"); !errors.Is(err, wechatpay.ErrOrderNotExist) {
+		t.Errorf("close unknown: %v", err)
+	}
+}
