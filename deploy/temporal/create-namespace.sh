@@ -1,0 +1,54 @@
+#!/bin/sh
+# One-shot: waits for the Temporal frontend, creates the namespace and the
+# payment workflow's custom search attributes. Safe to run again: an
+# existing namespace or attribute is kept. Runs in temporalio/admin-tools
+# (or anywhere the temporal CLI is on PATH).
+#
+# SEARCH_ATTRIBUTES is a space-separated list of Name=Type, e.g.
+# "OutTradeNo=Keyword AmountFen=Int".
+set -eu
+
+: "${TEMPORAL_ADDRESS:?}" "${TEMPORAL_NAMESPACE:?}" "${SEARCH_ATTRIBUTES:?}"
+RETENTION="${TEMPORAL_RETENTION:-720h}"
+export TEMPORAL_ADDRESS
+
+tries=0
+until temporal operator cluster health >/dev/null 2>&1; do
+	tries=$((tries + 1))
+	if [ "$tries" -ge 60 ]; then
+		echo "temporal at $TEMPORAL_ADDRESS did not become healthy" >&2
+		exit 1
+	fi
+	sleep 2
+done
+
+if temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
+	echo "namespace $TEMPORAL_NAMESPACE exists"
+else
+	temporal operator namespace create --namespace "$TEMPORAL_NAMESPACE" --retention "$RETENTION"
+fi
+
+# A namespace just created takes a moment to be usable everywhere.
+tries=0
+until temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; do
+	tries=$((tries + 1))
+	if [ "$tries" -ge 30 ]; then
+		echo "namespace $TEMPORAL_NAMESPACE is not usable" >&2
+		exit 1
+	fi
+	sleep 1
+done
+
+for sa in $SEARCH_ATTRIBUTES; do
+	name="${sa%%=*}"
+	type="${sa#*=}"
+	if out=$(temporal operator search-attribute create --namespace "$TEMPORAL_NAMESPACE" --name "$name" --type "$type" 2>&1); then
+		echo "search attribute $name ($type) created"
+	elif echo "$out" | grep -qi "already"; then
+		echo "search attribute $name exists"
+	else
+		echo "$out" >&2
+		exit 1
+	fi
+done
+echo "namespace $TEMPORAL_NAMESPACE ready"
