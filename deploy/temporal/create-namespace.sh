@@ -43,7 +43,7 @@ for sa in $SEARCH_ATTRIBUTES; do
 	name="${sa%%=*}"
 	type="${sa#*=}"
 	if out=$(temporal operator search-attribute create --namespace "$TEMPORAL_NAMESPACE" --name "$name" --type "$type" 2>&1); then
-		echo "search attribute $name ($type) created"
+		echo "search attribute $name ($type) registered"
 	elif echo "$out" | grep -qi "already"; then
 		echo "search attribute $name exists"
 	else
