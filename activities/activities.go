@@ -20,29 +20,37 @@ type Orders interface {
 	MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (bool, error)
 	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
 	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
+	MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (store.ClosedOutcome, error)
+	GetPrepay(ctx context.Context, outTradeNo string) (payment.Prepay, string, bool, error)
+	SavePrepay(ctx context.Context, outTradeNo, paramsHash string, p payment.Prepay) (payment.Prepay, error)
 }
 
-// Querier asks WeChat Pay for an order's trade state.
-type Querier interface {
+// WeChat is WeChat Pay's API as the activities use it (v2 or v3 client).
+type WeChat interface {
 	QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error)
+	Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error)
+	CloseOrder(ctx context.Context, outTradeNo string) error
 }
 
 // Activities are the payment workflow's activities. The worker builds one
 // value with its dependencies and registers its methods.
 type Activities struct {
-	Orders Orders
-	WeChat Querier
-	AppID  string // our merchant's app id: a trade for another is not ours
-	MchID  string
-	Now    func() time.Time
+	Orders    Orders
+	WeChat    WeChat
+	AppID     string // our merchant's app id: a trade for another is not ours
+	MchID     string
+	NotifyURL string // the notify_url put in prepay requests
+	Now       func() time.Time
 }
 
 // Error types the workflow tells apart. They are listed as non-retryable
 // where retrying cannot help.
 const (
-	ErrTypeOrderNotExist = "OrderNotExist" // WeChat knows no such order
-	ErrTypeQueryRejected = "QueryRejected" // WeChat refused the query or its answer did not verify
-	ErrTypeOrderNotFound = "OrderNotFound" // we have no such order
+	ErrTypeOrderNotExist = "OrderNotExist"  // WeChat knows no such order
+	ErrTypeQueryRejected = "QueryRejected"  // WeChat refused the query or its answer did not verify
+	ErrTypeOrderNotFound = "OrderNotFound"  // we have no such order
+	ErrTypePrepay        = "PrepayRejected" // WeChat refused the prepay, or it would differ from the first
+	ErrTypeOrderPaid     = "OrderPaid"      // WeChat will not close: the order is paid
 )
 
 func (a *Activities) now() time.Time {

@@ -39,3 +39,36 @@ func storeOptions(ctx workflow.Context, summary string) workflow.Context {
 		},
 	})
 }
+
+// pollOptions: our own periodic query. A few quick attempts; if WeChat
+// stays unreachable the next scheduled poll tries again, so the loop is
+// never stuck behind one query.
+func pollOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Second,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: []string{activities.ErrTypeOrderNotExist, activities.ErrTypeQueryRejected},
+		},
+	})
+}
+
+// prepayOptions: retried until the order would expire anyway; WeChat
+// answers a repeated identical prepay with the same prepay_id.
+func prepayOptions(ctx workflow.Context, left time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: max(left, time.Minute),
+		Summary:                "prepay at WeChat",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: []string{activities.ErrTypePrepay, activities.ErrTypeOrderNotFound},
+		},
+	})
+}

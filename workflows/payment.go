@@ -16,38 +16,77 @@ import (
 // a names the activities; the worker registers the real value.
 var a *activities.Activities
 
-// PaymentWorkflow owns one order's payment. Notifications arrive as
-// signals; the first one that claims success is confirmed with WeChat's
-// order query, checked against the order, and applied once. Later copies are
-// counted and absorbed; a different transaction is still examined.
+// versionLoadOrder marks the change that made notification-started runs
+// load the order and own its lifecycle; older histories replay the
+// notification-only path.
+const versionLoadOrder = "load-order-lifecycle"
+
+// PaymentWorkflow owns one order's payment. Started with the order
+// (Lifecycle set), it prepays, waits for WeChat's notification, queries
+// WeChat itself when none comes, and closes the order when it expires.
+// Notifications arrive as signals; the first that claims success is
+// confirmed with WeChat's order query, checked against the order, and
+// applied once. Later copies are counted and absorbed; a different
+// transaction is still examined.
 func PaymentWorkflow(ctx workflow.Context, in PaymentInput) (PaymentResult, error) {
-	p := newPayment(ctx, in)
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return p.state, nil }); err != nil {
-		return PaymentResult{}, fmt.Errorf("register query handler: %w", err)
+	p := newFlow(ctx, in)
+	if err := p.registerHandlers(ctx); err != nil {
+		return PaymentResult{}, err
 	}
+	err := p.run(ctx)
+	p.state.Step = StepDone
+	return PaymentResult{State: p.state}, err
+}
+
+func (p *flow) run(ctx workflow.Context) error {
+	if p.lc == nil {
+		if workflow.GetVersion(ctx, versionLoadOrder, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			return p.serveNotifications(ctx)
+		}
+		if err := p.loadOrder(ctx); err != nil {
+			return err
+		}
+	}
+	if p.lc == nil {
+		// An unknown order, or one already decided: only notifications
+		// remain to be examined.
+		return p.serveNotifications(ctx)
+	}
+	return p.own(ctx)
+}
+
+// serveNotifications handles notifications until the order is decided and
+// every queued one is examined, or none came for the idle timeout.
+func (p *flow) serveNotifications(ctx workflow.Context) error {
 	for {
 		n, ok := p.next(ctx)
 		if !ok {
-			break
+			return nil
 		}
 		if err := p.handle(ctx, n); err != nil {
-			return PaymentResult{State: p.state}, err
+			return err
 		}
 	}
-	p.state.Step = StepDone
-	return PaymentResult{State: p.state}, nil
 }
 
 // flow is the workflow's private state, with one method per step.
 type flow struct {
 	in      PaymentInput
+	lc      *Lifecycle
 	state   State
 	signals workflow.ReceiveChannel
+	syncs   workflow.ReceiveChannel
 	queue   []payment.Notification // received, not yet handled
 	seen    map[string]bool        // notification ids already received
+
+	syncRequested  bool
+	closeRequested bool
+	prepayDone     bool
+	prepay         payment.Prepay
+	prepayError    string
 }
 
-func newPayment(ctx workflow.Context, in PaymentInput) *flow {
+func newFlow(ctx workflow.Context, in PaymentInput) *flow {
 	if in.ConfirmWindow <= 0 {
 		in.ConfirmWindow = DefaultConfirmWindow
 	}
@@ -56,8 +95,10 @@ func newPayment(ctx workflow.Context, in PaymentInput) *flow {
 	}
 	return &flow{
 		in:      in,
+		lc:      in.Lifecycle,
 		state:   State{OutTradeNo: in.OutTradeNo, Status: payment.StatusPending, Step: StepWaiting},
 		signals: workflow.GetSignalChannel(ctx, SignalNotification),
+		syncs:   workflow.GetSignalChannel(ctx, SignalSync),
 		seen:    map[string]bool{},
 	}
 }
@@ -66,12 +107,15 @@ func (p *flow) final() bool {
 	return p.state.Status == payment.StatusPaid || p.state.Status == payment.StatusReview
 }
 
-// absorb takes every buffered signal off the channel without blocking, so
+// absorb takes every buffered signal off the channels without blocking, so
 // duplicates are counted as they arrive, even while an activity runs.
 func (p *flow) absorb() {
 	var n payment.Notification
 	for p.signals.ReceiveAsync(&n) {
 		p.accept(n)
+	}
+	for p.syncs.ReceiveAsync(nil) {
+		p.syncRequested = true
 	}
 }
 
@@ -89,6 +133,12 @@ func (p *flow) accept(n payment.Notification) {
 	p.queue = append(p.queue, n)
 }
 
+func (p *flow) pop() payment.Notification {
+	n := p.queue[0]
+	p.queue = p.queue[1:]
+	return n
+}
+
 // next returns the next notification to handle. Once the order is final it
 // only drains what is already queued; before that it waits up to the idle
 // timeout for one to arrive.
@@ -102,9 +152,7 @@ func (p *flow) next(ctx workflow.Context) (payment.Notification, bool) {
 	if len(p.queue) == 0 {
 		return payment.Notification{}, false
 	}
-	n := p.queue[0]
-	p.queue = p.queue[1:]
-	return n, true
+	return p.pop(), true
 }
 
 func (p *flow) waitForSignal(ctx workflow.Context) {
@@ -157,8 +205,8 @@ func (p *flow) recordFailure(ctx workflow.Context, n payment.Notification) error
 	return err
 }
 
-// confirm asks WeChat, checks amounts and ids, and marks the order paid, or
-// sends it to REVIEW saying what did not add up.
+// confirm asks WeChat about a notification that claims success, then
+// decides on WeChat's answer.
 func (p *flow) confirm(ctx workflow.Context, n *payment.Notification) error {
 	p.state.Step = StepConfirming
 	trade, err := p.queryUntilFinal(ctx)
@@ -173,15 +221,29 @@ func (p *flow) confirm(ctx workflow.Context, n *payment.Notification) error {
 		return p.review(ctx, n, fmt.Sprintf("notified as paid, but the WeChat order query says %s %s after %d queries",
 			trade.TradeState, trade.TradeStateDesc, p.state.Queries), "review:state:"+n.ID)
 	}
+	return p.decide(ctx, trade, n)
+}
 
+// decide applies a trade WeChat's query reports as SUCCESS: it checks
+// amounts and ids against the order (and the notification, if there is
+// one), then marks the order paid, or sends it to REVIEW saying what did not
+// add up.
+func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Notification) error {
+	source := payment.SourceQuery
+	if n != nil {
+		source = n.Source
+	}
 	var v activities.VerifyPaymentResult
-	err = workflow.ExecuteActivity(storeOptions(ctx, fmt.Sprintf("verify amount %s", yuan(trade.AmountFen))), a.VerifyPayment,
+	err := workflow.ExecuteActivity(storeOptions(ctx, fmt.Sprintf("verify amount %s", yuan(trade.AmountFen))), a.VerifyPayment,
 		activities.VerifyPaymentInput{OutTradeNo: p.in.OutTradeNo, Notification: n, Trade: trade}).Get(ctx, &v)
 	p.absorb()
 	if err != nil {
 		return err
 	}
 	if !v.OrderFound {
+		if n == nil {
+			return fmt.Errorf("order %s vanished from the database", p.in.OutTradeNo)
+		}
 		return p.recordUnknown(ctx, *n)
 	}
 	p.state.AmountFen = v.OrderAmountFen
@@ -191,14 +253,15 @@ func (p *flow) confirm(ctx workflow.Context, n *payment.Notification) error {
 
 	var res activities.MarkPaidResult
 	err = workflow.ExecuteActivity(storeOptions(ctx, "mark paid "+trade.TransactionID), a.MarkPaid, activities.MarkPaidInput{
-		OutTradeNo: p.in.OutTradeNo, TransactionID: trade.TransactionID, PaidAt: trade.PaidAt, Source: n.Source,
+		OutTradeNo: p.in.OutTradeNo, TransactionID: trade.TransactionID, PaidAt: trade.PaidAt, Source: source,
 	}).Get(ctx, &res)
 	p.absorb()
 	if err != nil {
 		return err
 	}
+	p.state.Source = source
 	if res.Outcome == "review" {
-		p.state.Reason = "payment " + trade.TransactionID + " does not fit the order's state (second transaction or paid after close)"
+		p.state.Reason = "payment " + trade.TransactionID + " does not fit the order's state (second transaction, or paid after close)"
 		return p.setStatus(ctx, payment.StatusReview, trade.TransactionID)
 	}
 	p.state.Reason = ""
@@ -236,7 +299,7 @@ func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason, key
 	err := workflow.ExecuteActivity(storeOptions(ctx, "send to review"), a.MarkReview,
 		activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}).Get(ctx, nil)
 	p.absorb()
-	if isType(err, activities.ErrTypeOrderNotFound) {
+	if isType(err, activities.ErrTypeOrderNotFound) && n != nil {
 		return p.recordUnknown(ctx, *n)
 	}
 	if err != nil {

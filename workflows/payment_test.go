@@ -40,6 +40,17 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// newOrderEnv is newEnv for a notification-started run whose order is
+// PENDING in the database, created now and expiring in 30 minutes.
+func newOrderEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	env := newEnv(t)
+	exp := env.Now().Add(30 * time.Minute)
+	env.OnActivity(a.LoadOrder, mock.Anything, activities.LoadOrderInput{OutTradeNo: testNo}).Return(activities.LoadOrderResult{
+		Found: true, Status: payment.StatusPending, AmountFen: 1234, CreatedAt: env.Now(), ExpiresAt: &exp,
+	}, nil)
+	return env
+}
+
 func signalAt(env *testsuite.TestWorkflowEnvironment, d time.Duration, ns ...payment.Notification) {
 	env.RegisterDelayedCallback(func() {
 		for _, n := range ns {
@@ -69,7 +80,7 @@ func okVerify() activities.VerifyPaymentResult {
 }
 
 func TestHappyPath(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, activities.QueryOrderInput{OutTradeNo: testNo}).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
 	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(okVerify(), nil).Once()
@@ -85,7 +96,7 @@ func TestHappyPath(t *testing.T) {
 }
 
 func TestNotPayThenSuccess(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("NOTPAY", "", 1234), nil).Once()
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("USERPAYING", "", 1234), nil).Once()
@@ -101,7 +112,7 @@ func TestNotPayThenSuccess(t *testing.T) {
 }
 
 func TestNotPayForeverGoesToReview(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("NOTPAY", "", 1234), nil)
 	env.OnActivity(a.MarkReview, mock.Anything, mock.MatchedBy(func(in activities.MarkReviewInput) bool {
@@ -118,7 +129,7 @@ func TestNotPayForeverGoesToReview(t *testing.T) {
 }
 
 func TestAmountMismatchGoesToReview(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1), nil).Once()
 	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(activities.VerifyPaymentResult{
@@ -137,7 +148,7 @@ func TestAmountMismatchGoesToReview(t *testing.T) {
 }
 
 func TestDuplicatesAbsorbed(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	n := paidNotification("n1", "tx1")
 	other := paidNotification("n2", "tx1") // another copy, same transaction
 	signalAt(env, 0, n, n, n, other, n)
@@ -155,7 +166,7 @@ func TestDuplicatesAbsorbed(t *testing.T) {
 }
 
 func TestTransientActivityFailureRetried(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(activities.QueryOrderResult{}, errors.New("connection reset")).Once()
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
@@ -171,7 +182,7 @@ func TestTransientActivityFailureRetried(t *testing.T) {
 }
 
 func TestOrderNotExistAtWeChatGoesToReview(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(activities.QueryOrderResult{},
 		temporal.NewNonRetryableApplicationError("no such order", activities.ErrTypeOrderNotExist, nil)).Once()
@@ -188,6 +199,7 @@ func TestOrderNotExistAtWeChatGoesToReview(t *testing.T) {
 
 func TestUnknownOrderRecordedNeverPaid(t *testing.T) {
 	env := newEnv(t)
+	env.OnActivity(a.LoadOrder, mock.Anything, mock.Anything).Return(activities.LoadOrderResult{Found: false}, nil).Once()
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
 	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(activities.VerifyPaymentResult{OrderFound: false}, nil).Once()
@@ -204,7 +216,7 @@ func TestUnknownOrderRecordedNeverPaid(t *testing.T) {
 }
 
 func TestFailedPaymentThenSuccess(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	failed := paidNotification("n0", "")
 	failed.ResultCode, failed.ErrCode, failed.ErrCodeDes = "FAIL", "NOTENOUGH", "余额不足"
 	signalAt(env, 0, failed)
@@ -212,34 +224,44 @@ func TestFailedPaymentThenSuccess(t *testing.T) {
 	env.OnActivity(a.OrderLog, mock.Anything, mock.MatchedBy(func(in activities.OrderLogInput) bool {
 		return in.Key == "failed:n0"
 	})).Return(activities.OrderLogResult{Inserted: true}, nil).Once()
+	// Our own queries at 1, 3 and 7 minutes find nothing paid yet.
+	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("NOTPAY", "", 1234), nil).Times(3)
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
 	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(okVerify(), nil).Once()
-	env.OnActivity(a.MarkPaid, mock.Anything, mock.Anything).Return(activities.MarkPaidResult{Outcome: "paid"}, nil).Once()
+	env.OnActivity(a.MarkPaid, mock.Anything, mock.MatchedBy(func(in activities.MarkPaidInput) bool {
+		return in.Source == payment.SourceV2
+	})).Return(activities.MarkPaidResult{Outcome: "paid"}, nil).Once()
 
 	st := run(t, env)
 	env.AssertExpectations(t)
-	if st.Status != payment.StatusPaid || st.FailedPayments != 1 {
+	if st.Status != payment.StatusPaid || st.FailedPayments != 1 || st.Queries != 4 {
 		t.Fatalf("state = %+v", st)
 	}
 }
 
-func TestFailedPaymentOnlyEndsPendingAfterIdle(t *testing.T) {
-	env := newEnv(t)
+func TestFailedPaymentThenExpiryCloses(t *testing.T) {
+	env := newOrderEnv(t)
 	failed := paidNotification("n0", "")
 	failed.ResultCode = "FAIL"
 	signalAt(env, 0, failed)
 	env.OnActivity(a.OrderLog, mock.Anything, mock.Anything).Return(activities.OrderLogResult{Inserted: true}, nil).Once()
+	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("NOTPAY", "", 1234), nil)
+	env.OnActivity(a.CloseAtWeChat, mock.Anything, mock.Anything).Return(activities.CloseAtWeChatResult{}, nil).Once()
+	env.OnActivity(a.MarkClosed, mock.Anything, mock.MatchedBy(func(in activities.MarkClosedInput) bool {
+		return in.Key == "closed:expired"
+	})).Return(activities.MarkClosedResult{Outcome: "closed"}, nil).Once()
 
 	st := run(t, env)
 	env.AssertExpectations(t)
-	env.AssertNotCalled(t, "QueryOrder", mock.Anything, mock.Anything)
-	if st.Status != payment.StatusPending || st.Step != StepDone {
+	env.AssertNotCalled(t, "MarkPaid", mock.Anything, mock.Anything)
+	// Polls at 1, 3, 7, 12, 17, 22, 27 minutes and once more at expiry.
+	if st.Status != payment.StatusClosed || st.FailedPayments != 1 || st.Queries != 8 {
 		t.Fatalf("state = %+v", st)
 	}
 }
 
 func TestSecondTransactionAfterPaidGoesToReview(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"), paidNotification("n2", "tx2"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx2", 1234), nil).Once()
@@ -257,7 +279,7 @@ func TestSecondTransactionAfterPaidGoesToReview(t *testing.T) {
 }
 
 func TestQueryHandlerShowsState(t *testing.T) {
-	env := newEnv(t)
+	env := newOrderEnv(t)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("NOTPAY", "", 1234), nil).Once()
 	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()

@@ -17,6 +17,13 @@ const (
 	SignalNotification = "notification"
 	// QueryState answers the workflow's current State.
 	QueryState = "state"
+	// UpdatePrepay waits for the order's prepay and returns a PrepayResult.
+	UpdatePrepay = "prepay"
+	// UpdateClose closes an unpaid order (the merchant cancels it) and
+	// returns a CloseResult.
+	UpdateClose = "close"
+	// SignalSync asks the workflow to query WeChat now.
+	SignalSync = "sync"
 )
 
 // WorkflowID is the one workflow id of an order: every notification,
@@ -34,11 +41,56 @@ const (
 	DefaultIdleTimeout = 25 * time.Hour
 )
 
+// Defaults of the contract's ORDER_TIMEOUT and ORDER_QUERY_AFTER, used
+// for an order whose workflow a notification started.
+const (
+	DefaultOrderTimeout = 30 * time.Minute
+	DefaultQueryAfter   = time.Minute
+)
+
+// DefaultLinger is how long a CLOSED order's workflow still examines
+// late notifications: WeChat's retries span 24h04m.
+const DefaultLinger = 25 * time.Hour
+
 // PaymentInput starts an order's workflow.
 type PaymentInput struct {
 	OutTradeNo    string        `json:"out_trade_no"`
 	ConfirmWindow time.Duration `json:"confirm_window,omitempty"`
 	IdleTimeout   time.Duration `json:"idle_timeout,omitempty"`
+	// Lifecycle is set when the workflow owns the order from its creation
+	// (POST /orders, reconciliation). When a notification starts the
+	// workflow it is nil, and the workflow reads it from the order.
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+}
+
+// Lifecycle is an order's lifetime as the workflow drives it.
+type Lifecycle struct {
+	CreatedAt  time.Time     `json:"created_at"`
+	ExpiresAt  time.Time     `json:"expires_at"`  // closed if still unpaid then
+	QueryAfter time.Duration `json:"query_after"` // with no notification by then, query WeChat
+	Prepay     bool          `json:"prepay"`      // prepay at WeChat first
+	Linger     time.Duration `json:"linger,omitempty"`
+}
+
+// NewLifecycle builds the lifecycle of a stored order.
+func NewLifecycle(createdAt time.Time, expiresAt *time.Time, tradeType string, defaultTimeout, queryAfter time.Duration) *Lifecycle {
+	lc := &Lifecycle{CreatedAt: createdAt, ExpiresAt: createdAt.Add(defaultTimeout), QueryAfter: queryAfter, Prepay: tradeType != ""}
+	if expiresAt != nil {
+		lc.ExpiresAt = *expiresAt
+	}
+	return lc
+}
+
+// PrepayResult answers UpdatePrepay: the prepay, or why WeChat refused it.
+type PrepayResult struct {
+	Prepay payment.Prepay `json:"prepay"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// CloseResult answers UpdateClose with the order's status afterwards:
+// CLOSED, or PAID if the payment won the race.
+type CloseResult struct {
+	Status payment.Status `json:"status"`
 }
 
 // PaymentResult is the workflow's final state.
@@ -50,6 +102,9 @@ type PaymentResult struct {
 const (
 	StepWaiting    = "waiting for notification"
 	StepConfirming = "confirming with WeChat"
+	StepPrepaying  = "prepaying at WeChat"
+	StepClosing    = "closing"
+	StepLingering  = "closed; watching for late payments"
 	StepDone       = "done"
 )
 
@@ -68,6 +123,8 @@ type State struct {
 	Queries        int            `json:"queries"`         // order queries sent to WeChat
 	UnknownOrder   bool           `json:"unknown_order,omitempty"`
 	Reason         string         `json:"reason,omitempty"` // why the order is in REVIEW
+	ExpiresAt      time.Time      `json:"expires_at,omitzero"`
+	Prepaid        bool           `json:"prepaid,omitempty"`
 }
 
 // Custom search attributes, registered by the worker at start. Operators
@@ -94,6 +151,29 @@ func StartAttributes(n payment.Notification) temporal.SearchAttributes {
 		AttrAmountFen.ValueSet(n.AmountFen),
 		AttrPaymentSource.ValueSet(string(n.Source)),
 	)
+}
+
+// OrderAttributes are the search attributes of a workflow started for a
+// stored order (creation, reconciliation, operator actions).
+func OrderAttributes(outTradeNo string, amountFen int64) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		AttrOutTradeNo.ValueSet(outTradeNo),
+		AttrPaymentStatus.ValueSet(string(payment.StatusPending)),
+		AttrAmountFen.ValueSet(amountFen),
+	)
+}
+
+// Memo is the order's essentials shown with each run in the Temporal UI.
+// It holds no personal data (no openid).
+func Memo(outTradeNo string, amountFen int64, tradeType string, expiresAt time.Time) map[string]any {
+	m := map[string]any{"out_trade_no": outTradeNo, "amount": yuan(amountFen), "amount_fen": amountFen}
+	if tradeType != "" {
+		m["trade_type"] = tradeType
+	}
+	if !expiresAt.IsZero() {
+		m["expires_at"] = expiresAt.UTC().Format(time.RFC3339)
+	}
+	return m
 }
 
 // Summary is a run's one-line static summary in the Temporal UI, e.g.

@@ -1,0 +1,177 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+	"github.com/payflow/payflow/wechatpay"
+)
+
+// LoadOrderInput names the order.
+type LoadOrderInput struct {
+	OutTradeNo string `json:"out_trade_no"`
+}
+
+// LoadOrderResult is what the workflow needs to own an order it did not
+// start with: found, its status and its lifetime.
+type LoadOrderResult struct {
+	Found         bool           `json:"found"`
+	Status        payment.Status `json:"status"`
+	TransactionID string         `json:"transaction_id"`
+	AmountFen     int64          `json:"amount_fen"`
+	TradeType     string         `json:"trade_type"`
+	CreatedAt     time.Time      `json:"created_at"`
+	ExpiresAt     *time.Time     `json:"expires_at"`
+}
+
+// LoadOrder reads the order; a missing order is an answer, not an error.
+func (a *Activities) LoadOrder(ctx context.Context, in LoadOrderInput) (LoadOrderResult, error) {
+	o, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
+	if isNotFound(err) {
+		return LoadOrderResult{}, nil
+	}
+	if err != nil {
+		return LoadOrderResult{}, fmt.Errorf("load order %s: %w", in.OutTradeNo, err)
+	}
+	return LoadOrderResult{Found: true, Status: o.Status, TransactionID: o.TransactionID, AmountFen: o.AmountFen, TradeType: o.TradeType,
+		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt}, nil
+}
+
+// PrepayInput names the order to prepay; everything else comes from it.
+type PrepayInput struct {
+	OutTradeNo string `json:"out_trade_no"`
+}
+
+// PrepayResult is what the client needs to pay.
+type PrepayResult struct {
+	Prepay payment.Prepay `json:"prepay"`
+}
+
+// Prepay asks WeChat to create the order (JSAPI or NATIVE) once. The
+// request is derived from the stored order, so a retry sends the same
+// parameters, which WeChat answers with the same prepay; the first answer is
+// stored and returned to every later call. An order already prepaid with
+// other parameters is refused, never prepaid twice.
+func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, error) {
+	o, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
+	if isNotFound(err) {
+		return PrepayResult{}, temporal.NewNonRetryableApplicationError("prepay "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
+	}
+	if err != nil {
+		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+	}
+	req := payment.PrepayRequest{
+		OutTradeNo: o.OutTradeNo, Description: o.Description, AmountFen: o.AmountFen, Currency: o.Currency,
+		TradeType: o.TradeType, OpenID: o.OpenID, NotifyURL: a.NotifyURL,
+	}
+	if o.ExpiresAt != nil {
+		req.TimeExpire = o.ExpiresAt.UTC()
+	}
+	hash, err := paramsHash(req)
+	if err != nil {
+		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+	}
+	stored, storedHash, found, err := a.Orders.GetPrepay(ctx, in.OutTradeNo)
+	if err != nil {
+		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+	}
+	if found {
+		if storedHash != hash {
+			return PrepayResult{}, temporal.NewNonRetryableApplicationError(
+				"prepay "+in.OutTradeNo+": already prepaid with different parameters", ErrTypePrepay, store.ErrPrepayConflict)
+		}
+		return PrepayResult{Prepay: stored}, nil
+	}
+	p, err := a.WeChat.Prepay(ctx, req)
+	if err != nil {
+		if wechatpay.Retryable(err) {
+			return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+		}
+		return PrepayResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("prepay %s: WeChat Pay refused: %v", in.OutTradeNo, err), ErrTypePrepay, err)
+	}
+	saved, err := a.Orders.SavePrepay(ctx, in.OutTradeNo, hash, p)
+	if errors.Is(err, store.ErrPrepayConflict) {
+		return PrepayResult{}, temporal.NewNonRetryableApplicationError(
+			"prepay "+in.OutTradeNo+": already prepaid with different parameters", ErrTypePrepay, err)
+	}
+	if err != nil {
+		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+	}
+	return PrepayResult{Prepay: saved}, nil
+}
+
+// paramsHash identifies a prepay request's parameters.
+func paramsHash(req payment.PrepayRequest) (string, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// CloseAtWeChatInput names the order to close at WeChat.
+type CloseAtWeChatInput struct {
+	OutTradeNo string `json:"out_trade_no"`
+}
+
+// CloseAtWeChatResult says whether WeChat knew the order.
+type CloseAtWeChatResult struct {
+	NotAtWeChat bool `json:"not_at_wechat"` // never prepaid there: nothing to close
+}
+
+// CloseAtWeChat closes the order at WeChat so it can no longer be paid.
+// Closing twice is harmless; a paid order fails with ErrTypeOrderPaid so the
+// workflow confirms the payment instead.
+func (a *Activities) CloseAtWeChat(ctx context.Context, in CloseAtWeChatInput) (CloseAtWeChatResult, error) {
+	err := a.WeChat.CloseOrder(ctx, in.OutTradeNo)
+	switch {
+	case err == nil:
+		return CloseAtWeChatResult{}, nil
+	case errors.Is(err, wechatpay.ErrOrderNotExist):
+		return CloseAtWeChatResult{NotAtWeChat: true}, nil
+	case errors.Is(err, wechatpay.ErrOrderPaid):
+		return CloseAtWeChatResult{}, temporal.NewNonRetryableApplicationError(
+			"close "+in.OutTradeNo+": WeChat Pay says the order is paid", ErrTypeOrderPaid, err)
+	case !wechatpay.Retryable(err):
+		return CloseAtWeChatResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("close %s: %v", in.OutTradeNo, err), ErrTypeQueryRejected, err)
+	default:
+		return CloseAtWeChatResult{}, fmt.Errorf("close %s: %w", in.OutTradeNo, err)
+	}
+}
+
+// MarkClosedInput closes the order in our database.
+type MarkClosedInput struct {
+	OutTradeNo string `json:"out_trade_no"`
+	Reason     string `json:"reason"`
+	Key        string `json:"key"`
+}
+
+// MarkClosedResult is what the database found: "closed", "paid" or "review".
+type MarkClosedResult struct {
+	Outcome string `json:"outcome"`
+}
+
+// MarkClosed moves PENDING → CLOSED with its log row, once.
+func (a *Activities) MarkClosed(ctx context.Context, in MarkClosedInput) (MarkClosedResult, error) {
+	out, err := a.Orders.MarkClosed(ctx, in.OutTradeNo, in.Reason, in.Key)
+	if isNotFound(err) {
+		return MarkClosedResult{}, temporal.NewNonRetryableApplicationError(
+			"mark closed "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
+	}
+	if err != nil {
+		return MarkClosedResult{}, fmt.Errorf("mark closed %s: %w", in.OutTradeNo, err)
+	}
+	return MarkClosedResult{Outcome: string(out)}, nil
+}
