@@ -39,14 +39,34 @@ func (req *createOrderRequest) validate() error {
 	if utf8.RuneCountInString(req.Description) > 127 || !utf8.ValidString(req.Description) {
 		return errors.New("description must be valid UTF-8 of at most 127 characters")
 	}
-	if req.TimeoutSeconds < 0 {
-		return errors.New("timeout_seconds must be > 0")
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > maxTimeoutSeconds {
+		return fmt.Errorf("timeout_seconds must be between 1 and %d", maxTimeoutSeconds)
 	}
-	if req.TradeType != "" {
-		return fmt.Errorf("trade_type %q is not supported yet", req.TradeType)
+	switch req.TradeType {
+	case "":
+		if req.OpenID != "" {
+			return errors.New("openid goes with trade_type JSAPI")
+		}
+	case payment.TradeTypeJSAPI:
+		if req.OpenID == "" || len(req.OpenID) > 128 {
+			return errors.New("trade_type JSAPI needs the payer's openid (at most 128 characters)")
+		}
+	case payment.TradeTypeNative:
+		if req.OpenID != "" {
+			return errors.New("openid goes with trade_type JSAPI")
+		}
+	default:
+		return errors.New("trade_type must be JSAPI or NATIVE")
+	}
+	if req.TradeType != "" && req.Description == "" {
+		return errors.New("description is required to prepay at WeChat Pay")
 	}
 	return nil
 }
+
+// maxTimeoutSeconds caps timeout_seconds: an unset time_expire makes a
+// WeChat order payable for 7 days, so nothing longer makes sense.
+const maxTimeoutSeconds = 7 * 24 * 3600
 
 // decodeOrderRequest parses the body strictly: one JSON object, known
 // fields only, integers for amounts.
@@ -69,11 +89,20 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if req.TradeType != "" && !s.CanPrepay {
+		writeError(w, http.StatusServiceUnavailable, "prepay is not configured on this server (WECHATPAY_NOTIFY_URL)")
+		return
+	}
 	if req.OutTradeNo == "" {
 		req.OutTradeNo = newOutTradeNo(s.now())
 	}
+	timeout := s.OrderTimeout
+	if req.TimeoutSeconds > 0 {
+		timeout = time.Duration(req.TimeoutSeconds) * time.Second
+	}
 	order, err := s.Orders.CreateOrder(r.Context(), store.NewOrder{
 		OutTradeNo: req.OutTradeNo, AmountFen: req.AmountFen, Currency: payment.DefaultCurrency, Description: req.Description,
+		ExpiresAt: s.now().Add(timeout), TradeType: req.TradeType, OpenID: req.OpenID,
 	})
 	if errors.Is(err, store.ErrDuplicate) {
 		writeError(w, http.StatusConflict, "out_trade_no "+req.OutTradeNo+" already exists")
@@ -84,7 +113,19 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not create the order")
 		return
 	}
-	s.Logger.Info("order created", "out_trade_no", order.OutTradeNo, "amount_fen", order.AmountFen)
+	// The order is durable now. Its workflow owns it from here; should the
+	// start fail, the reconciliation schedule starts it later.
+	if err := s.startLifecycle(r.Context(), order); err != nil {
+		s.Logger.Error("start order workflow", "out_trade_no", order.OutTradeNo, "err", err)
+		if order.TradeType != "" {
+			writeError(w, http.StatusServiceUnavailable, "the order was created but could not be prepaid now; retry with POST /orders/"+order.OutTradeNo+"/sync later")
+			return
+		}
+	}
+	if order.TradeType != "" && !s.prepay(w, r, &order) {
+		return
+	}
+	s.Logger.Info("order created", "out_trade_no", order.OutTradeNo, "amount_fen", order.AmountFen, "trade_type", order.TradeType)
 	writeJSON(w, http.StatusCreated, orderJSON(order))
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
+	"github.com/payflow/payflow/wechatpay"
 )
 
 // Orders is the part of the store the api uses.
@@ -29,6 +30,8 @@ type Orders interface {
 type Temporal interface {
 	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
 		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
 }
 
@@ -40,17 +43,25 @@ type Server struct {
 	TaskQueue string
 	AppID     string
 	MchID     string
-	APIKey    config.Secret // API v2 key
+	APIKey    config.Secret             // API v2 key
+	V3        *wechatpay.V3NotifyParser // nil when API v3 is not configured
 	Logger    *slog.Logger
 	Now       func() time.Time
+
+	OrderTimeout time.Duration // ORDER_TIMEOUT
+	QueryAfter   time.Duration // ORDER_QUERY_AFTER
+	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
 }
 
 // Handler routes the contract's paths.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)
+	r.HandleFunc("/wechatpay/v3/notify", s.notifyV3).Methods(http.MethodPost)
 	r.HandleFunc("/orders", s.createOrder).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{out_trade_no}", s.getOrder).Methods(http.MethodGet)
+	r.HandleFunc("/orders/{out_trade_no}/close", s.closeOrder).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}/sync", s.syncOrder).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	return r

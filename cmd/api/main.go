@@ -40,10 +40,18 @@ func run() error {
 		return err
 	}
 	defer tc.Close()
+	v3, err := api.NewV3Parser(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	if v3 == nil {
+		logger.Warn("API v3 notifications are not configured (WECHATPAY_APIV3_KEY and WECHATPAY_PUBLIC_KEY_FILE or WECHATPAY_PLATFORM_CERT_DIR)")
+	}
 	srv := &api.Server{
 		Orders: st, Temporal: tc, TaskQueue: cfg.TaskQueue,
-		AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
+		AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
 		Logger: logger, Now: time.Now,
+		OrderTimeout: cfg.OrderTimeout, QueryAfter: cfg.OrderQueryAfter, CanPrepay: cfg.NotifyURL != "",
 	}
 	return boot.Serve(ctx, boot.NewHTTPServer(cfg.APIAddr, srv.Handler()), logger)
 }
