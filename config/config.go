@@ -53,6 +53,7 @@ type Config struct {
 	APIv3Key          Secret
 	PublicKeyFile     string
 	PublicKeyID       string
+	PlatformCertDir   string // extra WeChat Pay public keys and platform certificates (addition to the contract)
 	MchPrivateKeyFile string
 	MchCertSerial     string
 	APIVersion        string // "v3" or "v2"
@@ -61,6 +62,9 @@ type Config struct {
 
 	OrderTimeout    time.Duration
 	OrderQueryAfter time.Duration
+
+	ReconcileInterval time.Duration // how often the reconciliation schedule runs (addition to the contract)
+	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
 }
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
@@ -88,6 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 		APIv3Key:          NewSecret(get("WECHATPAY_APIV3_KEY", "")),
 		PublicKeyFile:     get("WECHATPAY_PUBLIC_KEY_FILE", ""),
 		PublicKeyID:       get("WECHATPAY_PUBLIC_KEY_ID", ""),
+		PlatformCertDir:   get("WECHATPAY_PLATFORM_CERT_DIR", ""),
 		MchPrivateKeyFile: get("WECHATPAY_MCH_PRIVATE_KEY_FILE", ""),
 		MchCertSerial:     get("WECHATPAY_MCH_CERT_SERIAL", ""),
 		APIVersion:        get("WECHATPAY_API_VERSION", "v3"),
@@ -102,6 +107,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OrderQueryAfter, err = duration(get("ORDER_QUERY_AFTER", "1m")); err != nil {
 		errs = append(errs, fmt.Errorf("ORDER_QUERY_AFTER: %w", err))
 	}
+	if c.ReconcileInterval, err = duration(get("RECONCILE_INTERVAL", "5m")); err != nil {
+		errs = append(errs, fmt.Errorf("RECONCILE_INTERVAL: %w", err))
+	}
+	if c.ReconcileGrace, err = duration(get("RECONCILE_GRACE", "1m")); err != nil {
+		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
+	}
 	if c.AppID == "" {
 		errs = append(errs, errors.New("WECHATPAY_APPID is required"))
 	}
@@ -114,7 +125,8 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, errors.New("WECHATPAY_API_KEY is required when WECHATPAY_API_VERSION=v2"))
 		}
 	case "v3":
-		// v3 settings are checked where they are used (issue: v3 support).
+		// v3 settings are checked where they are used: the worker needs
+		// them for its calls, the api for v3 notifications.
 	default:
 		errs = append(errs, fmt.Errorf("WECHATPAY_API_VERSION must be v2 or v3, got %q", c.APIVersion))
 	}

@@ -4,7 +4,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/internal/boot"
-	"github.com/payflow/payflow/wechatpay"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -24,7 +22,7 @@ import (
 // activities get WorkerStopTimeout to finish, after which Temporal retries
 // them elsewhere.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	querier, err := NewQuerier(cfg)
+	wechat, err := NewWeChat(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -41,12 +39,17 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}
+	if err := EnsureReconcileSchedule(ctx, c, cfg, logger); err != nil {
+		return err
+	}
 
 	w := sdkworker.New(c, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
 	w.RegisterWorkflow(workflows.PaymentWorkflow)
+	w.RegisterWorkflow(workflows.ReconcileWorkflow)
 	w.RegisterActivity(&activities.Activities{
-		Orders: st, WeChat: querier, AppID: cfg.AppID, MchID: cfg.MchID, Now: time.Now,
+		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
 	})
+	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -57,20 +60,6 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	w.Stop()
 	logger.Info("worker stopped")
 	return err
-}
-
-// NewQuerier builds the WeChat order-query client for the configured API
-// version.
-func NewQuerier(cfg config.Config) (activities.Querier, error) {
-	switch cfg.APIVersion {
-	case "v2":
-		return &wechatpay.V2Client{
-			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey.Reveal(),
-			SignType: wechatpay.SignTypeHMACSHA256, HTTP: &http.Client{Timeout: 10 * time.Second},
-		}, nil
-	default:
-		return nil, errors.New("WECHATPAY_API_VERSION=v3 order queries are not supported yet; set WECHATPAY_API_VERSION=v2")
-	}
 }
 
 // health serves the worker's own liveness and readiness.
