@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/workflows"
 )
 
 func postXML(t *testing.T, params map[string]string) (int, string) {
@@ -25,6 +28,22 @@ func postRaw(t *testing.T, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// workflowState asks the order's running workflow for its state.
+func workflowState(t *testing.T, no string) workflows.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := st.tc.QueryWorkflow(ctx, workflows.WorkflowID(no), "", workflows.QueryState)
+	if err != nil {
+		t.Fatalf("query workflow %s: %v", no, err)
+	}
+	var s workflows.State
+	if err := v.Get(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func countRequest(query string) *workflowservice.CountWorkflowExecutionsRequest {
