@@ -14,14 +14,14 @@ import (
 	"github.com/payflow/payflow/workflows"
 )
 
-func postXML(t *testing.T, params map[string]string) (int, string) {
+func (d *deployment) postXML(t *testing.T, params map[string]string) (int, string) {
 	t.Helper()
-	return postRaw(t, string(wechatpay.EncodeV2XML(params)))
+	return d.postRaw(t, string(wechatpay.EncodeV2XML(params)))
 }
 
-func postRaw(t *testing.T, body string) (int, string) {
+func (d *deployment) postRaw(t *testing.T, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(st.apiURL+"/wechatpay/notify", "text/xml", bytes.NewBufferString(body))
+	resp, err := http.Post(d.apiURL+"/wechatpay/notify", "text/xml", bytes.NewBufferString(body))
 	if err != nil {
 		t.Fatal(err)
 	}

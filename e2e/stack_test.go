@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/internal/pgtest"
+	"github.com/payflow/payflow/sim"
 )
 
 // Test merchant settings shared by the api, the worker and the sim.
@@ -28,7 +30,8 @@ const (
 	apiKey = "192006250b4c09247ec02edce69f6a2d"
 )
 
-// stack is the whole system under test: real processes on loopback ports.
+// stack is the whole system under test: one PostgreSQL and one Temporal
+// server shared by two deployments of our processes on loopback ports.
 type stack struct {
 	dir         string
 	bins        string
@@ -37,13 +40,25 @@ type stack struct {
 	dbURL       string
 	temporal    *proc
 	temporalHP  string
-	worker      *proc
-	api         *proc
-	sim         *proc
+	tc          client.Client
+	keys        sim.KeyFiles
+	apiV3Key    string
+
+	// v2 queries WeChat with API v2 and trusts only the primary WeChat Pay
+	// public key; v3 queries with API v3 and also trusts a second public
+	// key and a platform certificate (a merchant mid-rotation).
+	v2, v3 *deployment
+}
+
+// deployment is one sim + worker + api, on its own task queue.
+type deployment struct {
+	name        string
+	taskQueue   string
 	apiURL      string
 	simURL      string
 	workerAddr  string
-	tc          client.Client
+	api, worker *proc
+	sim         *proc
 }
 
 var st *stack
@@ -98,6 +113,14 @@ func startStack(ctx context.Context) (*stack, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return s, fmt.Errorf("go build: %v\n%s", err, out)
 	}
+	if s.keys, err = sim.GenerateKeys(filepath.Join(dir, "keys")); err != nil {
+		return s, err
+	}
+	v3key, err := os.ReadFile(s.keys.APIv3KeyFile)
+	if err != nil {
+		return s, err
+	}
+	s.apiV3Key = strings.TrimSpace(string(v3key))
 
 	if s.pg, err = pgtest.Start(ctx); err != nil {
 		return s, err
@@ -105,52 +128,83 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.dbURL, err = s.pg.CreateDatabase(ctx, "payments"); err != nil {
 		return s, err
 	}
-
 	if err := s.startTemporal(ctx); err != nil {
 		return s, err
 	}
 	if s.tc, err = client.DialContext(ctx, client.Options{HostPort: s.temporalHP}); err != nil {
 		return s, err
 	}
-
-	apiAddr, simAddr := freeAddr(), freeAddr()
-	s.workerAddr = freeAddr()
-	s.apiURL, s.simURL = "http://"+apiAddr, "http://"+simAddr
-	s.sim = newProc(s, "wechatpay-sim", filepath.Join(s.bins, "wechatpay-sim"), s.env(
-		"SIM_ADDR="+simAddr,
-		"SIM_NOTIFY_URL="+s.apiURL+"/wechatpay/notify",
-		"SIM_TIME_SCALE=0.001",
-	))
-	s.worker = newProc(s, "worker", filepath.Join(s.bins, "worker"), s.env("WORKER_ADDR="+s.workerAddr))
-	s.api = newProc(s, "api", filepath.Join(s.bins, "api"), s.env("API_ADDR="+apiAddr))
-	for _, p := range []*proc{s.sim, s.worker, s.api} {
-		if err := p.start(); err != nil {
-			return s, err
-		}
+	if s.v2, err = s.deploy(ctx, "v2", []string{
+		"WECHATPAY_API_VERSION=v2",
+		"ORDER_QUERY_AFTER=1h",
+	}); err != nil {
+		return s, err
 	}
-	for _, u := range []string{s.simURL + "/healthz", "http://" + s.workerAddr + "/readyz", s.apiURL + "/readyz"} {
-		if err := waitHTTP(ctx, u); err != nil {
-			return s, err
-		}
+	if s.v3, err = s.deploy(ctx, "v3", []string{
+		"WECHATPAY_API_VERSION=v3",
+		"WECHATPAY_PLATFORM_CERT_DIR=" + s.keys.PlatformCertDir,
+		"ORDER_QUERY_AFTER=2s",
+	}); err != nil {
+		return s, err
 	}
 	return s, nil
 }
 
-// env is the configuration every process of ours gets.
-func (s *stack) env(extra ...string) []string {
-	return append([]string{
+// deploy starts a sim, a worker and an api for one configuration.
+func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*deployment, error) {
+	apiAddr, simAddr := freeAddr(), freeAddr()
+	d := &deployment{name: name, taskQueue: "e2e-" + name, workerAddr: freeAddr(),
+		apiURL: "http://" + apiAddr, simURL: "http://" + simAddr}
+	notifyPath := "/wechatpay/notify"
+	if name == "v3" {
+		notifyPath = "/wechatpay/v3/notify"
+	}
+	common := slices.Concat(s.env(d), appEnv)
+	d.sim = newProc(s, name+"-wechatpay-sim", filepath.Join(s.bins, "wechatpay-sim"), slices.Concat(s.env(d), []string{
+		"SIM_ADDR=" + simAddr,
+		"SIM_KEYS_DIR=" + s.keys.Dir,
+		"SIM_NOTIFY_VERSION=" + name,
+		"SIM_NOTIFY_URL=" + d.apiURL + "/wechatpay/notify",
+		"SIM_NOTIFY_URL_V3=" + d.apiURL + "/wechatpay/v3/notify",
+		"SIM_TIME_SCALE=0.001",
+	}))
+	d.worker = newProc(s, name+"-worker", filepath.Join(s.bins, "worker"), slices.Concat(common, []string{
+		"WORKER_ADDR=" + d.workerAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath}))
+	d.api = newProc(s, name+"-api", filepath.Join(s.bins, "api"), slices.Concat(common, []string{
+		"API_ADDR=" + apiAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath}))
+	for _, p := range []*proc{d.sim, d.worker, d.api} {
+		if err := p.start(); err != nil {
+			return d, err
+		}
+	}
+	for _, u := range []string{d.simURL + "/healthz", "http://" + d.workerAddr + "/readyz", d.apiURL + "/readyz"} {
+		if err := waitHTTP(ctx, u); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+// env is the configuration every process of a deployment gets: the
+// primary WeChat Pay public key for everyone, the merchant's v3 keys.
+func (s *stack) env(d *deployment) []string {
+	return []string{
 		"DATABASE_URL=" + s.dbURL,
 		"TEMPORAL_ADDRESS=" + s.temporalHP,
 		"TEMPORAL_NAMESPACE=default",
-		"TEMPORAL_TASK_QUEUE=payments-e2e",
+		"TEMPORAL_TASK_QUEUE=" + d.taskQueue,
 		"WECHATPAY_APPID=" + appID,
 		"WECHATPAY_MCHID=" + mchID,
 		"WECHATPAY_API_KEY=" + apiKey,
-		"WECHATPAY_API_VERSION=v2",
-		"WECHATPAY_BASE_URL=" + s.simURL,
+		"WECHATPAY_APIV3_KEY=" + s.apiV3Key,
+		"WECHATPAY_PUBLIC_KEY_FILE=" + s.keys.PublicKeyFile,
+		"WECHATPAY_PUBLIC_KEY_ID=" + s.keys.PublicKeyID,
+		"WECHATPAY_MCH_PRIVATE_KEY_FILE=" + s.keys.MchPrivateKeyFile,
+		"WECHATPAY_MCH_CERT_SERIAL=" + s.keys.MchCertSerial,
+		"WECHATPAY_BASE_URL=" + d.simURL,
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
-	}, extra...)
+	}
 }
 
 // startTemporal runs the dev server with its state in a file, so a restart
@@ -181,10 +235,18 @@ func (s *stack) startTemporal(ctx context.Context) error {
 }
 
 func (s *stack) close() {
-	for _, p := range []*proc{s.api, s.worker, s.sim, s.temporal} {
-		if p != nil {
-			p.stop()
+	for _, d := range []*deployment{s.v2, s.v3} {
+		if d == nil {
+			continue
 		}
+		for _, p := range []*proc{d.api, d.worker, d.sim} {
+			if p != nil {
+				p.stop()
+			}
+		}
+	}
+	if s.temporal != nil {
+		s.temporal.stop()
 	}
 	if s.tc != nil {
 		s.tc.Close()
@@ -198,7 +260,7 @@ func (s *stack) close() {
 }
 
 func (s *stack) dumpLogs() {
-	for _, name := range []string{"api", "worker", "wechatpay-sim", "temporal"} {
+	for _, name := range []string{"v2-api", "v2-worker", "v2-wechatpay-sim", "v3-api", "v3-worker", "v3-wechatpay-sim", "temporal"} {
 		b, err := os.ReadFile(filepath.Join(s.dir, name+".log"))
 		if err != nil {
 			continue

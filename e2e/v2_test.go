@@ -30,10 +30,10 @@ type simTrade struct {
 	} `json:"deliveries"`
 }
 
-func createOrder(t *testing.T, no string, amount int64) payment.Order {
+func (d *deployment) createOrder(t *testing.T, no string, amount int64) payment.Order {
 	t.Helper()
 	var o payment.Order
-	if code := do(t, http.MethodPost, st.apiURL+"/orders", map[string]any{
+	if code := do(t, http.MethodPost, d.apiURL+"/orders", map[string]any{
 		"out_trade_no": no, "amount_fen": amount, "description": "e2e " + t.Name(),
 	}, &o); code != http.StatusCreated {
 		t.Fatalf("POST /orders = %d", code)
@@ -41,49 +41,49 @@ func createOrder(t *testing.T, no string, amount int64) payment.Order {
 	return o
 }
 
-func getOrder(t *testing.T, no string) payment.Order {
+func (d *deployment) getOrder(t *testing.T, no string) payment.Order {
 	t.Helper()
 	var o payment.Order
-	if code := do(t, http.MethodGet, st.apiURL+"/orders/"+no, nil, &o); code != http.StatusOK {
+	if code := do(t, http.MethodGet, d.apiURL+"/orders/"+no, nil, &o); code != http.StatusOK {
 		t.Fatalf("GET /orders/%s = %d", no, code)
 	}
 	return o
 }
 
-func simPay(t *testing.T, body map[string]any) simTrade {
+func (d *deployment) simPay(t *testing.T, body map[string]any) simTrade {
 	t.Helper()
 	var tr simTrade
-	if code := do(t, http.MethodPost, st.simURL+"/sim/pay", body, &tr); code != http.StatusOK {
+	if code := do(t, http.MethodPost, d.simURL+"/sim/pay", body, &tr); code != http.StatusOK {
 		t.Fatalf("POST /sim/pay = %d", code)
 	}
 	return tr
 }
 
-func getSimTrade(t *testing.T, no string) simTrade {
+func (d *deployment) getSimTrade(t *testing.T, no string) simTrade {
 	t.Helper()
 	var tr simTrade
-	if code := do(t, http.MethodGet, st.simURL+"/sim/trades/"+no, nil, &tr); code != http.StatusOK {
+	if code := do(t, http.MethodGet, d.simURL+"/sim/trades/"+no, nil, &tr); code != http.StatusOK {
 		t.Fatalf("GET /sim/trades/%s = %d", no, code)
 	}
 	return tr
 }
 
-func waitStatus(t *testing.T, no string, want payment.Status) payment.Order {
+func (d *deployment) waitStatus(t *testing.T, no string, want payment.Status) payment.Order {
 	t.Helper()
 	var o payment.Order
 	eventually(t, 60*time.Second, "order "+no+" to be "+string(want), func() bool {
-		o = getOrder(t, no)
+		o = d.getOrder(t, no)
 		return o.Status == want
 	})
 	return o
 }
 
 // waitDelivered waits until every delivery of the trade got a SUCCESS reply.
-func waitDelivered(t *testing.T, no string, deliveries int) simTrade {
+func (d *deployment) waitDelivered(t *testing.T, no string, deliveries int) simTrade {
 	t.Helper()
 	var tr simTrade
 	eventually(t, 60*time.Second, "notifications to be acknowledged", func() bool {
-		tr = getSimTrade(t, no)
+		tr = d.getSimTrade(t, no)
 		if len(tr.Deliveries) < deliveries {
 			return false
 		}
@@ -123,11 +123,12 @@ func assertPaidOnce(t *testing.T, o payment.Order, txid string) {
 }
 
 func TestV2HappyPath(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("HAPPY")
-	createOrder(t, no, 1234)
-	paid := simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 1234})
-	o := waitStatus(t, no, payment.StatusPaid)
-	tr := waitDelivered(t, no, 1)
+	d.createOrder(t, no, 1234)
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 1234})
+	o := d.waitStatus(t, no, payment.StatusPaid)
+	tr := d.waitDelivered(t, no, 1)
 	assertPaidOnce(t, o, paid.TransactionID)
 	if tr.Queries < 1 {
 		t.Fatalf("the workflow never asked WeChat's order query (queries = %d)", tr.Queries)
@@ -151,11 +152,12 @@ func TestV2HappyPath(t *testing.T) {
 }
 
 func TestV2ConcurrentDuplicatesPayOnce(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("DUPS")
-	createOrder(t, no, 500)
-	paid := simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 500, "duplicates": 9, "concurrent": true, "sign_type": "HMAC-SHA256"})
-	tr := waitDelivered(t, no, 10)
-	o := waitStatus(t, no, payment.StatusPaid)
+	d.createOrder(t, no, 500)
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 500, "duplicates": 9, "concurrent": true, "sign_type": "HMAC-SHA256"})
+	tr := d.waitDelivered(t, no, 10)
+	o := d.waitStatus(t, no, payment.StatusPaid)
 	assertPaidOnce(t, o, paid.TransactionID)
 	if len(tr.Deliveries) != 10 {
 		t.Fatalf("deliveries = %d, want 10", len(tr.Deliveries))
@@ -163,11 +165,12 @@ func TestV2ConcurrentDuplicatesPayOnce(t *testing.T) {
 }
 
 func TestV2LateDuplicateAfterCompletion(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("LATE")
-	createOrder(t, no, 800)
-	paid := simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 800})
-	waitDelivered(t, no, 1)
-	before := waitStatus(t, no, payment.StatusPaid)
+	d.createOrder(t, no, 800)
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 800})
+	d.waitDelivered(t, no, 1)
+	before := d.waitStatus(t, no, payment.StatusPaid)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -177,42 +180,43 @@ func TestV2LateDuplicateAfterCompletion(t *testing.T) {
 	}
 	firstRun := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	eventually(t, 30*time.Second, "the workflow to complete", func() bool {
-		d, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
-		return err == nil && d.GetWorkflowExecutionInfo().GetCloseTime() != nil
+		desc, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+		return err == nil && desc.GetWorkflowExecutionInfo().GetCloseTime() != nil
 	})
 
-	if code := do(t, http.MethodPost, st.simURL+"/sim/trades/"+no+"/notify", nil, nil); code != http.StatusOK && code != http.StatusAccepted {
+	if code := do(t, http.MethodPost, d.simURL+"/sim/trades/"+no+"/notify", nil, nil); code != http.StatusOK && code != http.StatusAccepted {
 		t.Fatalf("resend = %d", code)
 	}
-	tr := waitDelivered(t, no, 2)
+	tr := d.waitDelivered(t, no, 2)
 	last := tr.Deliveries[len(tr.Deliveries)-1]
 	if len(last.Attempts) != 1 || last.Attempts[0].HTTPStatus != http.StatusOK {
 		t.Fatalf("late duplicate was not acknowledged at once: %+v", last)
 	}
-	after := getOrder(t, no)
+	after := d.getOrder(t, no)
 	assertPaidOnce(t, after, paid.TransactionID)
 	if len(after.Logs) != len(before.Logs) {
 		t.Fatalf("late duplicate wrote logs: before %d, after %d", len(before.Logs), len(after.Logs))
 	}
-	d, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+	desc, err = st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); got != firstRun {
+	if got := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(); got != firstRun {
 		t.Fatalf("late duplicate started a new workflow run %s (first %s)", got, firstRun)
 	}
 }
 
 func TestV2ForgedSignatureRejected(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("FORGED")
-	createOrder(t, no, 1000)
+	d.createOrder(t, no, 1000)
 	// Through the sim: a notification whose amount was changed after signing.
-	simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 1000, "tamper": "amount"})
+	d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 1000, "tamper": "amount"})
 	eventually(t, 30*time.Second, "the forged notification to be refused", func() bool {
-		tr := getSimTrade(t, no)
+		tr := d.getSimTrade(t, no)
 		return len(tr.Deliveries) == 1 && len(tr.Deliveries[0].Attempts) >= 2
 	})
-	for _, a := range getSimTrade(t, no).Deliveries[0].Attempts {
+	for _, a := range d.getSimTrade(t, no).Deliveries[0].Attempts {
 		if a.Accepted || a.HTTPStatus != http.StatusUnauthorized {
 			t.Fatalf("forged notification attempt = %+v, want refused with 401", a)
 		}
@@ -225,19 +229,19 @@ func TestV2ForgedSignatureRejected(t *testing.T) {
 		"total_fee": "1000", "fee_type": "CNY", "time_end": "20261124120000",
 	}
 	params["sign"], _ = wechatpay.SignV2(params, "00000000000000000000000000000000", wechatpay.SignTypeMD5)
-	if code, body := postXML(t, params); code != http.StatusUnauthorized || !strings.Contains(body, "FAIL") {
+	if code, body := d.postXML(t, params); code != http.StatusUnauthorized || !strings.Contains(body, "FAIL") {
 		t.Fatalf("wrong-key notification = %d %s", code, body)
 	}
 	params["appid"] = "wx0000000000000000"
 	params["sign"], _ = wechatpay.SignV2(params, apiKey, wechatpay.SignTypeMD5)
-	if code, body := postXML(t, params); code != http.StatusForbidden || !strings.Contains(body, "FAIL") {
+	if code, body := d.postXML(t, params); code != http.StatusForbidden || !strings.Contains(body, "FAIL") {
 		t.Fatalf("foreign-appid notification = %d %s", code, body)
 	}
-	if code, body := postRaw(t, "<xml><return_code>SUCC"); code != http.StatusBadRequest || !strings.Contains(body, "FAIL") {
+	if code, body := d.postRaw(t, "<xml><return_code>SUCC"); code != http.StatusBadRequest || !strings.Contains(body, "FAIL") {
 		t.Fatalf("malformed notification = %d %s", code, body)
 	}
 
-	o := getOrder(t, no)
+	o := d.getOrder(t, no)
 	if o.Status != payment.StatusPending || len(o.Logs) != 1 {
 		t.Fatalf("forged notifications changed the order: %+v", o)
 	}
@@ -248,11 +252,12 @@ func TestV2ForgedSignatureRejected(t *testing.T) {
 }
 
 func TestV2AmountMismatchGoesToReview(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("MISMATCH")
-	createOrder(t, no, 2000)
+	d.createOrder(t, no, 2000)
 	// WeChat's order query reports a different amount from the order.
-	simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 2000, "query_amount_fen": 1})
-	o := waitStatus(t, no, payment.StatusReview)
+	d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 2000, "query_amount_fen": 1})
+	o := d.waitStatus(t, no, payment.StatusReview)
 	if len(paidLogs(o)) != 0 || o.TransactionID != "" {
 		t.Fatalf("mismatched payment was marked paid: %+v", o)
 	}
@@ -263,9 +268,10 @@ func TestV2AmountMismatchGoesToReview(t *testing.T) {
 }
 
 func TestV2UnknownOrderRecordedNotCreated(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("UNKNOWN")
-	simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 300})
-	waitDelivered(t, no, 1)
+	d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 300})
+	d.waitDelivered(t, no, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, st.dbURL)
@@ -278,51 +284,53 @@ func TestV2UnknownOrderRecordedNotCreated(t *testing.T) {
 		err := conn.QueryRow(ctx, "select outcome from notifications where out_trade_no = $1", no).Scan(&outcome)
 		return err == nil && outcome == "unknown_order"
 	})
-	if code := do(t, http.MethodGet, st.apiURL+"/orders/"+no, nil, nil); code != http.StatusNotFound {
+	if code := do(t, http.MethodGet, d.apiURL+"/orders/"+no, nil, nil); code != http.StatusNotFound {
 		t.Fatalf("GET unknown order = %d, want 404", code)
 	}
 }
 
 func TestV2WorkerKilledMidPaymentPaysOnce(t *testing.T) {
+	d := st.v2
 	no := uniqueNo("CRASH")
-	createOrder(t, no, 4321)
+	d.createOrder(t, no, 4321)
 	// The query answers NOTPAY twice, so the workflow is mid-payment (between
 	// queries) for several seconds.
-	paid := simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 4321, "query_state": "NOTPAY", "query_state_times": 2})
-	eventually(t, 30*time.Second, "the first order query", func() bool { return getSimTrade(t, no).Queries >= 1 })
-	st.worker.kill()
-	if o := getOrder(t, no); o.Status != payment.StatusPending {
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 4321, "query_state": "NOTPAY", "query_state_times": 2})
+	eventually(t, 30*time.Second, "the first order query", func() bool { return d.getSimTrade(t, no).Queries >= 1 })
+	d.worker.kill()
+	if o := d.getOrder(t, no); o.Status != payment.StatusPending {
 		t.Fatalf("order = %s before the worker came back", o.Status)
 	}
 	time.Sleep(time.Second)
-	if err := st.worker.start(); err != nil {
+	if err := d.worker.start(); err != nil {
 		t.Fatal(err)
 	}
-	o := waitStatus(t, no, payment.StatusPaid)
+	o := d.waitStatus(t, no, payment.StatusPaid)
 	assertPaidOnce(t, o, paid.TransactionID)
-	if q := getSimTrade(t, no).Queries; q < 3 {
+	if q := d.getSimTrade(t, no).Queries; q < 3 {
 		t.Fatalf("queries = %d, want the NOTPAY answers to have been retried", q)
 	}
 }
 
 func TestV2ConcurrentOrdersAllPaid(t *testing.T) {
+	d := st.v2
 	const n = 8
 	var wg sync.WaitGroup
 	nos := make([]string, n)
 	txids := make([]string, n)
 	for i := range n {
 		nos[i] = uniqueNo("MANY")
-		createOrder(t, nos[i], int64(100+i))
+		d.createOrder(t, nos[i], int64(100+i))
 	}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			txids[i] = simPay(t, map[string]any{"out_trade_no": nos[i], "amount_fen": 100 + i, "duplicates": 2, "concurrent": true}).TransactionID
+			txids[i] = d.simPay(t, map[string]any{"out_trade_no": nos[i], "amount_fen": 100 + i, "duplicates": 2, "concurrent": true}).TransactionID
 		}()
 	}
 	wg.Wait()
 	for i := range n {
-		assertPaidOnce(t, waitStatus(t, nos[i], payment.StatusPaid), txids[i])
+		assertPaidOnce(t, d.waitStatus(t, nos[i], payment.StatusPaid), txids[i])
 	}
 }
