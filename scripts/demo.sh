@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
-# Creates an order, has wechatpay-sim "pay" it (WeChat then sends its signed
-# notification to the api), and waits until the order is PAID.
+# Two payments through the local stack (make run):
+#  1. a NATIVE order prepaid at WeChat (wechatpay-sim), paid by the user;
+#     WeChat's signed v3 notification makes it PAID;
+#  2. the same, but WeChat's notifications are all lost; the order's
+#     workflow finds the payment with its own order query.
 set -euo pipefail
 API=http://127.0.0.1:${RUN_API_PORT:-8080}
 SIM=http://127.0.0.1:${RUN_SIM_PORT:-8090}
 UI=http://127.0.0.1:${RUN_TEMPORAL_UI_PORT:-8233}
-NO=DEMO$(date +%Y%m%d%H%M%S)$RANDOM
-echo "1. create order $NO (¥12.34)"
-curl -fsS -XPOST "$API/orders" -d "{\"out_trade_no\":\"$NO\",\"amount_fen\":1234,\"description\":\"demo order\"}"; echo
-echo "2. the user pays: wechatpay-sim marks the trade paid and notifies the api"
-curl -fsS -XPOST "$SIM/sim/pay" -d "{\"out_trade_no\":\"$NO\",\"amount_fen\":1234}"; echo
-echo "3. waiting for the workflow: query confirmation, amount verification, mark paid, order log"
-for _ in $(seq 1 60); do
-  body=$(curl -fsS "$API/orders/$NO")
-  if grep -q '"status":"PAID"' <<<"$body"; then
-    echo "$body"
-    echo
-    echo "PAID. See it in the Temporal UI: $UI/namespaces/default/workflows?query=OutTradeNo%3D%22$NO%22"
-    exit 0
-  fi
-  sleep 0.5
-done
-echo "order did not become PAID in 30s:" >&2; echo "$body" >&2; exit 1
+
+wait_paid() { # out_trade_no seconds
+  local body
+  for _ in $(seq 1 $(( $2 * 2 ))); do
+    body=$(curl -fsS "$API/orders/$1")
+    if grep -q '"status":"PAID"' <<<"$body"; then echo "$body"; return 0; fi
+    sleep 0.5
+  done
+  echo "order $1 did not become PAID in $2 s:" >&2; echo "$body" >&2; return 1
+}
+
+pay() { # label out_trade_no sim-options
+  echo "== $1: order $2 (¥12.34)"
+  echo "-- create it and prepay at WeChat (NATIVE: a QR code URL comes back)"
+  curl -fsS -XPOST "$API/orders" -d "{\"out_trade_no\":\"$2\",\"amount_fen\":1234,\"description\":\"demo order\",\"trade_type\":\"NATIVE\"}"; echo
+  echo "-- the user scans and pays"
+  curl -fsS -XPOST "$SIM/sim/pay" -d "{\"out_trade_no\":\"$2\"$3}"; echo
+}
+
+N1=DEMO$(date +%Y%m%d%H%M%S)A
+pay "notified payment" "$N1" ""
+echo "-- WeChat notifies; the workflow confirms with WeChat's order query, checks the amount, marks it paid"
+wait_paid "$N1" 30
+echo
+
+N2=DEMO$(date +%Y%m%d%H%M%S)B
+pay "lost notifications" "$N2" ',"drop":true'
+echo "-- no notification comes; after ORDER_QUERY_AFTER the workflow asks WeChat itself"
+wait_paid "$N2" 60
+echo
+echo "Both PAID. In the Temporal UI:"
+echo "  $UI/namespaces/default/workflows?query=OutTradeNo%3D%22$N1%22"
+echo "  $UI/namespaces/default/workflows?query=OutTradeNo%3D%22$N2%22"

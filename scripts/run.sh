@@ -31,17 +31,15 @@ wait_http() { # url what
   echo "timed out waiting for $2 ($1); see $RUN/logs/" >&2; exit 1
 }
 
-# Throwaway secrets for the local stack, made once.
-if [[ ! -f "$RUN/env" ]]; then
-  umask 077
-  cat > "$RUN/env" <<ENV
+# Throwaway keys for the local stack, made once: the merchant's API key
+# and certificate, the APIv3 key, WeChat Pay public keys and a platform
+# certificate (the sim holds their private halves).
+"$ROOT/bin/wechatpay-sim" keygen -dir "$RUN/keys" >/dev/null
+set -a
+source "$RUN/keys/keys.env"
 WECHATPAY_APPID=wx8888888888888888
 WECHATPAY_MCHID=1900000109
-WECHATPAY_API_KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-ENV
-  umask 022
-fi
-set -a; source "$RUN/env"; set +a
+set +a
 
 echo "postgres on 127.0.0.1:$PG_PORT"
 if [[ ! -f "$RUN/pg/PG_VERSION" ]]; then
@@ -66,9 +64,15 @@ wait_http "http://127.0.0.1:$UI_PORT/" "Temporal UI"
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/payments?sslmode=disable"
 export TEMPORAL_ADDRESS="127.0.0.1:$TEMPORAL_PORT"
 export WECHATPAY_BASE_URL="http://127.0.0.1:$SIM_PORT"
-export WECHATPAY_API_VERSION=v2
+export WECHATPAY_API_VERSION=${WECHATPAY_API_VERSION:-v3}
+export WECHATPAY_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
+# Short for the demo: with no notification after 5 s the workflow asks
+# WeChat itself (production default: 1m).
+export ORDER_QUERY_AFTER=${ORDER_QUERY_AFTER:-5s}
 export API_ADDR="127.0.0.1:$API_PORT" WORKER_ADDR="127.0.0.1:$WORKER_PORT"
-export SIM_ADDR="127.0.0.1:$SIM_PORT" SIM_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/notify"
+export SIM_ADDR="127.0.0.1:$SIM_PORT" SIM_NOTIFY_VERSION=v3
+export SIM_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/notify"
+export SIM_NOTIFY_URL_V3="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
 
 echo "wechatpay-sim, worker, api"
 start wechatpay-sim "$ROOT/bin/wechatpay-sim"
@@ -86,10 +90,10 @@ The local stack is up (logs in .run/logs, stop it with: make stop)
   wechatpay-sim  http://127.0.0.1:$SIM_PORT   (POST /sim/pay: "the user paid")
   PostgreSQL     postgres://postgres@127.0.0.1:$PG_PORT/payments
 
-Demo: create an order, pay it through the sim, watch it become PAID:
+Demo: a notified payment and one whose notifications are all lost:
   make demo
 or by hand:
-  curl -s -XPOST http://127.0.0.1:$API_PORT/orders -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo"}'
-  curl -s -XPOST http://127.0.0.1:$SIM_PORT/sim/pay -d '{"out_trade_no":"DEMO0001","amount_fen":1234}'
+  curl -s -XPOST http://127.0.0.1:$API_PORT/orders -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo","trade_type":"NATIVE"}'
+  curl -s -XPOST http://127.0.0.1:$SIM_PORT/sim/pay -d '{"out_trade_no":"DEMO0001"}'
   curl -s http://127.0.0.1:$API_PORT/orders/DEMO0001
 MSG
