@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
 )
@@ -41,6 +42,7 @@ type Activities struct {
 	MchID     string
 	NotifyURL string // the notify_url put in prepay requests
 	Now       func() time.Time
+	Metrics   *metrics.Metrics // counts final statuses; nil counts nothing
 }
 
 // Error types the workflow tells apart. They are listed as non-retryable

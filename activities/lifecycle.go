@@ -173,5 +173,8 @@ func (a *Activities) MarkClosed(ctx context.Context, in MarkClosedInput) (MarkCl
 	if err != nil {
 		return MarkClosedResult{}, fmt.Errorf("mark closed %s: %w", in.OutTradeNo, err)
 	}
+	if out == store.OutcomeClosed {
+		a.Metrics.OrderFinal(string(payment.StatusClosed))
+	}
 	return MarkClosedResult{Outcome: string(out)}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/store"
 )
 
@@ -30,6 +31,7 @@ type Reconciler struct {
 	Orders     PendingLister
 	Temporal   Describer
 	WorkflowID func(outTradeNo string) string
+	Metrics    *metrics.Metrics // nil counts nothing
 }
 
 // FindOrphansInput bounds one reconciliation pass.
@@ -69,6 +71,7 @@ func (r *Reconciler) FindOrphans(ctx context.Context, in FindOrphansInput) (Find
 			res.Orphans = append(res.Orphans, Orphan{OutTradeNo: o.OutTradeNo, CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, TradeType: o.TradeType})
 		}
 	}
+	r.Metrics.ReconciliationFound(len(res.Orphans))
 	return res, nil
 }
 

@@ -47,6 +47,11 @@ func (a *Activities) MarkPaid(ctx context.Context, in MarkPaidInput) (MarkPaidRe
 	if err != nil {
 		return MarkPaidResult{}, fmt.Errorf("mark paid %s: %w", in.OutTradeNo, err)
 	}
+	// Counted only when this call changed the order: a retried or replayed
+	// activity finds it already decided and counts nothing.
+	if out == store.OutcomePaid {
+		a.Metrics.OrderFinal(string(payment.StatusPaid))
+	}
 	return MarkPaidResult{Outcome: string(out)}, nil
 }
 
@@ -82,6 +87,9 @@ func (a *Activities) MarkReview(ctx context.Context, in MarkReviewInput) (MarkRe
 	}
 	if err != nil {
 		return MarkReviewResult{}, fmt.Errorf("mark review %s: %w", in.OutTradeNo, err)
+	}
+	if changed {
+		a.Metrics.OrderFinal(string(payment.StatusReview))
 	}
 	return MarkReviewResult{Changed: changed}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -57,8 +58,15 @@ func (s *Server) signalWithStart(ctx context.Context, n payment.Notification, re
 		TypedSearchAttributes:    workflows.StartAttributes(n),
 		StaticSummary:            workflows.Summary(n.OutTradeNo, n.AmountFen),
 	}
+	start := time.Now()
 	_, err := s.Temporal.SignalWithStartWorkflow(ctx, opts.ID, workflows.SignalNotification, n, opts,
 		workflows.PaymentWorkflow, workflows.PaymentInput{OutTradeNo: n.OutTradeNo})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		s.Metrics.SignalWithStart(time.Since(start), nil) // an answer, not a failure
+	} else {
+		s.Metrics.SignalWithStart(time.Since(start), err)
+	}
 	if err != nil {
 		return fmt.Errorf("signal with start %s: %w", opts.ID, err)
 	}

@@ -1,88 +1,59 @@
 package api
 
 import (
-	"context"
 	"errors"
-	"io"
 	"net/http"
-	"time"
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
 )
 
-// maxNotifyBody caps a notification's size: real ones are about 1 KiB.
-const maxNotifyBody = 64 << 10
-
-// handoffTimeout keeps the answer inside WeChat's 5 s limit; past it WeChat
-// counts the delivery as failed anyway and retries.
-const handoffTimeout = 4 * time.Second
-
 // notifyV2 receives WeChat Pay's API v2 payment notification. It answers
 // SUCCESS only after the order's workflow holds the notification.
 func (s *Server) notifyV2(w http.ResponseWriter, r *http.Request) {
-	start := s.now()
-	n, status, reason := s.verifyV2(w, r)
-	outcome := reason
-	if status == http.StatusOK {
-		ctx, cancel := context.WithTimeout(r.Context(), handoffTimeout)
-		defer cancel()
-		var err error
-		if outcome, err = s.handoff(ctx, n); err != nil {
-			s.Logger.Error("notification not recorded", "out_trade_no", n.OutTradeNo, "err", err)
-			status, reason, outcome = http.StatusServiceUnavailable, "could not record the notification, retry later", "unrecorded"
-		}
-	}
-	s.Logger.Info("notification",
-		"version", "v2", "out_trade_no", n.OutTradeNo, "transaction_id", n.TransactionID,
-		"outcome", outcome, "status", status, "latency_ms", s.now().Sub(start).Milliseconds())
+	_, v := s.receive(r, "v2", func() (payment.Notification, verdict) { return s.verifyV2(w, r) })
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.WriteHeader(status)
-	if status == http.StatusOK {
+	w.WriteHeader(v.status)
+	if v.status == http.StatusOK {
 		_, _ = w.Write(wechatpay.V2Reply(true, "OK"))
 		return
 	}
-	_, _ = w.Write(wechatpay.V2Reply(false, reason))
+	_, _ = w.Write(wechatpay.V2Reply(false, v.msg))
 }
 
-// verifyV2 reads, parses and verifies a v2 notification. On failure it
-// returns the HTTP status and a reason safe to send back to the caller.
-func (s *Server) verifyV2(w http.ResponseWriter, r *http.Request) (payment.Notification, int, string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return payment.Notification{}, http.StatusRequestEntityTooLarge, "body too large"
-		}
-		return payment.Notification{}, http.StatusBadRequest, "unreadable body"
+// verifyV2 reads, parses and verifies a v2 notification.
+func (s *Server) verifyV2(w http.ResponseWriter, r *http.Request) (payment.Notification, verdict) {
+	body, v := readBody(w, r)
+	if v.status != http.StatusOK {
+		return payment.Notification{}, v
 	}
 	params, err := wechatpay.DecodeV2XML(body)
 	if err != nil {
-		return payment.Notification{}, http.StatusBadRequest, "malformed XML"
+		return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "malformed XML")
 	}
 	if params["return_code"] != "SUCCESS" {
-		return payment.Notification{}, http.StatusBadRequest, "return_code is not SUCCESS"
+		return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "return_code is not SUCCESS")
 	}
 	if !s.APIKey.Set() {
-		return payment.Notification{}, http.StatusServiceUnavailable, "API v2 is not configured"
+		return payment.Notification{}, reject(http.StatusServiceUnavailable, reasonUnconfigured, "API v2 is not configured")
 	}
 	if err := wechatpay.VerifyV2(params, s.APIKey.Reveal()); err != nil {
 		switch {
 		case errors.Is(err, wechatpay.ErrMissingSign):
-			return payment.Notification{}, http.StatusUnauthorized, "missing sign"
+			return payment.Notification{}, reject(http.StatusUnauthorized, reasonSignature, "missing sign")
 		case errors.Is(err, wechatpay.ErrUnsupportedSignType):
-			return payment.Notification{}, http.StatusBadRequest, "unsupported sign_type"
+			return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "unsupported sign_type")
 		default:
-			return payment.Notification{}, http.StatusUnauthorized, "invalid sign"
+			return payment.Notification{}, reject(http.StatusUnauthorized, reasonSignature, "invalid sign")
 		}
 	}
 	if params["appid"] != s.AppID || params["mch_id"] != s.MchID {
-		return payment.Notification{}, http.StatusForbidden, "appid or mch_id is not this merchant's"
+		return payment.Notification{}, reject(http.StatusForbidden, reasonForeign, "appid or mch_id is not this merchant's")
 	}
 	n, err := wechatpay.V2Notification(params)
 	if err != nil {
-		return payment.Notification{}, http.StatusBadRequest, "malformed notification"
+		return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "malformed notification")
 	}
 	n.ReceivedAt = s.now().UTC()
-	return n, http.StatusOK, ""
+	return n, accepted
 }

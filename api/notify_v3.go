@@ -1,10 +1,8 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -17,71 +15,51 @@ import (
 // 204 only after the order's workflow holds the notification; failures are
 // {"code":"FAIL","message":…} with 4xx (bad input) or 5xx (retry).
 func (s *Server) notifyV3(w http.ResponseWriter, r *http.Request) {
-	start := s.now()
-	n, status, reason := s.verifyV3(w, r)
-	outcome := reason
-	if status == http.StatusOK {
-		ctx, cancel := context.WithTimeout(r.Context(), handoffTimeout)
-		defer cancel()
-		var err error
-		if outcome, err = s.handoff(ctx, n); err != nil {
-			s.Logger.Error("notification not recorded", "out_trade_no", n.OutTradeNo, "err", err)
-			status, reason, outcome = http.StatusServiceUnavailable, "could not record the notification, retry later", "unrecorded"
-		}
-	}
-	s.Logger.Info("notification",
-		"version", "v3", "out_trade_no", n.OutTradeNo, "transaction_id", n.TransactionID, "notification_id", n.ID,
-		"outcome", outcome, "status", status, "latency_ms", s.now().Sub(start).Milliseconds())
-	if status == http.StatusOK {
+	_, v := s.receive(r, "v3", func() (payment.Notification, verdict) { return s.verifyV3(w, r) })
+	if v.status == http.StatusOK {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	writeJSON(w, status, map[string]string{"code": "FAIL", "message": reason})
+	writeJSON(w, v.status, map[string]string{"code": "FAIL", "message": v.msg})
 }
 
-// verifyV3 reads the exact body bytes, verifies and decrypts. On failure it
-// returns the HTTP status and a reason safe to send back.
-func (s *Server) verifyV3(w http.ResponseWriter, r *http.Request) (payment.Notification, int, string) {
+// verifyV3 reads the exact body bytes, verifies and decrypts.
+func (s *Server) verifyV3(w http.ResponseWriter, r *http.Request) (payment.Notification, verdict) {
 	if s.V3 == nil {
-		return payment.Notification{}, http.StatusServiceUnavailable, "API v3 notifications are not configured"
+		return payment.Notification{}, reject(http.StatusServiceUnavailable, reasonUnconfigured, "API v3 notifications are not configured")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return payment.Notification{}, http.StatusRequestEntityTooLarge, "body too large"
-		}
-		return payment.Notification{}, http.StatusBadRequest, "unreadable body"
+	body, v := readBody(w, r)
+	if v.status != http.StatusOK {
+		return payment.Notification{}, v
 	}
 	n, err := s.V3.Parse(r.Header, body)
 	if err != nil {
-		status, reason := v3Rejection(err)
-		return payment.Notification{}, status, reason
+		return payment.Notification{}, v3Rejection(err)
 	}
 	if n.AppID != s.AppID || n.MchID != s.MchID {
-		return payment.Notification{}, http.StatusForbidden, "appid or mchid is not this merchant's"
+		return payment.Notification{}, reject(http.StatusForbidden, reasonForeign, "appid or mchid is not this merchant's")
 	}
 	n.ReceivedAt = s.now().UTC()
-	return n, http.StatusOK, ""
+	return n, accepted
 }
 
 // v3Rejection maps the parser's errors to an answer, in one table.
-func v3Rejection(err error) (int, string) {
+func v3Rejection(err error) verdict {
 	switch {
 	case errors.Is(err, wechatpay.ErrProbe):
-		return http.StatusUnauthorized, "probe signature"
+		return reject(http.StatusUnauthorized, reasonProbe, "probe signature")
 	case errors.Is(err, wechatpay.ErrStaleTimestamp):
-		return http.StatusUnauthorized, "timestamp outside the 5-minute window"
+		return reject(http.StatusUnauthorized, reasonStale, "timestamp outside the 5-minute window")
 	case errors.Is(err, wechatpay.ErrUnknownKey):
-		return http.StatusUnauthorized, "unknown Wechatpay-Serial"
+		return reject(http.StatusUnauthorized, reasonUnknownKey, "unknown Wechatpay-Serial")
 	case errors.Is(err, wechatpay.ErrBadSignature):
-		return http.StatusUnauthorized, "invalid signature"
+		return reject(http.StatusUnauthorized, reasonSignature, "invalid signature")
 	case errors.Is(err, wechatpay.ErrDecrypt):
-		return http.StatusBadRequest, "resource could not be decrypted"
+		return reject(http.StatusBadRequest, reasonDecrypt, "resource could not be decrypted")
 	case errors.Is(err, wechatpay.ErrUnsupportedSignType):
-		return http.StatusBadRequest, "unsupported signature type"
+		return reject(http.StatusBadRequest, reasonMalformed, "unsupported signature type")
 	default:
-		return http.StatusBadRequest, "malformed notification"
+		return reject(http.StatusBadRequest, reasonMalformed, "malformed notification")
 	}
 }
 

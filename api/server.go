@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
 	"github.com/payflow/payflow/wechatpay"
@@ -48,6 +49,9 @@ type Server struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 
+	Metrics        *metrics.Metrics // nil records nothing
+	MetricsHandler http.Handler     // serves GET /metrics; none when nil
+
 	OrderTimeout time.Duration // ORDER_TIMEOUT
 	QueryAfter   time.Duration // ORDER_QUERY_AFTER
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
@@ -64,6 +68,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/orders/{out_trade_no}/sync", s.syncOrder).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	if s.MetricsHandler != nil {
+		r.Handle("/metrics", s.MetricsHandler).Methods(http.MethodGet)
+	}
 	return r
 }
 

@@ -19,9 +19,10 @@ var ErrPrepayConflict = errors.New("order already prepaid with different paramet
 type ClosedOutcome string
 
 const (
-	OutcomeClosed       ClosedOutcome = "closed" // the order is (now or already) CLOSED
-	OutcomeClosedPaid   ClosedOutcome = "paid"   // it was PAID: nothing written
-	OutcomeClosedReview ClosedOutcome = "review" // it was in REVIEW: nothing written
+	OutcomeClosed        ClosedOutcome = "closed"         // the order is now CLOSED
+	OutcomeAlreadyClosed ClosedOutcome = "already_closed" // it was already CLOSED: nothing written
+	OutcomeClosedPaid    ClosedOutcome = "paid"           // it was PAID: nothing written
+	OutcomeClosedReview  ClosedOutcome = "review"         // it was in REVIEW: nothing written
 )
 
 // MarkClosed moves a PENDING order to CLOSED with one log row (remarks
@@ -47,7 +48,7 @@ func (s *Store) MarkClosed(ctx context.Context, outTradeNo, reason, idemKey stri
 	case payment.StatusReview:
 		return OutcomeClosedReview, nil
 	case payment.StatusClosed:
-		return OutcomeClosed, nil
+		return OutcomeAlreadyClosed, nil
 	}
 	if _, err := changeStatus(ctx, tx, outTradeNo, status, payment.StatusClosed, reason, idemKey); err != nil {
 		return "", fmt.Errorf("mark closed %s: %w", outTradeNo, err)

@@ -32,9 +32,13 @@ func TestMarkClosed(t *testing.T) {
 	ctx := context.Background()
 	createOrder(t, s, "CLOSE00001")
 	for i := range 3 { // repeated: one CLOSED row
+		want := OutcomeClosed
+		if i > 0 {
+			want = OutcomeAlreadyClosed
+		}
 		out, err := s.MarkClosed(ctx, "CLOSE00001", "expired", "closed")
-		if err != nil || out != OutcomeClosed {
-			t.Fatalf("call %d: %v %v", i, out, err)
+		if err != nil || out != want {
+			t.Fatalf("call %d: %v %v, want %v", i, out, err, want)
 		}
 	}
 	o := getOrder(t, s, "CLOSE00001")

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/internal/boot"
+	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -31,7 +33,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	c, err := boot.DialTemporal(ctx, cfg, logger)
+	tel, err := boot.NewTelemetry()
+	if err != nil {
+		return err
+	}
+	defer tel.Close() // after the client below is closed
+	c, err := boot.DialTemporal(ctx, cfg, logger, tel.Temporal)
 	if err != nil {
 		return err
 	}
@@ -43,33 +50,39 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	w := sdkworker.New(c, cfg.TaskQueue, sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
+	w := sdkworker.New(c, cfg.TaskQueue, sdkworker.Options{
+		WorkerStopTimeout: 10 * time.Second,
+		Interceptors:      []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(tel.Metrics)},
+	})
 	w.RegisterWorkflow(workflows.PaymentWorkflow)
 	w.RegisterWorkflow(workflows.ReconcileWorkflow)
 	w.RegisterActivity(&activities.Activities{
 		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
+		Metrics: tel.Metrics,
 	})
-	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID})
+	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace, "api_version", cfg.APIVersion)
 
-	health := &health{store: st, temporal: c}
+	health := &health{store: st, temporal: c, metrics: tel.Handler()}
 	err = boot.Serve(ctx, boot.NewHTTPServer(cfg.WorkerAddr, health.handler()), logger)
 	w.Stop()
 	logger.Info("worker stopped")
 	return err
 }
 
-// health serves the worker's own liveness and readiness.
+// health serves the worker's own liveness, readiness and metrics.
 type health struct {
 	store    interface{ Ping(context.Context) error }
 	temporal client.Client
+	metrics  http.Handler
 }
 
 func (h *health) handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h.metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

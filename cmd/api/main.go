@@ -35,7 +35,12 @@ func run() error {
 		return err
 	}
 	defer st.Close()
-	tc, err := boot.DialTemporal(ctx, cfg, logger)
+	tel, err := boot.NewTelemetry()
+	if err != nil {
+		return err
+	}
+	defer tel.Close() // after the client below is closed
+	tc, err := boot.DialTemporal(ctx, cfg, logger, tel.Temporal)
 	if err != nil {
 		return err
 	}
@@ -50,7 +55,7 @@ func run() error {
 	srv := &api.Server{
 		Orders: st, Temporal: tc, TaskQueue: cfg.TaskQueue,
 		AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
-		Logger: logger, Now: time.Now,
+		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, QueryAfter: cfg.OrderQueryAfter, CanPrepay: cfg.NotifyURL != "",
 	}
 	return boot.Serve(ctx, boot.NewHTTPServer(cfg.APIAddr, srv.Handler()), logger)

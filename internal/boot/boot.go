@@ -7,15 +7,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/store"
 )
 
@@ -67,20 +71,47 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (*st
 }
 
 // DialTemporal connects to the Temporal frontend, with the SDK logging
-// through slog.
-func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+// through slog and reporting its metrics to mh (may be nil).
+func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
 	var c client.Client
 	err := retry(ctx, logger, "temporal", func(ctx context.Context) error {
 		var err error
 		c, err = client.DialContext(ctx, client.Options{
-			HostPort:  cfg.TemporalAddress,
-			Namespace: cfg.TemporalNamespace,
-			Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+			HostPort:       cfg.TemporalAddress,
+			Namespace:      cfg.TemporalNamespace,
+			Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+			MetricsHandler: mh,
 		})
 		return err
 	})
 	return c, err
 }
+
+// Telemetry is a process's metrics: its own, Go's and the Temporal SDK's,
+// in one registry served at /metrics.
+type Telemetry struct {
+	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics
+	Temporal client.MetricsHandler
+	closer   io.Closer
+}
+
+// NewTelemetry builds the registry and the Temporal SDK bridge.
+func NewTelemetry() (*Telemetry, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	th, closer, err := metrics.TemporalHandler(reg)
+	if err != nil {
+		return nil, fmt.Errorf("temporal metrics: %w", err)
+	}
+	return &Telemetry{Registry: reg, Metrics: metrics.New(reg), Temporal: th, closer: closer}, nil
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (t *Telemetry) Handler() http.Handler { return metrics.Handler(t.Registry) }
+
+// Close flushes the Temporal bridge; call it after the client is closed.
+func (t *Telemetry) Close() error { return t.closer.Close() }
 
 // Serve runs srv until ctx ends, then shuts it down, letting in-flight
 // requests finish for up to 10 s.
