@@ -34,7 +34,7 @@ func TestV3NotifyPaidOnce(t *testing.T) {
 			t.Fatalf("v3 acknowledgement = %d, want 204", a.HTTPStatus)
 		}
 	}
-	if tr.Queries < 1 {
+	if q := d.getSimTrade(t, no).Queries; q < 1 {
 		t.Fatal("the workflow never asked WeChat's v3 order query")
 	}
 }
