@@ -7,7 +7,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal deps test test-unit test-e2e fuzz vet run stop demo clean
+.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean
 
 all: build
 
@@ -19,9 +19,13 @@ temporal: $(BIN)/temporal
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
-# PostgreSQL 15 server binaries from Debian, for the tests and `make run`.
+# From Debian: PostgreSQL 15 server binaries (tests, `make run`) and, for
+# the tests, Chromium (the Temporal UI browser test).
 deps:
-	@scripts/ensure-postgres.sh
+	@scripts/ensure-deps.sh
+
+deps-test:
+	@scripts/ensure-deps.sh --with-browser
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -30,20 +34,24 @@ vet:
 # Unit and integration tests with the race detector, then the end-to-end
 # suite through the real binaries, a real Temporal dev server and a real
 # PostgreSQL.
-test: deps build temporal vet
+test: deps-test build temporal vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m ./e2e/...
 
 test-unit: deps vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
-test-e2e: deps build temporal
+test-e2e: deps-test build temporal
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m -v ./e2e/...
 
 # Short fuzzing of every internet-facing parser.
 fuzz:
 	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzDecodeV2XML$$' -fuzztime 20s
 	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzVerifyV2$$' -fuzztime 20s
+
+# Refresh the README's Temporal UI screenshot from a real run.
+screenshot: deps-test build temporal
+	SCREENSHOT_DIR=$(CURDIR)/docs/img TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -run TestTemporalUIFindsPaymentByOutTradeNo ./e2e/
 
 run: deps build temporal
 	@scripts/run.sh

@@ -40,6 +40,7 @@ type stack struct {
 	dbURL       string
 	temporal    *proc
 	temporalHP  string
+	uiURL       string
 	tc          client.Client
 	keys        sim.KeyFiles
 	apiV3Key    string
@@ -214,8 +215,9 @@ func (s *stack) startTemporal(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(s.temporalHP)
 	_, uiPort, _ := net.SplitHostPort(freeAddr())
 	s.temporal = newProc(s, "temporal", s.temporalBin, []string{"HOME=" + s.dir, "PATH=" + os.Getenv("PATH")},
-		"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
+		"server", "start-dev", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
 		"--db-filename", filepath.Join(s.dir, "temporal.db"), "--log-level", "error")
+	s.uiURL = "http://127.0.0.1:" + uiPort
 	if err := s.temporal.start(); err != nil {
 		return err
 	}
