@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/payflow/payflow/internal/stack"
+)
+
+// plan is one payment to make, decided up front from the seed.
+type plan struct {
+	OutTradeNo string
+	AmountFen  int64
+	Native     bool // prepaid with trade_type NATIVE (its notifications come in v3)
+	Drop       bool // the sim sends no notification: only the workflow's own query finds it
+}
+
+// outcome is what happened to a plan on the client side.
+type outcome struct {
+	plan
+	Created       bool   // POST /orders answered 201 or (after a retry) 409
+	Prepaid       bool   // the answer carried a code_url
+	CreateTries   int    // POST /orders attempts
+	TransactionID string // from /sim/pay: WeChat's id of the payment; "" if the user never paid
+	Err           string // why it was not created or not paid
+}
+
+func makePlans(rng *rand.Rand, n int, runID string, nativeFrac, dropFrac float64) []plan {
+	ps := make([]plan, n)
+	for i := range ps {
+		ps[i] = plan{
+			OutTradeNo: fmt.Sprintf("CHAOS%s%05d", runID, i),
+			AmountFen:  1 + rng.Int64N(99_999),
+			Native:     rng.Float64() < nativeFrac,
+			Drop:       rng.Float64() < dropFrac,
+		}
+	}
+	return ps
+}
+
+// payer creates each order through a running api and pays it at the sim.
+type payer struct {
+	st         *stack.Stack
+	hc         *http.Client
+	duplicates int
+	next       atomic.Uint64
+}
+
+// runAll makes the payments at rate per second with at most concurrency
+// in flight.
+func (p *payer) runAll(ctx context.Context, plans []plan, rate float64, concurrency int) []outcome {
+	out := make([]outcome, len(plans))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for i := range jobs {
+				out[i] = p.pay(ctx, plans[i])
+			}
+		})
+	}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+feed:
+	for i := range plans {
+		select {
+		case <-ctx.Done():
+			for j := i; j < len(plans); j++ {
+				out[j] = outcome{plan: plans[j], Err: "not attempted: " + ctx.Err().Error()}
+			}
+			break feed
+		case <-tick.C:
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return out
+}
+
+func (p *payer) pay(ctx context.Context, pl plan) outcome {
+	o := outcome{plan: pl}
+	if err := p.create(ctx, &o); err != nil {
+		o.Err = "create: " + err.Error()
+		return o
+	}
+	var resp struct {
+		TransactionID string `json:"transaction_id"`
+	}
+	status, body, err := p.do(ctx, http.MethodPost, p.st.SimURL+"/sim/pay", map[string]any{
+		"out_trade_no": pl.OutTradeNo, "amount_fen": pl.AmountFen,
+		"duplicates": p.duplicates, "concurrent": true, "drop": pl.Drop,
+	}, &resp)
+	switch {
+	case err != nil:
+		o.Err = "sim pay: " + err.Error()
+	case status != http.StatusOK:
+		o.Err = fmt.Sprintf("sim pay: %d %s", status, body)
+	default:
+		o.TransactionID = resp.TransactionID
+	}
+	return o
+}
+
+// create sends POST /orders to the running apis in turn until one says
+// 201, or 409 (an earlier try created it but its answer was lost), for at
+// most two minutes. A NATIVE order created while Temporal was down answers
+// 503 without its prepay; the retry then finds it (409) and it is paid as a
+// plain order.
+func (p *payer) create(ctx context.Context, o *outcome) error {
+	body := map[string]any{"out_trade_no": o.OutTradeNo, "amount_fen": o.AmountFen, "description": "chaos"}
+	if o.Native {
+		body["trade_type"] = "NATIVE"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var last string
+	for {
+		api := p.st.APIURLs[p.next.Add(1)%uint64(len(p.st.APIURLs))]
+		o.CreateTries++
+		var resp struct {
+			CodeURL string `json:"code_url"`
+		}
+		status, b, err := p.do(ctx, http.MethodPost, api+"/orders", body, &resp)
+		switch {
+		case err == nil && status == http.StatusCreated:
+			o.Created, o.Prepaid = true, resp.CodeURL != ""
+			return nil
+		case err == nil && status == http.StatusConflict && o.CreateTries > 1:
+			o.Created = true
+			return nil
+		case err == nil && status < 500:
+			return fmt.Errorf("%d %s", status, b)
+		case err != nil:
+			last = err.Error()
+		default:
+			last = fmt.Sprintf("%d %s", status, b)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up after %d tries: %s", o.CreateTries, last)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// do sends a JSON request and decodes a 2xx JSON answer into out.
+func (p *payer) do(ctx context.Context, method, url string, in, out any) (int, string, error) {
+	var rd io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, "", err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, "", err
+	}
+	if out != nil && resp.StatusCode/100 == 2 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, string(b), fmt.Errorf("decode %s: %w", url, err)
+		}
+	}
+	return resp.StatusCode, string(bytes.TrimSpace(b)), nil
+}
