@@ -7,7 +7,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean
+.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci
 
 all: build
 
@@ -37,12 +37,23 @@ vet:
 test: deps-test build temporal vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m ./e2e/...
+	$(MAKE) chaos-ci
 
 test-unit: deps vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 test-e2e: deps-test build temporal
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m -v ./e2e/...
+
+# Fault injection (cmd/payflow-chaos): pay orders through 2 workers and
+# 2 apis while workers, apis, the Temporal dev server and PostgreSQL are
+# SIGKILLed and restarted; fails if a payment is lost, doubled or stuck.
+# chaos-ci is a small run bounded to about three minutes. See docs/chaos.md.
+chaos: deps temporal
+	TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./cmd/payflow-chaos -payments 200
+
+chaos-ci: deps temporal
+	TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./cmd/payflow-chaos -payments 30 -rate 3 -wait 90s -duration 3m
 
 # Short fuzzing of every internet-facing parser.
 fuzz:
