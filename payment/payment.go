@@ -4,6 +4,7 @@
 package payment
 
 import (
+	"encoding/json"
 	"regexp"
 	"time"
 )
@@ -108,6 +109,8 @@ type Order struct {
 	OpenID    string       `json:"-"`                    // the JSAPI payer; personal data, never in responses
 	CodeURL   string       `json:"code_url,omitempty"`   // NATIVE prepay: the QR code's content
 	JSAPI     *JSAPIParams `json:"jsapi,omitempty"`      // JSAPI prepay: wx.requestPayment's arguments
+
+	Notifications []NotificationRecord `json:"notifications"` // the audit trail, oldest first
 }
 
 // Log is one row of an order's history: a status change (from != to) or a
@@ -163,4 +166,19 @@ type JSAPIParams struct {
 	Package   string `json:"package"`
 	SignType  string `json:"signType"`
 	PaySign   string `json:"paySign"`
+}
+
+// NotificationRecord is a verified notification as the audit trail keeps
+// it: once per notification id, however often WeChat sent it.
+type NotificationRecord struct {
+	ID            string          `json:"id"`
+	Version       Source          `json:"version"`
+	TransactionID string          `json:"transaction_id"`
+	AmountFen     int64           `json:"amount_fen"`
+	ReceivedAt    time.Time       `json:"received_at"`
+	ReceivedCount int             `json:"received_count"`
+	Outcome       string          `json:"outcome"`
+	InboxState    string          `json:"inbox_state,omitempty"` // pending or delivered, when it went through the inbox
+	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
+	Content       json.RawMessage `json:"content"` // the verified notification
 }

@@ -193,6 +193,10 @@ func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order,
 	if err != nil {
 		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
 	}
+	order.Notifications, err = orderNotifications(ctx, tx, outTradeNo)
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
+	}
 	return order, nil
 }
 
@@ -380,8 +384,8 @@ func (s *Store) AppendLog(ctx context.Context, outTradeNo, remarks, idemKey stri
 }
 
 // RecordNotification stores a notification (its JSON in content) with the
-// outcome of handling it. A notification already stored (same ID) is left
-// as it was and inserted is false.
+// outcome of handling it; for one already stored (same ID) it sets the
+// outcome. inserted is false when nothing changed.
 func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, outcome string) (inserted bool, err error) {
 	if n.ID == "" {
 		return false, errors.New("record notification: empty id")
@@ -393,7 +397,8 @@ func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, 
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
-		ON CONFLICT (id) DO NOTHING`,
+		ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome
+		WHERE notifications.outcome <> EXCLUDED.outcome`,
 		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt))
 	if err != nil {
 		return false, fmt.Errorf("record notification %s: %w", n.ID, err)

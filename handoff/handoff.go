@@ -1,0 +1,126 @@
+// Package handoff gives a verified payment notification to its order's
+// workflow, durably: through Temporal when it answers, or into the
+// PostgreSQL inbox when it does not, from where the worker's relay delivers
+// it later. The api and the relay share it, so both deliver the same way.
+package handoff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/payflow/payflow/metrics"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/workflows"
+)
+
+// Outcomes, for the audit trail, logs and metrics.
+const (
+	Recorded      = "recorded"       // the order's workflow holds the notification
+	AlreadyPaid   = "already_paid"   // the order is PAID by this very transaction
+	RecordedAgain = "recorded_again" // the order's workflow had ended; a new run holds it
+	Inbox         = "inbox"          // Temporal did not answer; committed to the PostgreSQL inbox
+)
+
+// Temporal is the part of the Temporal client a handoff uses.
+type Temporal interface {
+	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
+		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
+}
+
+// Store is the part of the store a handoff uses: the order (to recognise a
+// late duplicate) and the audit trail with its inbox.
+type Store interface {
+	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
+	EnqueueNotification(ctx context.Context, n payment.Notification) error
+}
+
+// Handoff delivers notifications to workflows.
+type Handoff struct {
+	Temporal  Temporal
+	Store     Store
+	TaskQueue string
+	Metrics   *metrics.Metrics // nil records nothing
+	Logger    *slog.Logger
+}
+
+// Accept makes a verified notification durable and returns how. It returns
+// nil only when the notification is held by the order's workflow, or
+// committed to the inbox, or the order is already PAID by the same
+// transaction: then the caller may acknowledge WeChat. The notification is
+// also kept in the audit trail.
+func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (string, error) {
+	outcome, err := h.Deliver(ctx, n)
+	if err == nil {
+		// Temporal holds it; the audit row is a record, not a guarantee, so
+		// a database hiccup here does not fail the acknowledgement.
+		if aerr := h.Store.AuditNotification(ctx, n, outcome); aerr != nil {
+			h.Logger.Warn("notification held by Temporal, but not written to the audit trail", "id", n.ID, "err", aerr)
+		}
+		return outcome, nil
+	}
+	// Temporal did not answer: commit to the inbox (audit row and inbox
+	// entry are one row, one transaction). Only if that fails too is the
+	// notification unrecorded, and WeChat must retry.
+	if qerr := h.Store.EnqueueNotification(ctx, n); qerr != nil {
+		return "", fmt.Errorf("%w; inbox: %v", err, qerr)
+	}
+	return Inbox, nil
+}
+
+// Deliver gives the notification to the order's workflow through Temporal.
+func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (string, error) {
+	// RejectDuplicate: a closed workflow is not silently restarted for a
+	// duplicate of a payment it already completed.
+	err := h.signalWithStart(ctx, n, enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if !errors.As(err, &started) {
+		if err != nil {
+			return "", err
+		}
+		return Recorded, nil
+	}
+	// The workflow has finished. If the order is PAID by this transaction
+	// the notification is a late duplicate: acknowledge, start nothing.
+	order, gerr := h.Store.GetOrder(ctx, n.OutTradeNo)
+	if gerr == nil && order.Status == payment.StatusPaid && order.TransactionID == n.TransactionID {
+		return AlreadyPaid, nil
+	}
+	// Anything else (another transaction, a failed payment, an order in
+	// REVIEW, an unknown order) still needs looking at: start a new run.
+	if err := h.signalWithStart(ctx, n, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE); err != nil {
+		return "", err
+	}
+	return RecordedAgain, nil
+}
+
+func (h *Handoff) signalWithStart(ctx context.Context, n payment.Notification, reuse enums.WorkflowIdReusePolicy) error {
+	opts := client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(n.OutTradeNo),
+		TaskQueue:                h.TaskQueue,
+		WorkflowIDReusePolicy:    reuse,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes:    workflows.StartAttributes(n),
+		StaticSummary:            workflows.Summary(n.OutTradeNo, n.AmountFen),
+	}
+	start := time.Now()
+	_, err := h.Temporal.SignalWithStartWorkflow(ctx, opts.ID, workflows.SignalNotification, n, opts,
+		workflows.PaymentWorkflow, workflows.PaymentInput{OutTradeNo: n.OutTradeNo})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		h.Metrics.SignalWithStart(time.Since(start), nil) // an answer, not a failure
+	} else {
+		h.Metrics.SignalWithStart(time.Since(start), err)
+	}
+	if err != nil {
+		return fmt.Errorf("signal with start %s: %w", opts.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/payflow/payflow/payment"
+)
+
+// Inbox states of a notification row.
+const (
+	inboxPending   = "pending"
+	inboxDelivered = "delivered"
+)
+
+// AuditNotification keeps a verified notification that Temporal holds. A
+// repeat (same id) only counts the delivery.
+func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome string) error {
+	return s.insertNotification(ctx, n, outcome, "")
+}
+
+// EnqueueNotification commits a verified notification that Temporal could
+// not take: its audit row, pending in the inbox, in one statement. A
+// notification already kept (Temporal got an earlier copy, or it is already
+// queued) is only counted.
+func (s *Store) EnqueueNotification(ctx context.Context, n payment.Notification) error {
+	return s.insertNotification(ctx, n, "inbox", inboxPending)
+}
+
+func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string) error {
+	if n.ID == "" {
+		return errors.New("keep notification: empty id")
+	}
+	content, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	_, err = s.pool.Exec(ctx, `
+		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''))
+		ON CONFLICT (id) DO UPDATE SET
+			received_count = notifications.received_count + 1,
+			last_received_at = EXCLUDED.received_at`,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState)
+	if err != nil {
+		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// ClaimInbox delivers up to limit pending notifications, oldest first. The
+// rows stay locked (FOR UPDATE SKIP LOCKED: other relays take other rows)
+// until each is delivered and marked; the first failed delivery ends the
+// batch, keeping what was delivered before it.
+func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.Notification) (string, error)) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("claim inbox: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, `
+		SELECT id, content FROM notifications
+		WHERE inbox_state = $1
+		ORDER BY received_at
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED`, inboxPending, limit)
+	if err != nil {
+		return 0, fmt.Errorf("claim inbox: %w", err)
+	}
+	type row struct {
+		id      string
+		content []byte
+	}
+	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var v row
+		return v, r.Scan(&v.id, &v.content)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim inbox: %w", err)
+	}
+	delivered := 0
+	var deliverErr error
+	for _, r := range claimed {
+		var n payment.Notification
+		if err := json.Unmarshal(r.content, &n); err != nil {
+			return delivered, fmt.Errorf("claim inbox: decode %s: %w", r.id, err)
+		}
+		outcome, err := deliver(n)
+		if err != nil {
+			deliverErr = fmt.Errorf("deliver %s: %w", r.id, err)
+			break
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3 WHERE id = $1`,
+			r.id, inboxDelivered, "inbox, then "+outcome)
+		if err != nil {
+			return 0, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
+		}
+		delivered++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("claim inbox: %w", err)
+	}
+	return delivered, deliverErr
+}
+
+// orderNotifications returns the audit trail of an order, oldest first;
+// never nil, so the order's JSON has "notifications": [].
+func orderNotifications(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]payment.NotificationRecord, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT id, coalesce(source, ''), coalesce(transaction_id, ''), coalesce(amount_fen, 0), received_at,
+			received_count, outcome, coalesce(inbox_state, ''), delivered_at, content
+		FROM notifications WHERE out_trade_no = $1
+		ORDER BY received_at, id`, outTradeNo)
+	if err != nil {
+		return nil, fmt.Errorf("query notifications: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (payment.NotificationRecord, error) {
+		var r payment.NotificationRecord
+		var content []byte
+		err := row.Scan(&r.ID, &r.Version, &r.TransactionID, &r.AmountFen, &r.ReceivedAt,
+			&r.ReceivedCount, &r.Outcome, &r.InboxState, &r.DeliveredAt, &content)
+		r.Content = content
+		r.ReceivedAt = r.ReceivedAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query notifications: %w", err)
+	}
+	if out == nil {
+		out = []payment.NotificationRecord{}
+	}
+	return out, nil
+}
