@@ -55,7 +55,7 @@ func (s *Server) receive(r *http.Request, version string, verify func() (payment
 		ctx, cancel := context.WithTimeout(r.Context(), handoffTimeout)
 		defer cancel()
 		var err error
-		if outcome, err = s.handoff(ctx, n); err != nil {
+		if outcome, err = s.Handoff.Accept(ctx, n); err != nil {
 			s.Logger.Error("notification not recorded", "out_trade_no", n.OutTradeNo, "err", err)
 			v = reject(http.StatusServiceUnavailable, reasonUnrecorded, "could not record the notification, retry later")
 			outcome = v.label

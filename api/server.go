@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
@@ -44,6 +45,7 @@ type Server struct {
 	TaskQueue string
 	AppID     string
 	MchID     string
+	Handoff   *handoff.Handoff          // makes verified notifications durable
 	APIKey    config.Secret             // API v2 key
 	V3        *wechatpay.V3NotifyParser // nil when API v3 is not configured
 	Logger    *slog.Logger

@@ -15,6 +15,7 @@ import (
 
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/workflows"
@@ -65,6 +66,18 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace, "api_version", cfg.APIVersion)
+
+	// The inbox relay: notifications the api committed to PostgreSQL while
+	// Temporal was unreachable go to their workflows once it answers.
+	relay := &handoff.Relay{
+		Handoff:  &handoff.Handoff{Temporal: c, Store: st, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics, Logger: logger},
+		Inbox:    st,
+		Interval: time.Second,
+		Logger:   logger,
+	}
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); relay.Run(ctx) }()
+	defer func() { <-relayDone }()
 
 	health := &health{store: st, temporal: c, metrics: tel.Handler()}
 	err = boot.Serve(ctx, boot.NewHTTPServer(cfg.WorkerAddr, health.handler()), logger)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/payflow/payflow/api"
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
 )
 
@@ -54,7 +55,8 @@ func run() error {
 	}
 	srv := &api.Server{
 		Orders: st, Temporal: tc, TaskQueue: cfg.TaskQueue,
-		AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
+		Handoff: &handoff.Handoff{Temporal: tc, Store: st, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics, Logger: logger},
+		AppID:   cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, QueryAfter: cfg.OrderQueryAfter, CanPrepay: cfg.NotifyURL != "",
 	}
