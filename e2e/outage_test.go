@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	stacklib "github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/payment"
+)
+
+// With Temporal down, the api still acknowledges every verified
+// notification, because it commits them to the PostgreSQL inbox; when
+// Temporal is back the worker's relay hands them to their workflows and
+// every order is PAID exactly once.
+func TestTemporalOutageInbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s, err := stacklib.Start(ctx, stacklib.Options{
+		Dir: filepath.Join(t.TempDir(), "outage"), BinDir: st.bins, TemporalBin: st.temporalBin,
+		APIVersion: "v2", NotifyVersion: "v2", TaskQueue: "e2e-outage",
+		OrderQueryAfter: time.Hour, // only notifications may pay these orders
+		Log:             io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer func() {
+		if t.Failed() {
+			s.DumpLogs(os.Stderr, 40)
+		}
+	}()
+	d := &deployment{name: "outage", apiURL: s.APIURLs[0], simURL: s.SimURL}
+
+	const n = 5
+	nos := make([]string, n)
+	for i := range nos {
+		nos[i] = fmt.Sprintf("OUTAGE%d%s", i, uniqueNo("")[:8])
+		d.createOrder(t, nos[i], int64(100+i))
+	}
+	// Temporal goes away.
+	if err := s.Temporal.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	txids := make([]string, n)
+	for i, no := range nos {
+		txids[i] = d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 100 + i, "duplicates": 1}).TransactionID
+	}
+	// Every notification is acknowledged SUCCESS at once: durable in the inbox.
+	for _, no := range nos {
+		tr := d.waitDelivered(t, no, 2)
+		for _, del := range tr.Deliveries {
+			if len(del.Attempts) != 1 || del.Attempts[0].HTTPStatus != http.StatusOK {
+				t.Fatalf("%s: delivery = %+v, want acknowledged at the first attempt", no, del)
+			}
+		}
+		o := d.getOrder(t, no)
+		if o.Status != payment.StatusPending || len(o.Notifications) != 1 || o.Notifications[0].InboxState != "pending" ||
+			o.Notifications[0].ReceivedCount != 2 {
+			t.Fatalf("%s while Temporal is down: %+v", no, o)
+		}
+	}
+
+	// Temporal comes back (its state kept): the relay delivers.
+	if err := s.Temporal.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, no := range nos {
+		o := d.waitStatus(t, no, payment.StatusPaid)
+		assertPaidOnce(t, o, txids[i])
+		if r := o.Notifications[0]; r.InboxState != "delivered" || !strings.HasPrefix(r.Outcome, "inbox, then ") {
+			t.Fatalf("%s notification = %+v", no, r)
+		}
+	}
+}
