@@ -152,6 +152,7 @@ type simTrade struct {
 	TransactionID string `json:"transaction_id"`
 	TradeState    string `json:"trade_state"`
 	Queries       int    `json:"queries"`
+	Prepays       int    `json:"prepays"`
 	Deliveries    []struct {
 		Attempts []struct {
 			HTTPStatus int  `json:"http_status"`

@@ -42,7 +42,7 @@ type config struct {
 	nativeFrac, dropFrac              float64
 	gap, outage                       [2]time.Duration
 	apiVersion                        string
-	keep                              bool
+	keep, payUnprepaid                bool
 }
 
 func main() {
@@ -64,6 +64,7 @@ func main() {
 	flag.DurationVar(&c.outage[1], "outage-max", 3*time.Second, "longest outage")
 	flag.StringVar(&c.apiVersion, "api-version", "v3", "WECHATPAY_API_VERSION of api and worker")
 	flag.BoolVar(&c.keep, "keep", false, "keep the stack's directory (logs, temporal.db) even when every check passes")
+	flag.BoolVar(&c.payUnprepaid, "pay-unprepaid", false, "pay a NATIVE order whose POST /orders failed without waiting for its prepay to reach WeChat")
 	flag.Parse()
 	if c.seed == 0 {
 		c.seed = uint64(time.Now().UnixNano())
@@ -145,7 +146,7 @@ func run(c config) (ok bool, err error) {
 
 	rng := rand.New(rand.NewPCG(c.seed, 1))
 	plans := makePlans(rng, c.payments, strconv.FormatUint(c.seed%1_000_000, 36), c.nativeFrac, c.dropFrac)
-	p := &payer{st: st, hc: &http.Client{Timeout: 30 * time.Second}, duplicates: c.duplicates}
+	p := &payer{st: st, hc: &http.Client{Timeout: 30 * time.Second}, duplicates: c.duplicates, payUnprepaid: c.payUnprepaid}
 	fi := &faults{st: st, rng: rand.New(rand.NewPCG(c.seed, 2)), gap: c.gap, outage: c.outage, started: began, progress: progress}
 
 	stopFaults := make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -51,7 +52,12 @@ type payer struct {
 	st         *stack.Stack
 	hc         *http.Client
 	duplicates int
-	next       atomic.Uint64
+	// payUnprepaid pays a NATIVE order at once even when the client never
+	// got its code_url (POST /orders failed mid-way); WeChat only takes
+	// such a payment after the prepay, so by default the payer first
+	// waits for the workflow's prepay to reach the sim.
+	payUnprepaid bool
+	next         atomic.Uint64
 }
 
 // runAll makes the payments at rate per second with at most concurrency
@@ -92,6 +98,12 @@ func (p *payer) pay(ctx context.Context, pl plan) outcome {
 		o.Err = "create: " + err.Error()
 		return o
 	}
+	if o.Native && !o.Prepaid && !p.payUnprepaid {
+		if err := p.waitPrepay(ctx, pl.OutTradeNo); err != nil {
+			o.Err = err.Error()
+			return o
+		}
+	}
 	var resp struct {
 		TransactionID string `json:"transaction_id"`
 	}
@@ -108,6 +120,25 @@ func (p *payer) pay(ctx context.Context, pl plan) outcome {
 		o.TransactionID = resp.TransactionID
 	}
 	return o
+}
+
+// waitPrepay waits until WeChat (the sim) has the order's prepay, which
+// the order's workflow makes when POST /orders could not.
+func (p *payer) waitPrepay(ctx context.Context, no string) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for {
+		var tr simTrade
+		status, _, err := p.do(ctx, http.MethodGet, p.st.SimURL+"/sim/trades/"+no, nil, &tr)
+		if err == nil && status == http.StatusOK && tr.Prepays > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("never prepaid at WeChat, so not paid")
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // create sends POST /orders to the running apis in turn until one says

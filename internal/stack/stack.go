@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -525,14 +526,54 @@ func (s *Stack) logf(format string, args ...any) {
 	fmt.Fprintf(s.opts.Log, "stack: "+format+"\n", args...)
 }
 
-// FreeAddr asks the kernel for a free loopback host:port.
+// FreeAddr returns a free loopback host:port below the kernel's ephemeral
+// range (/proc/sys/net/ipv4/ip_local_port_range), where no outgoing
+// connection takes it: a process restarted after a crash gets its port
+// back. The well-known ports of `make run` are never chosen. When no such
+// port is found, it falls back to one the kernel picks.
 func FreeAddr() (string, error) {
+	lo := ephemeralLow()
+	for range 200 {
+		port := 10000 + rand.IntN(max(lo-10000, 1))
+		if slices.Contains(reservedPorts, port) {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// reservedPorts are those of `make run` (PostgreSQL, Temporal and its UI,
+// api, worker, sim), which someone may be using.
+var reservedPorts = []int{5432, 7233, 8080, 8081, 8090, 8233}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo <= 10000 {
+		return 32768
+	}
+	return lo
 }
 
 // quietLogger drops the Temporal SDK's log lines (it logs every reconnect
