@@ -83,7 +83,7 @@ func (p *flow) registerHandlers(ctx workflow.Context) error {
 // PENDING order gets its lifecycle; a decided one is only examined.
 func (p *flow) loadOrder(ctx workflow.Context) error {
 	var o activities.LoadOrderResult
-	err := workflow.ExecuteActivity(storeOptions(ctx, "load order"), a.LoadOrder,
+	err := p.storeStep(ctx, "load order", a.LoadOrder,
 		activities.LoadOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &o)
 	if err != nil {
 		return err
@@ -242,7 +242,7 @@ func (p *flow) close(ctx workflow.Context, reason, key string) error {
 
 func (p *flow) markClosed(ctx workflow.Context, reason, key string) error {
 	var r activities.MarkClosedResult
-	err := workflow.ExecuteActivity(storeOptions(ctx, "mark closed"), a.MarkClosed,
+	err := p.storeStep(ctx, "mark closed", a.MarkClosed,
 		activities.MarkClosedInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}).Get(ctx, &r)
 	if err != nil {
 		return err

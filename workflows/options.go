@@ -72,3 +72,42 @@ func prepayOptions(ctx workflow.Context, left time.Duration) workflow.Context {
 		},
 	})
 }
+
+// versionLocalActivities marks the change that runs a payment's short steps
+// as local activities: the worker runs them inside the workflow task, so a
+// notified payment takes one workflow task instead of one per step. Older
+// histories replay with regular activities.
+const versionLocalActivities = "local-activities"
+
+// localOptions mirror storeOptions and queryOptions for local activities.
+// ScheduleToClose is long so that, as with regular activities, a database
+// or WeChat outage is outlasted rather than failing the payment.
+func localOptions(ctx workflow.Context, summary string, nonRetryable ...string) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		Summary:                summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        500 * time.Millisecond,
+			BackoffCoefficient:     2,
+			MaximumInterval:        30 * time.Second,
+			NonRetryableErrorTypes: nonRetryable,
+		},
+	})
+}
+
+// storeStep runs a short PostgreSQL step.
+func (p *flow) storeStep(ctx workflow.Context, summary string, fn, in any) workflow.Future {
+	if p.local {
+		return workflow.ExecuteLocalActivity(localOptions(ctx, summary, activities.ErrTypeOrderNotFound), fn, in)
+	}
+	return workflow.ExecuteActivity(storeOptions(ctx, summary), fn, in)
+}
+
+// queryStep asks WeChat's order query after a notification.
+func (p *flow) queryStep(ctx workflow.Context, summary string, in any) workflow.Future {
+	if p.local {
+		return workflow.ExecuteLocalActivity(localOptions(ctx, summary, activities.ErrTypeOrderNotExist, activities.ErrTypeQueryRejected), a.QueryOrder, in)
+	}
+	return workflow.ExecuteActivity(queryOptions(ctx, summary), a.QueryOrder, in)
+}

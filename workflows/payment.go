@@ -30,6 +30,7 @@ const versionLoadOrder = "load-order-lifecycle"
 // transaction is still examined.
 func PaymentWorkflow(ctx workflow.Context, in PaymentInput) (PaymentResult, error) {
 	p := newFlow(ctx, in)
+	p.local = workflow.GetVersion(ctx, versionLocalActivities, workflow.DefaultVersion, 1) == 1
 	if err := p.registerHandlers(ctx); err != nil {
 		return PaymentResult{}, err
 	}
@@ -79,6 +80,7 @@ type flow struct {
 	queue   []payment.Notification // received, not yet handled
 	seen    map[string]bool        // notification ids already received
 
+	local          bool // short steps run as local activities (see versionLocalActivities)
 	syncRequested  bool
 	closeRequested bool
 	prepayDone     bool
@@ -197,7 +199,7 @@ func (p *flow) recordFailure(ctx workflow.Context, n payment.Notification) error
 	if n.ErrCode != "" {
 		remarks += fmt.Sprintf(", err_code %s %s", n.ErrCode, n.ErrCodeDes)
 	}
-	err := workflow.ExecuteActivity(storeOptions(ctx, "log failed payment"), a.OrderLog,
+	err := p.storeStep(ctx, "log failed payment", a.OrderLog,
 		activities.OrderLogInput{OutTradeNo: p.in.OutTradeNo, Remarks: remarks, Key: "failed:" + n.ID}).Get(ctx, nil)
 	if isType(err, activities.ErrTypeOrderNotFound) {
 		return p.recordUnknown(ctx, n)
@@ -234,7 +236,7 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 		source = n.Source
 	}
 	var v activities.VerifyPaymentResult
-	err := workflow.ExecuteActivity(storeOptions(ctx, fmt.Sprintf("verify amount %s", yuan(trade.AmountFen))), a.VerifyPayment,
+	err := p.storeStep(ctx, fmt.Sprintf("verify amount %s", yuan(trade.AmountFen)), a.VerifyPayment,
 		activities.VerifyPaymentInput{OutTradeNo: p.in.OutTradeNo, Notification: n, Trade: trade}).Get(ctx, &v)
 	p.absorb()
 	if err != nil {
@@ -252,7 +254,7 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 	}
 
 	var res activities.MarkPaidResult
-	err = workflow.ExecuteActivity(storeOptions(ctx, "mark paid "+trade.TransactionID), a.MarkPaid, activities.MarkPaidInput{
+	err = p.storeStep(ctx, "mark paid "+trade.TransactionID, a.MarkPaid, activities.MarkPaidInput{
 		OutTradeNo: p.in.OutTradeNo, TransactionID: trade.TransactionID, PaidAt: trade.PaidAt, Source: source,
 	}).Get(ctx, &res)
 	p.absorb()
@@ -277,7 +279,7 @@ func (p *flow) queryUntilFinal(ctx workflow.Context) (payment.Trade, error) {
 	for {
 		p.state.Queries++
 		var r activities.QueryOrderResult
-		err := workflow.ExecuteActivity(queryOptions(ctx, "query WeChat order"), a.QueryOrder,
+		err := p.queryStep(ctx, "query WeChat order",
 			activities.QueryOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &r)
 		p.absorb()
 		if err != nil {
@@ -296,7 +298,7 @@ func (p *flow) queryUntilFinal(ctx workflow.Context) (payment.Trade, error) {
 // review sends the order to REVIEW with a reason, or records the
 // notification as unknown when there is no such order.
 func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason, key string) error {
-	err := workflow.ExecuteActivity(storeOptions(ctx, "send to review"), a.MarkReview,
+	err := p.storeStep(ctx, "send to review", a.MarkReview,
 		activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}).Get(ctx, nil)
 	p.absorb()
 	if isType(err, activities.ErrTypeOrderNotFound) && n != nil {
@@ -312,7 +314,7 @@ func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason, key
 // recordUnknown keeps a notification for an order we do not have. It never
 // creates an order; the run is flagged REVIEW so operators find it.
 func (p *flow) recordUnknown(ctx workflow.Context, n payment.Notification) error {
-	err := workflow.ExecuteActivity(storeOptions(ctx, "record unknown-order notification"), a.RecordNotification,
+	err := p.storeStep(ctx, "record unknown-order notification", a.RecordNotification,
 		activities.RecordNotificationInput{Notification: n, Outcome: "unknown_order"}).Get(ctx, nil)
 	if err != nil {
 		return err
