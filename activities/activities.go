@@ -52,7 +52,7 @@ const (
 	ErrTypeQueryRejected = "QueryRejected"  // WeChat refused the query or its answer did not verify
 	ErrTypeOrderNotFound = "OrderNotFound"  // we have no such order
 	ErrTypePrepay        = "PrepayRejected" // WeChat refused the prepay, or it would differ from the first
-	ErrTypeOrderPaid     = "OrderPaid"      // WeChat will not close: the order is paid
+	ErrTypeOrderPaid     = "OrderPaid"      // WeChat will not close or prepay: the order is paid
 )
 
 func (a *Activities) now() time.Time {

@@ -92,6 +92,12 @@ func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, 
 		return PrepayResult{Prepay: stored}, nil
 	}
 	p, err := a.WeChat.Prepay(ctx, req)
+	if errors.Is(err, wechatpay.ErrOrderPaid) {
+		// Paid already (a prepay made before, whose answer was lost): not
+		// a refusal; the workflow confirms the payment instead.
+		return PrepayResult{}, temporal.NewNonRetryableApplicationError(
+			"prepay "+in.OutTradeNo+": WeChat Pay says the order is already paid", ErrTypeOrderPaid, err)
+	}
 	if err != nil {
 		if wechatpay.Retryable(err) {
 			return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)

@@ -144,9 +144,8 @@ func (p *flow) own(ctx workflow.Context) error {
 		}
 	}
 	if p.state.Status == payment.StatusClosed {
-		if p.prepayError != "" {
-			return nil // never created at WeChat: nothing can arrive
-		}
+		// Even an order whose prepay failed lingers: a notification may
+		// already be held, or still come, and must be examined.
 		return p.linger(ctx)
 	}
 	return p.serveNotifications(ctx)
@@ -171,6 +170,14 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 	case err == nil:
 		p.prepay, p.state.Prepaid = r.Prepay, true
 		return nil
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOrderPaid:
+		// The order is paid at WeChat: confirm it like any payment, never
+		// close it.
+		p.prepayError = "WeChat Pay says the order is already paid"
+		if err := p.poll(ctx); err != nil || p.state.Status != payment.StatusPending {
+			return err
+		}
+		return p.review(ctx, nil, "prepay refused as already paid, but the WeChat order query does not say SUCCESS", "review:prepay-paid")
 	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePrepay:
 		p.prepayError = appErr.Message()
 	case errors.As(err, &timeout):

@@ -225,3 +225,41 @@ func TestSyncQueriesNow(t *testing.T) {
 		t.Fatalf("sync queried after %s, not at once (the first scheduled query is at 1m)", d)
 	}
 }
+
+// A prepay refused because the order is already paid (found by the chaos
+// suite: a prepay whose answer was lost, then paid) is confirmed, never
+// closed, and the notification the workflow already holds is examined.
+func TestPrepayRefusedAsPaidConfirmsPayment(t *testing.T) {
+	env := newEnv(t)
+	signalAt(env, 0, paidNotification("n1", "tx1"))
+	env.OnActivity(a.Prepay, mock.Anything, mock.Anything).Return(activities.PrepayResult{},
+		temporal.NewNonRetryableApplicationError("already paid", activities.ErrTypeOrderPaid, nil)).Once()
+	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
+	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(okVerify(), nil).Once()
+	env.OnActivity(a.MarkPaid, mock.Anything, mock.Anything).Return(activities.MarkPaidResult{Outcome: "paid"}, nil).Once()
+
+	st := runOwned(t, env, true)
+	env.AssertExpectations(t)
+	env.AssertNotCalled(t, "MarkClosed", mock.Anything, mock.Anything)
+	if st.Status != payment.StatusPaid || st.Duplicates != 1 {
+		t.Fatalf("state = %+v", st)
+	}
+}
+
+// A CLOSED order's workflow still examines a notification it holds.
+func TestPrepayRefusedThenPaidGoesToReview(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Prepay, mock.Anything, mock.Anything).Return(activities.PrepayResult{},
+		temporal.NewNonRetryableApplicationError("refused", activities.ErrTypePrepay, nil)).Once()
+	env.OnActivity(a.MarkClosed, mock.Anything, mock.Anything).Return(activities.MarkClosedResult{Outcome: "closed"}, nil).Once()
+	signalAt(env, time.Minute, paidNotification("n1", "tx1"))
+	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
+	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(okVerify(), nil).Once()
+	env.OnActivity(a.MarkPaid, mock.Anything, mock.Anything).Return(activities.MarkPaidResult{Outcome: "review"}, nil).Once()
+
+	st := runOwned(t, env, true)
+	env.AssertExpectations(t)
+	if st.Status != payment.StatusReview {
+		t.Fatalf("state = %+v", st)
+	}
+}

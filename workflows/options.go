@@ -68,7 +68,7 @@ func prepayOptions(ctx workflow.Context, left time.Duration) workflow.Context {
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypePrepay, activities.ErrTypeOrderNotFound},
+			NonRetryableErrorTypes: []string{activities.ErrTypePrepay, activities.ErrTypeOrderPaid, activities.ErrTypeOrderNotFound},
 		},
 	})
 }
