@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The bench-only workflows measure what the Temporal server itself can do,
+// next to the payment figures. They run on the tool's own worker, on a task
+// queue of their own.
+
+// benchSignal is the signal BenchWaitSignal waits for.
+const benchSignal = "go"
+
+// BenchInput says how many no-op activities a bench workflow runs.
+type BenchInput struct {
+	Activities int `json:"activities"`
+}
+
+// BenchWaitSignal waits for one signal and completes: the shape of a
+// payment workflow started by SignalWithStart, minus the work.
+func BenchWaitSignal(ctx workflow.Context, _ BenchInput) error {
+	workflow.GetSignalChannel(ctx, benchSignal).Receive(ctx, nil)
+	return nil
+}
+
+// BenchEmpty completes at once.
+func BenchEmpty(workflow.Context, BenchInput) error { return nil }
+
+// BenchActivities runs in.Activities no-op regular activities in a row, as
+// the payment workflow runs its steps today.
+func BenchActivities(ctx workflow.Context, in BenchInput) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	for range in.Activities {
+		if err := workflow.ExecuteActivity(ctx, BenchNoop).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchLocalActivities runs in.Activities no-op local activities in a row.
+func BenchLocalActivities(ctx workflow.Context, in BenchInput) error {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	for range in.Activities {
+		if err := workflow.ExecuteLocalActivity(ctx, BenchNoop).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BenchNoop does nothing.
+func BenchNoop(context.Context) error { return nil }
+
+// ceilingResult is one measured ceiling.
+type ceilingResult struct {
+	Name    string
+	What    string // the rate's unit, e.g. "calls/s"
+	Ops     int    // calls or completed workflows
+	Errors  int
+	Elapsed time.Duration
+	Latency latencies
+	Note    string
+}
+
+// ceilingOptions bounds each ceiling measurement.
+type ceilingOptions struct {
+	Duration    time.Duration
+	Concurrency int
+	MaxOps      int
+	Activities  int // activities per workflow in the activity ceilings
+}
+
+// measureCeilings runs the bench workflows against the server c talks to
+// and returns one result per measurement.
+func measureCeilings(ctx context.Context, c client.Client, runID string, o ceilingOptions, logger *slog.Logger) ([]ceilingResult, error) {
+	tq := "payflow-bench-" + runID
+	w := worker.New(c, tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
+	w.RegisterWorkflow(BenchWaitSignal)
+	w.RegisterWorkflow(BenchEmpty)
+	w.RegisterWorkflow(BenchActivities)
+	w.RegisterWorkflow(BenchLocalActivities)
+	w.RegisterActivity(BenchNoop)
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("bench worker: %w", err)
+	}
+	defer w.Stop()
+
+	opts := func(prefix string, i int) client.StartWorkflowOptions {
+		return client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%s/%s/%d", runID, prefix, i), TaskQueue: tq}
+	}
+	var out []ceilingResult
+
+	execute := func(name, prefix string, wf any, in BenchInput, o ceilingOptions) ceilingResult {
+		logger.Info("ceiling: " + name)
+		r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
+			wr, err := c.ExecuteWorkflow(ctx, opts(prefix, i), wf, in)
+			if err != nil {
+				return err
+			}
+			return wr.Get(ctx, nil)
+		})
+		r.Name, r.What = name, "completed/s"
+		return r
+	}
+	// A short warm-up, not recorded: connections, pollers, caches.
+	warm := o
+	warm.Duration = min(o.Duration, 3*time.Second)
+	execute("warm-up", "warm", BenchEmpty, BenchInput{}, warm)
+
+	out = append(out,
+		execute("empty workflow, start to completion", "empty", BenchEmpty, BenchInput{}, o),
+		execute(fmt.Sprintf("workflow with %d no-op activities", o.Activities), "act", BenchActivities, BenchInput{Activities: o.Activities}, o),
+		execute(fmt.Sprintf("workflow with %d no-op local activities", o.Activities), "local", BenchLocalActivities, BenchInput{Activities: o.Activities}, o),
+	)
+
+	// SignalWithStart alone: the call the api makes for each notification.
+	// Last, because the runs it starts complete after the calls.
+	var lastID string
+	var mu sync.Mutex
+	logger.Info("ceiling: SignalWithStart")
+	r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
+		so := opts("sws", i)
+		_, err := c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
+		if err == nil {
+			mu.Lock()
+			lastID = so.ID
+			mu.Unlock()
+		}
+		return err
+	})
+	r.Name, r.What = "SignalWithStart (bench workflow waiting for a signal)", "calls/s"
+	// Let the bench worker finish those runs before the payment load.
+	if d, err := waitIdle(ctx, c, tq); err == nil {
+		r.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
+	} else if lastID != "" {
+		logger.Warn("could not count running bench workflows; waiting for the last one only", "err", err)
+		wait, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		_ = c.GetWorkflow(wait, lastID, "").Get(wait, nil)
+		cancel()
+	}
+	out = append([]ceilingResult{r}, out...)
+	return out, ctx.Err()
+}
+
+// waitIdle waits, for at most two minutes, until no bench workflow on tq is
+// running, as the visibility store sees it.
+func waitIdle(ctx context.Context, c client.Client, tq string) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	q := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", tq)
+	for {
+		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		if err != nil {
+			return 0, err
+		}
+		if resp.GetCount() == 0 {
+			return time.Since(start), nil
+		}
+		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// closedLoop runs op from o.Concurrency goroutines until o.Duration passes
+// or o.MaxOps calls were made, and measures each successful call.
+func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, int) error) ceilingResult {
+	ctx, cancel := context.WithTimeout(ctx, o.Duration+30*time.Second) // calls in flight at the end may finish
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs int
+		next int
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	stopAt := start.Add(o.Duration)
+	var end time.Time
+	for range o.Concurrency {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= o.MaxOps || time.Now().After(stopAt) || ctx.Err() != nil {
+					return
+				}
+				t := time.Now()
+				err := op(ctx, i)
+				d := time.Since(t)
+				mu.Lock()
+				if err != nil && !errors.Is(err, context.Canceled) {
+					errs++
+				} else if err == nil {
+					lat = append(lat, d)
+					end = time.Now()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+}

@@ -1,0 +1,440 @@
+// Command payflow-bench measures the whole payflow stack (bin/api,
+// bin/worker, bin/wechatpay-sim, PostgreSQL and a Temporal server) under an
+// open-loop load of signed v2 notifications, and, on the same Temporal
+// server in the same run, the ceilings that bound it: the rate of raw
+// SignalWithStart calls and the completion rate of empty and activity-only
+// bench workflows. It also measures a "peer": the synchronous handler of
+// the usual tutorials (package peer) with the same simulated WeChat query
+// latency. It prints a Markdown report and, with -out, rewrites
+// docs/benchmarks.md, keeping earlier runs below the new one.
+//
+// Everything listens on free loopback ports in a temporary directory;
+// every loop is bounded in count and time. A benchmark is not a test:
+// nothing here fails because the machine is slow.
+//
+//	payflow-bench [flags]          run the benchmark
+//	payflow-bench peer             serve the peer handler (started by the benchmark)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/payflow/payflow/cmd/payflow-bench/peer"
+	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/store"
+)
+
+// temporalServerVersion is the server `make temporal-pg` builds.
+const temporalServerVersion = "v1.29.1"
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "payflow-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	rate        float64
+	duration    time.Duration
+	queryDelay  time.Duration
+	dupEvery    int
+	retries     int
+	retryDelay  time.Duration
+	drain       time.Duration
+	setup       int
+	workers     int
+	ceilingDur  time.Duration
+	ceilingConc int
+	activities  int
+	targets     string
+	peer        bool
+	module      string
+	binDir      string
+	temporalBin string
+	pgBinDir    string
+	shards      int
+	out         string
+	keep        bool
+	timeout     time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("payflow-bench", flag.ContinueOnError)
+	fs.Float64Var(&o.rate, "rate", 20, "offered load: payments per second (each one notification, plus duplicates)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long notifications are sent")
+	fs.DurationVar(&o.queryDelay, "query-delay", 50*time.Millisecond, "simulated WeChat order-query latency (SIM_QUERY_DELAY)")
+	fs.IntVar(&o.dupEvery, "dup-every", 5, "every n-th payment's notification is sent twice at once (0: no duplicates)")
+	fs.IntVar(&o.retries, "retries", 3, "resend a notification not answered SUCCESS this many times")
+	fs.DurationVar(&o.retryDelay, "retry-delay", time.Second, "wait before a resend (WeChat waits 15 s)")
+	fs.DurationVar(&o.drain, "drain", 90*time.Second, "after the load, wait at most this long for payments to reach PAID")
+	fs.IntVar(&o.setup, "setup-concurrency", 8, "concurrent requests while creating orders")
+	fs.IntVar(&o.workers, "workers", 1, "bin/worker processes")
+	fs.DurationVar(&o.ceilingDur, "ceiling-duration", 10*time.Second, "length of each ceiling measurement")
+	fs.IntVar(&o.ceilingConc, "ceiling-concurrency", 16, "concurrent callers in each ceiling measurement")
+	fs.IntVar(&o.activities, "activities", 4, "no-op activities in the activity ceilings")
+	fs.StringVar(&o.targets, "targets", "dev,pg?", "Temporal servers: dev (the dev server, SQLite), pg (v1.29.1 on PostgreSQL); pg? runs pg only when `make temporal-pg` built it")
+	fs.BoolVar(&o.peer, "peer", true, "also measure the synchronous tutorial-style handler")
+	fs.StringVar(&o.module, "module", "", "the payflow checkout whose api, worker and wechatpay-sim are measured, and whose commit labels the run (default: the module around the working directory)")
+	fs.StringVar(&o.binDir, "bin-dir", "", "directory with api, worker and wechatpay-sim already built from -module (default: build them)")
+	fs.StringVar(&o.temporalBin, "temporal-bin", "", "the Temporal CLI (default: $TEMPORAL_BIN, else bin/temporal)")
+	fs.StringVar(&o.pgBinDir, "temporal-pg-dir", "bin", "where `make temporal-pg` left temporal-server, temporal-sql-tool and temporal-schema/")
+	fs.IntVar(&o.shards, "history-shards", 4, "numHistoryShards of the PostgreSQL-backed server")
+	fs.StringVar(&o.out, "out", "", "Markdown file to rewrite with this run (e.g. docs/benchmarks.md); earlier runs in it are kept below")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (logs, state)")
+	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.rate <= 0 || o.rate > 2000:
+		return o, errors.New("-rate must be in (0, 2000]")
+	case o.duration <= 0 || o.duration > 10*time.Minute:
+		return o, errors.New("-duration must be in (0, 10m]")
+	case o.ceilingDur <= 0 || o.ceilingDur > 5*time.Minute:
+		return o, errors.New("-ceiling-duration must be in (0, 5m]")
+	case o.ceilingConc < 1 || o.ceilingConc > 256:
+		return o, errors.New("-ceiling-concurrency must be in [1, 256]")
+	case o.retries < 0 || o.retries > 15:
+		return o, errors.New("-retries must be in [0, 15]")
+	}
+	return o, nil
+}
+
+func run(args []string) error {
+	if len(args) > 0 && args[0] == "peer" {
+		return servePeer()
+	}
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	rep := newReport(o, args)
+	if l, err := strconv.ParseFloat(rep.LoadBefore, 64); err == nil && l > 0.5 {
+		logger.Warn("the machine is busy; figures will be lower than on a quiet machine", "load_average_1m", l)
+	}
+	started := time.Now()
+	targets, err := o.resolveTargets()
+	if err != nil {
+		return err
+	}
+	rep.Skipped = targets.skipped
+	for i, t := range targets.run {
+		tr, err := runTarget(ctx, o, t, o.peer && i == 0, rep.RunID, logger)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+		rep.Targets = append(rep.Targets, tr)
+	}
+	rep.Elapsed = time.Since(started)
+	rep.LoadAfter = loadAvg()
+	md := rep.markdown()
+	fmt.Println(md)
+	if o.out != "" {
+		if err := writeDoc(o.out, md); err != nil {
+			return err
+		}
+		logger.Info("report written", "file", o.out)
+	}
+	return nil
+}
+
+type targetList struct {
+	run     []string
+	skipped string
+}
+
+// resolveTargets expands -targets; "pg?" is pg when its binaries exist.
+func (o options) resolveTargets() (targetList, error) {
+	var tl targetList
+	for _, t := range strings.Split(o.targets, ",") {
+		switch strings.TrimSpace(t) {
+		case "":
+		case "dev":
+			tl.run = append(tl.run, "dev")
+		case "pg":
+			if err := o.pgBins().missing(); err != nil {
+				return tl, err
+			}
+			tl.run = append(tl.run, "pg")
+		case "pg?":
+			if err := o.pgBins().missing(); err != nil {
+				tl.skipped = "The Temporal server on PostgreSQL was not measured: " + err.Error() + "."
+				continue
+			}
+			tl.run = append(tl.run, "pg")
+		default:
+			return tl, fmt.Errorf("unknown target %q (dev, pg, pg?)", t)
+		}
+	}
+	if len(tl.run) == 0 {
+		return tl, errors.New("no target to run")
+	}
+	return tl, nil
+}
+
+func (o options) pgBins() temporalPGBins {
+	b := temporalPGBins{
+		Server:    filepath.Join(o.pgBinDir, "temporal-server"),
+		SQLTool:   filepath.Join(o.pgBinDir, "temporal-sql-tool"),
+		SchemaDir: filepath.Join(o.pgBinDir, "temporal-schema", "postgresql", "v12"),
+	}
+	if _, err := os.Stat(b.SchemaDir); err != nil {
+		if d := schemaDirFromModCache(temporalServerVersion); d != "" {
+			b.SchemaDir = d
+		}
+	}
+	return b
+}
+
+// targetResult is everything measured on one Temporal server.
+type targetResult struct {
+	Name     string // dev or pg
+	Server   string // description for the report
+	Ceilings []ceilingResult
+	Payflow  loadResult
+	Peer     *loadResult
+}
+
+// runTarget brings up the stack on one Temporal server and measures it.
+func runTarget(ctx context.Context, o options, target string, withPeer bool, runID string, logger *slog.Logger) (_ targetResult, err error) {
+	tr := targetResult{Name: target}
+	logw := &slogWriter{logger: logger}
+	so := stack.Options{
+		Keep: o.keep, ModuleDir: o.module, BinDir: o.binDir, TemporalBin: o.temporalBin, Workers: o.workers,
+		APIVersion: "v2", SimQueryDelay: o.queryDelay, OrderQueryAfter: time.Hour,
+		TaskQueue: "payments-bench", Log: logw,
+	}
+	switch target {
+	case "dev":
+		tr.Server = "Temporal dev server (CLI v1.5.1, SQLite file)"
+	case "pg":
+		tr.Server = fmt.Sprintf("Temporal server %s, PostgreSQL 15 persistence, %d history shards", temporalServerVersion, o.shards)
+		dir, err := os.MkdirTemp("", "payflow-bench-temporal-")
+		if err != nil {
+			return tr, err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
+		tpg, err := startTemporalPG(ctx, dir, o.pgBins(), o.shards, func(f string, a ...any) { logger.Info(fmt.Sprintf(f, a...)) })
+		if err != nil {
+			return tr, err
+		}
+		defer tpg.Close()
+		so.TemporalAddress = tpg.Address
+	}
+	s, err := stack.Start(ctx, so)
+	if err != nil {
+		return tr, err
+	}
+	defer func() {
+		if err != nil {
+			s.DumpLogs(os.Stderr, 3000)
+		}
+		_ = s.Close()
+	}()
+	db, err := pgxpool.New(ctx, s.DatabaseURL)
+	if err != nil {
+		return tr, err
+	}
+	defer db.Close()
+
+	base := loadOptions{
+		SimURL: s.SimURL, Rate: o.rate, Duration: o.duration, DupEvery: o.dupEvery,
+		Retries: o.retries, RetryDelay: o.retryDelay, Drain: o.drain, Setup: o.setup,
+		AppID: stack.AppID, MchID: stack.MchID, APIKey: stack.APIKey,
+	}
+	if withPeer {
+		r, err := runPeer(ctx, s, base, runID, logger)
+		if err != nil {
+			return tr, fmt.Errorf("peer: %w", err)
+		}
+		tr.Peer = &r
+	}
+
+	tr.Ceilings, err = measureCeilings(ctx, s.Client, runID+"-"+target, ceilingOptions{
+		Duration: o.ceilingDur, Concurrency: o.ceilingConc, MaxOps: 100_000, Activities: o.activities,
+	}, logger)
+	if err != nil {
+		return tr, fmt.Errorf("ceilings: %w", err)
+	}
+
+	lo := base
+	lo.Label = "payflow"
+	lo.NotifyURL = s.APIURLs[0] + "/wechatpay/notify"
+	lo.DB = db
+	lo.Prefix = "BF" + runID
+	lo.CreateOrder = func(ctx context.Context, no string, amount int64) error {
+		return postJSON(ctx, s.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil)
+	}
+	if tr.Payflow, err = runLoad(ctx, lo, logger); err != nil {
+		return tr, fmt.Errorf("payflow load: %w", err)
+	}
+	return tr, nil
+}
+
+// runPeer measures the synchronous handler on the stack's PostgreSQL (a
+// database of its own) and sim.
+func runPeer(ctx context.Context, s *stack.Stack, base loadOptions, runID string, logger *slog.Logger) (loadResult, error) {
+	url, err := s.PG.CreateDatabase(ctx, "peer")
+	if err != nil {
+		return loadResult{}, err
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return loadResult{}, err
+	}
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return loadResult{}, err
+	}
+	defer db.Close()
+
+	self, err := os.Executable()
+	if err != nil {
+		return loadResult{}, err
+	}
+	addr, err := stack.FreeAddr()
+	if err != nil {
+		return loadResult{}, err
+	}
+	p := &stack.Process{
+		Name: "peer", Path: self, Args: []string{"peer"}, Addr: addr,
+		Env: []string{
+			"PEER_ADDR=" + addr, "DATABASE_URL=" + url, "WECHATPAY_BASE_URL=" + s.SimURL,
+			"WECHATPAY_APPID=" + stack.AppID, "WECHATPAY_MCHID=" + stack.MchID, "WECHATPAY_API_KEY=" + stack.APIKey,
+			"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		},
+		LogFile: filepath.Join(s.Dir, "logs", "peer.log"),
+	}
+	if err := p.Start(); err != nil {
+		return loadResult{}, err
+	}
+	defer func() { _ = p.Stop() }()
+	if err := waitHTTP(ctx, "http://"+addr+"/healthz", p); err != nil {
+		return loadResult{}, err
+	}
+
+	lo := base
+	lo.Label = "peer"
+	lo.NotifyURL = "http://" + addr + "/wechatpay/notify"
+	lo.DB = db
+	lo.Prefix = "BP" + runID
+	lo.CreateOrder = func(ctx context.Context, no string, amount int64) error {
+		_, err := st.CreateOrder(ctx, store.NewOrder{OutTradeNo: no, AmountFen: amount, Description: "bench"})
+		return err
+	}
+	return runLoad(ctx, lo, logger)
+}
+
+// servePeer is the `peer` subcommand: the handler as its own process, like
+// bin/api.
+func servePeer() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := peer.Config{
+		Addr: os.Getenv("PEER_ADDR"), DatabaseURL: os.Getenv("DATABASE_URL"), BaseURL: os.Getenv("WECHATPAY_BASE_URL"),
+		AppID: os.Getenv("WECHATPAY_APPID"), MchID: os.Getenv("WECHATPAY_MCHID"), APIKey: os.Getenv("WECHATPAY_API_KEY"),
+	}
+	if cfg.Addr == "" || cfg.DatabaseURL == "" || cfg.BaseURL == "" || cfg.APIKey == "" {
+		return errors.New("peer: PEER_ADDR, DATABASE_URL, WECHATPAY_BASE_URL and WECHATPAY_API_KEY are required")
+	}
+	return peer.Serve(ctx, cfg, slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+func waitHTTP(ctx context.Context, url string, p *stack.Process) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		if !p.Running() {
+			return fmt.Errorf("%s exited:\n%s", p.Name, p.LogTail(2000))
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("%s not ready: %w", url, err)
+		}
+	}
+}
+
+// slogWriter turns the stack's progress lines into log records.
+type slogWriter struct{ logger *slog.Logger }
+
+func (w *slogWriter) Write(b []byte) (int, error) {
+	w.logger.Info(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// machine describes where the run happened.
+func machine() string {
+	mem := "?"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
+	}
+	cpu := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = ", " + strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs (nproc)%s, %s memory, %s/%s, %s", runtime.NumCPU(), cpu, mem, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// gitDescribe is the commit the run measured, "+dirty" when tracked files
+// other than the report differ from it.
+func gitDescribe(dir string) (commit, subject string) {
+	git := func(args ...string) *exec.Cmd {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		return cmd
+	}
+	out, err := git("log", "-1", "--format=%h%x00%s").Output()
+	if err != nil {
+		return "unknown", ""
+	}
+	commit, subject, _ = strings.Cut(strings.TrimSpace(string(out)), "\x00")
+	if git("diff", "--quiet", "HEAD", "--", ".", ":(exclude)docs/benchmarks.md").Run() != nil {
+		commit += "+dirty"
+	}
+	return commit, subject
+}

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// report is one run, rendered as a Markdown section.
+type report struct {
+	RunID   string
+	Date    time.Time
+	Commit  string
+	Subject string
+	Machine string
+	Command string
+	Opts    options
+	Targets []targetResult
+	Skipped string
+	Elapsed time.Duration
+	// LoadBefore and LoadAfter are the 1-minute load averages when the run
+	// began and ended: other work on the machine skews every figure.
+	LoadBefore, LoadAfter string
+}
+
+func newReport(o options, args []string) *report {
+	commit, subject := gitDescribe(o.module)
+	now := time.Now()
+	cmd := "payflow-bench"
+	if len(args) > 0 {
+		cmd += " " + strings.Join(args, " ")
+	}
+	if c := os.Getenv("BENCH_COMMAND"); c != "" {
+		cmd = c
+	}
+	return &report{
+		RunID:   strconv.FormatInt(now.Unix()%1_000_000_000, 36),
+		Date:    now,
+		Commit:  commit,
+		Subject: subject,
+		Machine: machine(),
+		Command: cmd,
+		Opts:    o,
+
+		LoadBefore: loadAvg(),
+	}
+}
+
+// Markers delimit each run's section in the document, so a new run can be
+// put on top and earlier ones kept.
+const (
+	runBegin = "<!-- bench-run begin -->"
+	runEnd   = "<!-- bench-run end -->"
+)
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	o := r.Opts
+	p("%s\n### %s · commit `%s`", runBegin, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit)
+	if r.Subject != "" {
+		p(" (%s)", r.Subject)
+	}
+	p("\n\n")
+	p("- machine: %s\n", r.Machine)
+	p("- load average (1 min) %s at the start, %s at the end; the run's own processes count too\n", r.LoadBefore, r.LoadAfter)
+	p("- command: `%s` (%.0f s in all)\n", r.Command, r.Elapsed.Seconds())
+	p("- load: %.0f payments/s for %s, open loop; every %s payment's notification sent twice at the same instant; "+
+		"a notification not answered SUCCESS is resent after %s, at most %d times; simulated WeChat order-query latency %s; %d bin/worker, 1 bin/api\n",
+		o.rate, o.duration, ordinal(o.dupEvery), o.retryDelay, o.retries, o.queryDelay, o.workers)
+	p("- ceilings: %d concurrent callers for %s each, bench workflows on the tool's own worker and task queue\n\n", o.ceilingConc, o.ceilingDur)
+
+	p("| system | offered | acked/s | ack p50 | ack p99 | ack max | PAID/s | to PAID p50 | to PAID p99 | duplicates sent | lost | doubled |\n")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	row := func(name string, l loadResult) {
+		p("| %s | %.0f/s (%d payments) | %s | %s | %s | %s | %s | %s | %s | %d | %d | %d |\n",
+			name, l.OfferedRate, l.Payments, perSec(l.Acked, l.AckWindow),
+			ms(l.AckLatency.P50), ms(l.AckLatency.P99), ms(l.AckLatency.Max),
+			perSec(l.Paid, l.PaidWindow), ms(l.TimeToPaid.P50), ms(l.TimeToPaid.P99),
+			l.Duplicates, l.Lost, l.Doubled)
+	}
+	for _, t := range r.Targets {
+		row("payflow on "+t.Server, t.Payflow)
+	}
+	for _, t := range r.Targets {
+		if t.Peer != nil {
+			row("peer: synchronous handler (verify, query, UPDATE in the request)", *t.Peer)
+		}
+	}
+	p("\n")
+	for _, t := range r.Targets {
+		ls := []struct {
+			name string
+			l    *loadResult
+		}{{"payflow on " + t.Name, &t.Payflow}, {"peer", t.Peer}}
+		for _, x := range ls {
+			if x.l == nil {
+				continue
+			}
+			l := x.l
+			p("- %s: %d notifications sent (%d resends), %d answered SUCCESS, %d not (first: %s); %d of %d payments acknowledged, %d PAID",
+				x.name, l.Notifications, l.Retries, l.Acked, l.Failed, orNone(l.FirstFailure), l.PaymentsAcked, l.Payments, l.Paid)
+			if l.NotPaidNoAck > 0 {
+				p(", %d never acknowledged and not PAID (WeChat would go on resending)", l.NotPaidNoAck)
+			}
+			if l.DrainTimedOut {
+				p(", drain stopped after %s", r.Opts.drain)
+			}
+			p("; orders set up at %.0f/s", l.SetupRate)
+			if l.generatorLagMs > 100 {
+				p("; the load generator fell up to %d ms behind schedule", l.generatorLagMs)
+			}
+			p(".\n")
+		}
+	}
+	p("\nCeilings measured in the same run on the same Temporal server:\n\n")
+	p("| Temporal server | measurement | rate | p50 | p99 | max | errors |\n")
+	p("| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, t := range r.Targets {
+		for _, c := range t.Ceilings {
+			name := c.Name
+			if c.Note != "" {
+				name += " (" + c.Note + ")"
+			}
+			p("| %s | %s | %s %s | %s | %s | %s | %d |\n", t.Name, name,
+				strings.TrimSuffix(perSec(c.Ops, c.Elapsed), "/s"), c.What,
+				ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.Max), c.Errors)
+		}
+	}
+	p("\n")
+	for _, t := range r.Targets {
+		p("- %s: %s\n", t.Name, t.Server)
+	}
+	if r.Skipped != "" {
+		p("\n%s\n", r.Skipped)
+	}
+	p("%s\n", runEnd)
+	return b.String()
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func ordinal(n int) string {
+	switch {
+	case n <= 0:
+		return "no"
+	case n == 1:
+		return "every"
+	case n == 2:
+		return "2nd"
+	case n == 3:
+		return "3rd"
+	}
+	return fmt.Sprintf("%dth", n)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return "`" + strings.ReplaceAll(s, "`", "'") + "`"
+}
+
+// maxKeptRuns bounds how many earlier runs the document keeps.
+const maxKeptRuns = 8
+
+// writeDoc rewrites path: the fixed explanation, this run, then the runs
+// already in the file (newest first).
+func writeDoc(path, run string) error {
+	var earlier []string
+	if b, err := os.ReadFile(path); err == nil {
+		earlier = runSections(string(b))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if len(earlier) > maxKeptRuns {
+		earlier = earlier[:maxKeptRuns]
+	}
+	var b strings.Builder
+	b.WriteString(docHeader)
+	b.WriteString("\n## Latest run\n\n")
+	b.WriteString(run)
+	if len(earlier) > 0 {
+		b.WriteString("\n## Earlier runs\n\nKept for comparison, newest first; each is labelled with the commit it measured.\n\n")
+		for _, s := range earlier {
+			b.WriteString(s)
+			b.WriteString("\n")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// runSections returns every run section in doc, in order.
+func runSections(doc string) []string {
+	var out []string
+	for {
+		i := strings.Index(doc, runBegin)
+		if i < 0 {
+			return out
+		}
+		j := strings.Index(doc[i:], runEnd)
+		if j < 0 {
+			return out
+		}
+		out = append(out, doc[i:i+j+len(runEnd)]+"\n")
+		doc = doc[i+j+len(runEnd):]
+	}
+}
+
+// docHeader explains the numbers; runs follow it.
+const docHeader = `# Benchmarks
+
+` + "`make bench`" + ` builds the binaries and ` + "`cmd/payflow-bench`" + `, then brings up the
+real stack on free loopback ports in a temporary directory (PostgreSQL 15 from
+` + "`internal/pgtest`" + `, a Temporal server, ` + "`bin/worker`" + `, ` + "`bin/api`" + `, ` + "`bin/wechatpay-sim`" + `,
+all through ` + "`internal/stack`" + `) and measures it. It runs on the Temporal dev server
+(` + "`bin/temporal`" + `, SQLite) and, when ` + "`make temporal-pg`" + ` has built it, on a Temporal
+server v1.29.1 with PostgreSQL persistence. The newest run is written below,
+earlier runs are kept underneath with the commit they measured, so a change
+(for example moving the payment's steps to local activities) can be compared
+with the figures from before it. A benchmark is not a test: nothing fails
+because the machine is slow.
+
+## What is measured
+
+**payflow.** For each payment the tool creates an order with ` + "`POST /orders`" + `
+(which starts the order's workflow), pays the trade at the sim with
+` + "`\"drop\": true`" + ` (so WeChat's order query says SUCCESS but the sim sends nothing),
+and signs the v2 notification itself with the merchant API key
+(` + "`wechatpay.SignV2`" + `, ` + "`EncodeV2XML`" + `). After this setup it posts the notifications to
+` + "`POST /wechatpay/notify`" + ` at the target rate, open loop: payment *i* is sent at
+*start + i/rate* whatever happened to the earlier ones. Every *n*-th payment's
+notification is sent twice at the same instant, byte for byte, as WeChat's
+servers sometimes do. A notification answered anything but HTTP 200 with
+` + "`return_code`" + ` SUCCESS is sent again after a short delay (WeChat waits 15 s).
+
+- **offered**: payments per second (duplicates and resends come on top).
+- **acked/s**: SUCCESS answers per second, from the first send to the last
+  SUCCESS. **ack p50/p99/max**: latency of the SUCCESS answers (for payflow:
+  verify, then ` + "`SignalWithStart`" + ` to the order's workflow, then answer).
+- **PAID/s**: payments whose PAID log row exists, per second from the first
+  send to the last PAID row. **to PAID p50/p99**: from the payment's first
+  send to its PAID log row's ` + "`created_at`" + ` (the database's clock, the same
+  machine), i.e. the workflow's order query at the sim (with the simulated
+  WeChat latency), amount verification and the mark-paid transaction.
+- **lost**: payments acknowledged with SUCCESS but not PAID when the run
+  ended. **doubled**: orders with more than one PAID log row. Both are read
+  from PostgreSQL; both must be 0 for payflow.
+
+**Ceilings.** On the same Temporal server, in the same run, the tool
+registers tiny bench workflows on its own worker with a task queue of its own
+and drives them from a fixed number of concurrent callers through the Go SDK:
+
+- ` + "`SignalWithStart`" + ` of a workflow that only waits for that signal: the call the
+  api makes per notification, without the api;
+- an empty workflow, ` + "`ExecuteWorkflow`" + ` until its result is in: how many
+  workflows the server can complete per second;
+- a workflow running four no-op regular activities in a row, and one running
+  four no-op local activities: the cost of the payment's shape on this server.
+
+**Peer.** ` + "`cmd/payflow-bench/peer`" + ` is the handler of the usual tutorials, all inside
+the HTTP request: verify the v2 signature, read the order, query WeChat (the
+sim, through the project's ` + "`wechatpay.V2Client`" + `, so with the same simulated
+latency), then UPDATE the order and INSERT its log row. It uses pgx directly
+and has no lock between its read and its update, no idempotency key: two
+copies arriving together can both write a PAID row, which is what
+**doubled** counts for it. It runs as its own process (` + "`payflow-bench peer`" + `)
+against its own database on the same PostgreSQL, driven by the same load.
+
+The PostgreSQL clusters are throwaway ones from ` + "`internal/pgtest`" + `, with
+` + "`fsync`" + ` and ` + "`synchronous_commit`" + ` off: the figures are an upper bound for the
+database side. Everything runs on one machine and shares its CPUs with the
+load generator.
+
+Run it yourself: ` + "`make bench`" + ` (about six minutes with both servers), or
+` + "`go run ./cmd/payflow-bench -help`" + ` for the flags (` + "`-rate`" + `, ` + "`-duration`" + `,
+` + "`-query-delay`" + `, ` + "`-targets`" + `, ` + "`-workers`" + ` …). ` + "`make temporal-pg`" + ` builds
+` + "`bin/temporal-server`" + ` and ` + "`bin/temporal-sql-tool`" + ` from ` + "`go.temporal.io/server@v1.29.1`" + `
+(and copies its PostgreSQL schema to ` + "`bin/temporal-schema`" + `); the tool creates the
+databases and applies the schema with ` + "`temporal-sql-tool`" + ` (create, setup-schema,
+update-schema) and starts the server with the config in
+` + "`cmd/payflow-bench/temporal-pg.yaml`" + `.
+`
