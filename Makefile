@@ -7,7 +7,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci
+.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
 
 all: build
 
@@ -54,6 +54,34 @@ chaos: deps temporal
 
 chaos-ci: deps temporal
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) run ./cmd/payflow-chaos -payments 30 -rate 3 -wait 90s -duration 3m
+
+# Benchmark (cmd/payflow-bench): the stack under an open-loop load of
+# signed notifications, next to the ceilings of the same Temporal server and
+# a synchronous tutorial-style handler; on the dev server, and on Temporal
+# with PostgreSQL when `make temporal-pg` has built it. Prints the table and
+# rewrites docs/benchmarks.md (earlier runs are kept). About six minutes.
+# BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-rate 40 -targets dev".
+bench: deps build temporal
+	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
+	BENCH_COMMAND="make bench $(BENCH_FLAGS)" $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+		-temporal-pg-dir $(BIN) -out docs/benchmarks.md $(BENCH_FLAGS)
+
+# Temporal server with PostgreSQL persistence and its schema tool, built from
+# the server's Go module, plus the PostgreSQL schema files it ships, for
+# `make bench`. Nothing of the server module is committed here.
+TEMPORAL_SERVER_VERSION := v1.29.1
+temporal-pg: $(BIN)/temporal-server $(BIN)/temporal-sql-tool $(BIN)/temporal-schema/postgresql/v12
+$(BIN)/temporal-server $(BIN)/temporal-sql-tool &:
+	rm -rf $(BIN)/.temporal-pg
+	GOBIN=$(BIN)/.temporal-pg $(GO) install go.temporal.io/server/cmd/server@$(TEMPORAL_SERVER_VERSION) \
+		go.temporal.io/server/cmd/tools/sql@$(TEMPORAL_SERVER_VERSION)
+	mv $(BIN)/.temporal-pg/server $(BIN)/temporal-server
+	mv $(BIN)/.temporal-pg/sql $(BIN)/temporal-sql-tool
+	rm -rf $(BIN)/.temporal-pg
+$(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
+	rm -rf $@ && mkdir -p $@
+	cp -R "$$($(GO) env GOMODCACHE)/go.temporal.io/server@$(TEMPORAL_SERVER_VERSION)/schema/postgresql/v12/." $@/
+	chmod -R u+w $@
 
 # Short fuzzing of every internet-facing parser.
 fuzz:
