@@ -7,7 +7,7 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal deps deps-test screenshot test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
+.PHONY: all build temporal deps deps-test screenshot fuzz-ci test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
 
 all: build
 
@@ -37,6 +37,7 @@ vet:
 test: deps-test build temporal vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m ./e2e/...
+	$(MAKE) fuzz-ci
 	$(MAKE) chaos-ci
 
 test-unit: deps vet
@@ -83,10 +84,18 @@ $(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
 	cp -R "$$($(GO) env GOMODCACHE)/go.temporal.io/server@$(TEMPORAL_SERVER_VERSION)/schema/postgresql/v12/." $@/
 	chmod -R u+w $@
 
-# Short fuzzing of every internet-facing parser.
+# Fuzzing of every internet-facing parser: the v2 XML parser and verifier,
+# the v3 envelope and headers, the order API's JSON. Seeds are in the
+# targets and in testdata/fuzz; fuzz-ci is the short run `make test` does.
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzDecodeV2XML$$' -fuzztime 20s
-	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzVerifyV2$$' -fuzztime 20s
+	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzDecodeV2XML$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzVerifyV2$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzV3Parse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeOrderRequest$$' -fuzztime $(FUZZTIME)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZTIME=5s
 
 # Refresh the README's Temporal UI screenshot from a real run.
 screenshot: deps-test build temporal
