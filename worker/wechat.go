@@ -26,12 +26,12 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 		}, nil
 	case "v3":
 		var missing []error
-		for name, v := range map[string]string{
-			"WECHATPAY_MCH_PRIVATE_KEY_FILE": cfg.MchPrivateKeyFile,
-			"WECHATPAY_MCH_CERT_SERIAL":      cfg.MchCertSerial,
+		for _, v := range []struct{ name, value string }{
+			{"WECHATPAY_MCH_PRIVATE_KEY_FILE", cfg.MchPrivateKeyFile},
+			{"WECHATPAY_MCH_CERT_SERIAL", cfg.MchCertSerial},
 		} {
-			if v == "" {
-				missing = append(missing, fmt.Errorf("%s is required when WECHATPAY_API_VERSION=v3", name))
+			if v.value == "" {
+				missing = append(missing, fmt.Errorf("%s is required when WECHATPAY_API_VERSION=v3", v.name))
 			}
 		}
 		if cfg.PublicKeyFile == "" && cfg.PlatformCertDir == "" {

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaultsFromTheContract(t *testing.T) {
+	c, err := Load(env(map[string]string{"WECHATPAY_APPID": "wx1", "WECHATPAY_MCHID": "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		TemporalAddress: "127.0.0.1:7233", TemporalNamespace: "default", TaskQueue: "payments", APIAddr: "127.0.0.1:8080",
+		APIVersion: "v3", BaseURL: "https://api.mch.weixin.qq.com", OrderTimeout: 30 * time.Minute, OrderQueryAfter: time.Minute,
+	}
+	if c.TemporalAddress != want.TemporalAddress || c.TemporalNamespace != want.TemporalNamespace || c.TaskQueue != want.TaskQueue ||
+		c.APIAddr != want.APIAddr || c.APIVersion != want.APIVersion || c.BaseURL != want.BaseURL ||
+		c.OrderTimeout != want.OrderTimeout || c.OrderQueryAfter != want.OrderQueryAfter {
+		t.Fatalf("config = %+v", c)
+	}
+	if c.DatabaseURL.Reveal() != "postgres://postgres@127.0.0.1:5432/payments?sslmode=disable" {
+		t.Fatalf("DATABASE_URL = %q", c.DatabaseURL.Reveal())
+	}
+}
+
+func TestBadInputIsReported(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"WECHATPAY_API_VERSION": "v4", "ORDER_TIMEOUT": "soon", "ORDER_QUERY_AFTER": "-1s", "WECHATPAY_APIV3_KEY": "short",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"WECHATPAY_APPID", "WECHATPAY_MCHID", "WECHATPAY_API_VERSION", "ORDER_TIMEOUT", "ORDER_QUERY_AFTER", "WECHATPAY_APIV3_KEY must be 32 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "short") {
+		t.Errorf("error %q shows the key", err)
+	}
+	_, err = Load(env(map[string]string{"WECHATPAY_APPID": "wx1", "WECHATPAY_MCHID": "1", "WECHATPAY_API_VERSION": "v2"}))
+	if err == nil || !strings.Contains(err.Error(), "WECHATPAY_API_KEY is required") {
+		t.Fatalf("v2 without a key: %v", err)
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	const key = "192006250b4c09247ec02edce69f6a2d"
+	c, err := Load(env(map[string]string{"WECHATPAY_APPID": "wx1", "WECHATPAY_MCHID": "1", "WECHATPAY_API_KEY": key,
+		"DATABASE_URL": "postgres://u:hunter2@db/payments"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "cfg", c, "key", c.APIKey)
+	j, _ := json.Marshal(c)
+	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%v", c.APIKey), b.String(), string(j)} {
+		if strings.Contains(out, key) || strings.Contains(out, "hunter2") {
+			t.Fatalf("a secret is printed: %s", out)
+		}
+	}
+	if c.APIKey.Reveal() != key {
+		t.Fatal("Reveal lost the key")
+	}
+}
