@@ -21,14 +21,14 @@ import (
 // (prepay at WeChat, close at WeChat).
 const updateTimeout = 15 * time.Second
 
-// startLifecycle makes sure a workflow owns the stored order: it starts
-// one, or finds the one already running (USE_EXISTING).
-func (s *Server) startLifecycle(ctx context.Context, o payment.Order) error {
+// lifecycleStart is how the workflow owning a stored order is started:
+// a new run, or the one already running (USE_EXISTING).
+func (s *Server) lifecycleStart(o payment.Order) (client.StartWorkflowOptions, workflows.PaymentInput) {
 	in := workflows.PaymentInput{
 		OutTradeNo: o.OutTradeNo,
 		Lifecycle:  workflows.NewLifecycle(o.CreatedAt, o.ExpiresAt, o.TradeType, s.OrderTimeout, s.QueryAfter),
 	}
-	opts := client.StartWorkflowOptions{
+	return client.StartWorkflowOptions{
 		ID:                       workflows.WorkflowID(o.OutTradeNo),
 		TaskQueue:                s.TaskQueue,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -36,7 +36,12 @@ func (s *Server) startLifecycle(ctx context.Context, o payment.Order) error {
 		TypedSearchAttributes:    workflows.OrderAttributes(o.OutTradeNo, o.AmountFen),
 		Memo:                     workflows.Memo(o.OutTradeNo, o.AmountFen, o.TradeType, in.Lifecycle.ExpiresAt),
 		StaticSummary:            workflows.Summary(o.OutTradeNo, o.AmountFen),
-	}
+	}, in
+}
+
+// startLifecycle makes sure a workflow owns the stored order.
+func (s *Server) startLifecycle(ctx context.Context, o payment.Order) error {
+	opts, in := s.lifecycleStart(o)
 	if _, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.PaymentWorkflow, in); err != nil {
 		return fmt.Errorf("start workflow %s: %w", opts.ID, err)
 	}
@@ -126,18 +131,7 @@ func (s *Server) syncOrder(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	in := workflows.PaymentInput{
-		OutTradeNo: o.OutTradeNo,
-		Lifecycle:  workflows.NewLifecycle(o.CreatedAt, o.ExpiresAt, o.TradeType, s.OrderTimeout, s.QueryAfter),
-	}
-	opts := client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(o.OutTradeNo),
-		TaskQueue:                s.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    workflows.OrderAttributes(o.OutTradeNo, o.AmountFen),
-		StaticSummary:            workflows.Summary(o.OutTradeNo, o.AmountFen),
-	}
+	opts, in := s.lifecycleStart(o)
 	if _, err := s.Temporal.SignalWithStartWorkflow(r.Context(), opts.ID, workflows.SignalSync, nil, opts, workflows.PaymentWorkflow, in); err != nil {
 		s.Logger.Error("sync", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not reach the order's workflow; retry")
