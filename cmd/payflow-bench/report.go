@@ -57,6 +57,13 @@ const (
 	runEnd   = "<!-- bench-run end -->"
 )
 
+// A hand-written block between these markers (findings, comparisons of
+// runs) is kept as it is when the document is rewritten.
+const (
+	notesBegin = "<!-- notes begin -->"
+	notesEnd   = "<!-- notes end -->"
+)
+
 func (r *report) markdown() string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
@@ -183,8 +190,10 @@ const maxKeptRuns = 8
 // already in the file (newest first).
 func writeDoc(path, run string) error {
 	var earlier []string
+	var notes string
 	if b, err := os.ReadFile(path); err == nil {
 		earlier = runSections(string(b))
+		notes = between(string(b), notesBegin, notesEnd)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -193,6 +202,9 @@ func writeDoc(path, run string) error {
 	}
 	var b strings.Builder
 	b.WriteString(docHeader)
+	if notes != "" {
+		b.WriteString("\n" + notes + "\n")
+	}
 	b.WriteString("\n## Latest run\n\n")
 	b.WriteString(run)
 	if len(earlier) > 0 {
@@ -206,6 +218,19 @@ func writeDoc(path, run string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// between returns the first block from begin to end, markers included.
+func between(doc, begin, end string) string {
+	i := strings.Index(doc, begin)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(doc[i:], end)
+	if j < 0 {
+		return ""
+	}
+	return doc[i : i+j+len(end)]
 }
 
 // runSections returns every run section in doc, in order.
