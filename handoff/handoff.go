@@ -57,7 +57,12 @@ type Handoff struct {
 // transaction: then the caller may acknowledge WeChat. The notification is
 // also kept in the audit trail.
 func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (string, error) {
-	outcome, err := h.Deliver(ctx, n)
+	// Temporal gets at most half of the time left: when it is down the SDK
+	// retries until its deadline, and the inbox must still have time to
+	// commit before WeChat's 5 s are up.
+	dctx, cancel := context.WithTimeout(ctx, deliverBudget(ctx))
+	outcome, err := h.Deliver(dctx, n)
+	cancel()
 	if err == nil {
 		// Temporal holds it; the audit row is a record, not a guarantee, so
 		// a database hiccup here does not fail the acknowledgement.
@@ -73,6 +78,15 @@ func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (string, e
 		return "", fmt.Errorf("%w; inbox: %v", err, qerr)
 	}
 	return Inbox, nil
+}
+
+// deliverBudget is the time Accept gives Temporal: half of what is left,
+// or 2 s without a deadline.
+func deliverBudget(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d) / 2
+	}
+	return 2 * time.Second
 }
 
 // Deliver gives the notification to the order's workflow through Temporal.
