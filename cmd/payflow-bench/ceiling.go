@@ -142,7 +142,9 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	r.Name, r.What = "SignalWithStart (bench workflow waiting for a signal)", "calls/s"
 	// Let the bench worker finish those runs before the payment load.
 	if d, err := waitIdle(ctx, c, tq); err == nil {
-		r.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
+		// Sustained: started and completed, over calls plus catch-up.
+		r.Note = fmt.Sprintf("all runs completed %.1f s after the last call: %.0f/s sustained",
+			d.Seconds(), float64(r.Ops)/(r.Elapsed+d).Seconds())
 	} else if lastID != "" {
 		logger.Warn("could not count running bench workflows; waiting for the last one only", "err", err)
 		wait, cancel := context.WithTimeout(ctx, 2*time.Minute)

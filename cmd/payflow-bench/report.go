@@ -315,7 +315,7 @@ The PostgreSQL clusters are throwaway ones from ` + "`internal/pgtest`" + `, wit
 database side. Everything runs on one machine and shares its CPUs with the
 load generator.
 
-Run it yourself: ` + "`make bench`" + ` (about six minutes with both servers), or
+Run it yourself: ` + "`make bench`" + ` (about five minutes with both servers), or
 ` + "`go run ./cmd/payflow-bench -help`" + ` for the flags (` + "`-rate`" + `, ` + "`-duration`" + `,
 ` + "`-query-delay`" + `, ` + "`-targets`" + `, ` + "`-workers`" + ` …). ` + "`make temporal-pg`" + ` builds
 ` + "`bin/temporal-server`" + ` and ` + "`bin/temporal-sql-tool`" + ` from ` + "`go.temporal.io/server@v1.29.1`" + `
