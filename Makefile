@@ -64,7 +64,7 @@ chaos-ci: deps temporal
 # BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-rate 40 -targets dev".
 bench: deps build temporal
 	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
-	BENCH_COMMAND="make bench $(BENCH_FLAGS)" $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+	BENCH_COMMAND="$(strip make bench $(BENCH_FLAGS))" $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
 		-temporal-pg-dir $(BIN) -out docs/benchmarks.md $(BENCH_FLAGS)
 
 # Temporal server with PostgreSQL persistence and its schema tool, built from
