@@ -34,7 +34,7 @@ func TestTemporalOutageInbox(t *testing.T) {
 	defer s.Close()
 	defer func() {
 		if t.Failed() {
-			s.DumpLogs(os.Stderr, 40)
+			s.DumpLogs(os.Stderr, 20000) // bytes of each log
 		}
 	}()
 	d := &deployment{name: "outage", apiURL: s.APIURLs[0], simURL: s.SimURL}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -52,60 +54,69 @@ func (s *Store) insertNotification(ctx context.Context, n payment.Notification, 
 	return nil
 }
 
+// inboxLease is how long a relay owns the rows it claimed. Past it another
+// relay may deliver them again, which is harmless: the workflow recognises
+// a notification id it has seen, and every status change is guarded.
+const inboxLease = 2 * time.Minute
+
 // ClaimInbox delivers up to limit pending notifications, oldest first. The
-// rows stay locked (FOR UPDATE SKIP LOCKED: other relays take other rows)
-// until each is delivered and marked; the first failed delivery ends the
-// batch, keeping what was delivered before it.
+// rows are claimed with a lease in one short statement (FOR UPDATE SKIP
+// LOCKED: other relays take other rows), then delivered outside any
+// transaction, so no lock is held while Temporal is slow or down. The first
+// failed delivery ends the batch and releases the rest.
 func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.Notification) (string, error)) (int, error) {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("claim inbox: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, `
-		SELECT id, content FROM notifications
-		WHERE inbox_state = $1
-		ORDER BY received_at
-		LIMIT $2
-		FOR UPDATE SKIP LOCKED`, inboxPending, limit)
+	rows, err := s.pool.Query(ctx, `
+		UPDATE notifications SET claimed_until = now() + $3::interval
+		WHERE id IN (
+			SELECT id FROM notifications
+			WHERE inbox_state = $1 AND (claimed_until IS NULL OR claimed_until < now())
+			ORDER BY received_at
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		RETURNING id, content, received_at`, inboxPending, limit, inboxLease.String())
 	if err != nil {
 		return 0, fmt.Errorf("claim inbox: %w", err)
 	}
 	type row struct {
-		id      string
-		content []byte
+		id       string
+		content  []byte
+		received time.Time
 	}
 	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var v row
-		return v, r.Scan(&v.id, &v.content)
+		return v, r.Scan(&v.id, &v.content, &v.received)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("claim inbox: %w", err)
 	}
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].received.Before(claimed[j].received) })
+
 	delivered := 0
-	var deliverErr error
-	for _, r := range claimed {
+	for i, r := range claimed {
 		var n payment.Notification
 		if err := json.Unmarshal(r.content, &n); err != nil {
 			return delivered, fmt.Errorf("claim inbox: decode %s: %w", r.id, err)
 		}
 		outcome, err := deliver(n)
 		if err != nil {
-			deliverErr = fmt.Errorf("deliver %s: %w", r.id, err)
-			break
+			ids := make([]string, 0, len(claimed)-i)
+			for _, rest := range claimed[i:] {
+				ids = append(ids, rest.id)
+			}
+			// Released at once rather than at the lease's end: Temporal may
+			// be back by the next pass.
+			_, _ = s.pool.Exec(ctx, `UPDATE notifications SET claimed_until = NULL WHERE id = ANY($1)`, ids)
+			return delivered, fmt.Errorf("deliver %s: %w", r.id, err)
 		}
-		_, err = tx.Exec(ctx, `
-			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3 WHERE id = $1`,
-			r.id, inboxDelivered, "inbox, then "+outcome)
+		_, err = s.pool.Exec(ctx, `
+			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL
+			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+outcome)
 		if err != nil {
-			return 0, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
+			return delivered, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
 		}
 		delivered++
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("claim inbox: %w", err)
-	}
-	return delivered, deliverErr
+	return delivered, nil
 }
 
 // orderNotifications returns the audit trail of an order, oldest first;

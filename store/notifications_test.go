@@ -62,6 +62,21 @@ func TestInboxDeliveredOnce(t *testing.T) {
 		t.Fatalf("failing claim = %d, %v", n, err)
 	}
 
+	// While a relay is stuck delivering (Temporal slow or down), another
+	// copy of a claimed notification is still recorded at once: no lock is
+	// held across the delivery.
+	n, err = s.ClaimInbox(ctx, 1, func(x payment.Notification) (string, error) {
+		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if err := s.EnqueueNotification(qctx, x); err != nil {
+			t.Errorf("recording a copy of a claimed notification: %v", err)
+		}
+		return "", errors.New("temporal unavailable")
+	})
+	if n != 0 || err == nil {
+		t.Fatalf("stuck claim = %d, %v", n, err)
+	}
+
 	// Two relays at once: every row is delivered exactly once.
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -105,7 +120,7 @@ func TestInboxDeliveredOnce(t *testing.T) {
 			t.Fatalf("row = %+v", r)
 		}
 	}
-	if o.Notifications[0].ReceivedCount != 2 {
-		t.Fatalf("q00 received_count = %d, want 2", o.Notifications[0].ReceivedCount)
+	if o.Notifications[0].ReceivedCount != 3 {
+		t.Fatalf("q00 received_count = %d, want 3", o.Notifications[0].ReceivedCount)
 	}
 }
