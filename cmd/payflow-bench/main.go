@@ -124,6 +124,9 @@ func run(args []string) error {
 		return servePeer()
 	}
 	o, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
