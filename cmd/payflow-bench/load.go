@@ -71,7 +71,7 @@ type loadResult struct {
 	generatorLagMs int64
 }
 
-// payment is one order being paid during the run.
+// benchPayment is one order being paid during the run.
 type benchPayment struct {
 	no       string
 	body     []byte
