@@ -29,21 +29,12 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	st, err := boot.OpenStore(ctx, cfg, logger)
+	deps, err := boot.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	tel, err := boot.NewTelemetry()
-	if err != nil {
-		return err
-	}
-	defer tel.Close() // after the client below is closed
-	c, err := boot.DialTemporal(ctx, cfg, logger, tel.Temporal)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	defer deps.Close()
+	st, c, tel := deps.Store, deps.Temporal, deps.Telemetry
 	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}

@@ -31,21 +31,12 @@ func run() error {
 		return err
 	}
 	logger := boot.Logger()
-	st, err := boot.OpenStore(ctx, cfg, logger)
+	deps, err := boot.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	tel, err := boot.NewTelemetry()
-	if err != nil {
-		return err
-	}
-	defer tel.Close() // after the client below is closed
-	tc, err := boot.DialTemporal(ctx, cfg, logger, tel.Temporal)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer deps.Close()
+	st, tc, tel := deps.Store, deps.Temporal, deps.Telemetry
 	v3, err := api.NewV3Parser(cfg, time.Now)
 	if err != nil {
 		return err

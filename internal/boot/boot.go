@@ -146,3 +146,39 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 		IdleTimeout:       60 * time.Second,
 	}
 }
+
+// Deps are what the api and the worker both connect to at start.
+type Deps struct {
+	Store     *store.Store
+	Telemetry *Telemetry
+	Temporal  client.Client
+}
+
+// Connect opens the store (migrated), the telemetry and the Temporal
+// client reporting into it. Close releases them in reverse order, so the
+// Temporal metrics bridge is flushed after the client stops.
+func Connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps, error) {
+	st, err := OpenStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	tel, err := NewTelemetry()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	tc, err := DialTemporal(ctx, cfg, logger, tel.Temporal)
+	if err != nil {
+		_ = tel.Close()
+		st.Close()
+		return nil, err
+	}
+	return &Deps{Store: st, Telemetry: tel, Temporal: tc}, nil
+}
+
+// Close releases what Connect opened.
+func (d *Deps) Close() {
+	d.Temporal.Close()
+	_ = d.Telemetry.Close()
+	d.Store.Close()
+}
