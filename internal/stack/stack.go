@@ -249,15 +249,6 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-// AddWorker starts one more worker and waits until it is ready.
-func (s *Stack) AddWorker(ctx context.Context) (*Process, error) {
-	p, err := s.newWorker(len(s.Workers) + 1)
-	if err != nil {
-		return nil, err
-	}
-	return p, p.Restart(ctx)
-}
-
 func (s *Stack) newWorker(n int) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
