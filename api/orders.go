@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gorilla/mux"
-
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
 )
@@ -130,22 +128,9 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
-	no := mux.Vars(r)["out_trade_no"]
-	if !payment.ValidOutTradeNo(no) {
-		writeError(w, http.StatusNotFound, "no such order")
-		return
+	if order, ok := s.loadOrder(w, r); ok {
+		writeJSON(w, http.StatusOK, orderJSON(order))
 	}
-	order, err := s.Orders.GetOrder(r.Context(), no)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no such order")
-		return
-	}
-	if err != nil {
-		s.Logger.Error("get order", "out_trade_no", no, "err", err)
-		writeError(w, http.StatusInternalServerError, "could not read the order")
-		return
-	}
-	writeJSON(w, http.StatusOK, orderJSON(order))
 }
 
 // orderJSON gives logs as [] rather than null, as clients expect a list.
