@@ -91,7 +91,7 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "order is "+string(o.Status)+"; only an unpaid order can be closed")
 		return
 	case payment.StatusClosed:
-		writeJSON(w, http.StatusOK, orderJSON(o))
+		writeJSON(w, http.StatusOK, o)
 		return
 	}
 	if err := s.startLifecycle(r.Context(), o); err != nil {

@@ -124,21 +124,13 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Logger.Info("order created", "out_trade_no", order.OutTradeNo, "amount_fen", order.AmountFen, "trade_type", order.TradeType)
-	writeJSON(w, http.StatusCreated, orderJSON(order))
+	writeJSON(w, http.StatusCreated, order)
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 	if order, ok := s.loadOrder(w, r); ok {
-		writeJSON(w, http.StatusOK, orderJSON(order))
+		writeJSON(w, http.StatusOK, order)
 	}
-}
-
-// orderJSON gives logs as [] rather than null, as clients expect a list.
-func orderJSON(o payment.Order) payment.Order {
-	if o.Logs == nil {
-		o.Logs = []payment.Log{}
-	}
-	return o
 }
 
 // newOutTradeNo makes an order number: "PF", the UTC time to the second and

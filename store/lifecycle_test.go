@@ -21,6 +21,9 @@ func TestCreateWithLifecycleFields(t *testing.T) {
 	if o.TradeType != "JSAPI" || o.OpenID != "oUser" || o.ExpiresAt == nil || !o.ExpiresAt.Equal(exp) {
 		t.Fatalf("created = %+v", o)
 	}
+	if o.Logs == nil || o.Notifications == nil || len(o.Notifications) != 0 {
+		t.Fatalf("created order's lists must be empty, not nil (JSON [] not null): %#v %#v", o.Logs, o.Notifications)
+	}
 	got := getOrder(t, s, "LIFE000001")
 	if got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.CodeURL != "" || got.JSAPI != nil {
 		t.Fatalf("got = %+v", got)

@@ -166,6 +166,7 @@ func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, err
 	if err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
+	order.Notifications = []payment.NotificationRecord{} // none yet; [] like GetOrder, never null
 	if err := tx.Commit(ctx); err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
