@@ -78,21 +78,30 @@ func (c *V2Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.T
 	return t, nil
 }
 
+// signType is the client's SignType, MD5 when unset.
+func (c *V2Client) signType() string {
+	if c.SignType == "" {
+		return SignTypeMD5
+	}
+	return c.SignType
+}
+
+// nonce is a fresh nonce_str from the client's Nonce, random when unset.
+func (c *V2Client) nonce() string {
+	if c.Nonce == nil {
+		return randomNonce()
+	}
+	return c.Nonce()
+}
+
 // call sends one signed API v2 request and returns the verified answer of a
 // call that succeeded (return_code and result_code SUCCESS, our ids).
 func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]string) (map[string]string, error) {
-	signType := c.SignType
-	if signType == "" {
-		signType = SignTypeMD5
-	}
-	nonce := c.Nonce
-	if nonce == nil {
-		nonce = randomNonce
-	}
+	signType := c.signType()
 	req := map[string]string{
 		"appid":     c.AppID,
 		"mch_id":    c.MchID,
-		"nonce_str": nonce(),
+		"nonce_str": c.nonce(),
 		"sign_type": signType,
 	}
 	for k, v := range fields {

@@ -90,18 +90,11 @@ func (c *V2Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payme
 // jsapiParams builds and signs wx.requestPayment's parameters (the v2 rule:
 // SignV2 over the five fields with the API key and the client's SignType).
 func (c *V2Client) jsapiParams(prepayID string, now time.Time) (*payment.JSAPIParams, error) {
-	signType := c.SignType
-	if signType == "" {
-		signType = SignTypeMD5
-	}
-	nonce := c.Nonce
-	if nonce == nil {
-		nonce = randomNonce
-	}
+	signType := c.signType()
 	p := &payment.JSAPIParams{
 		AppID:     c.AppID,
 		TimeStamp: strconv.FormatInt(now.Unix(), 10),
-		NonceStr:  nonce(),
+		NonceStr:  c.nonce(),
 		Package:   "prepay_id=" + prepayID,
 		SignType:  signType,
 	}
