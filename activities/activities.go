@@ -7,7 +7,10 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
@@ -64,3 +67,17 @@ func (a *Activities) now() time.Time {
 
 // isNotFound lets a caller treat a missing order as an answer, not an error.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// storeError classifies a store error for Temporal, in one place: a missing
+// order is final (ErrTypeOrderNotFound, not retried); anything else is
+// wrapped with the step's name and retried. nil stays nil.
+func storeError(op, outTradeNo string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isNotFound(err):
+		return temporal.NewNonRetryableApplicationError(op+" "+outTradeNo+": order not found", ErrTypeOrderNotFound, err)
+	default:
+		return fmt.Errorf("%s %s: %w", op, outTradeNo, err)
+	}
+}

@@ -63,11 +63,8 @@ type PrepayResult struct {
 // other parameters is refused, never prepaid twice.
 func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, error) {
 	o, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
-	if isNotFound(err) {
-		return PrepayResult{}, temporal.NewNonRetryableApplicationError("prepay "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
-	}
-	if err != nil {
-		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+	if err := storeError("prepay", in.OutTradeNo, err); err != nil {
+		return PrepayResult{}, err
 	}
 	req := payment.PrepayRequest{
 		OutTradeNo: o.OutTradeNo, Description: o.Description, AmountFen: o.AmountFen, Currency: o.Currency,
@@ -172,12 +169,8 @@ type MarkClosedResult struct {
 // MarkClosed moves PENDING → CLOSED with its log row, once.
 func (a *Activities) MarkClosed(ctx context.Context, in MarkClosedInput) (MarkClosedResult, error) {
 	out, err := a.Orders.MarkClosed(ctx, in.OutTradeNo, in.Reason, in.Key)
-	if isNotFound(err) {
-		return MarkClosedResult{}, temporal.NewNonRetryableApplicationError(
-			"mark closed "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
-	}
-	if err != nil {
-		return MarkClosedResult{}, fmt.Errorf("mark closed %s: %w", in.OutTradeNo, err)
+	if err := storeError("mark closed", in.OutTradeNo, err); err != nil {
+		return MarkClosedResult{}, err
 	}
 	if out == store.OutcomeClosed {
 		a.Metrics.OrderFinal(string(payment.StatusClosed))

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
-
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
 )
@@ -40,12 +38,8 @@ func (a *Activities) MarkPaid(ctx context.Context, in MarkPaidInput) (MarkPaidRe
 		PaidAt:        paidAt,
 		Remarks:       PaidRemarks(in.TransactionID, in.Source),
 	})
-	if isNotFound(err) {
-		return MarkPaidResult{}, temporal.NewNonRetryableApplicationError(
-			"mark paid "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
-	}
-	if err != nil {
-		return MarkPaidResult{}, fmt.Errorf("mark paid %s: %w", in.OutTradeNo, err)
+	if err := storeError("mark paid", in.OutTradeNo, err); err != nil {
+		return MarkPaidResult{}, err
 	}
 	// Counted only when this call changed the order: a retried or replayed
 	// activity finds it already decided and counts nothing.
@@ -81,12 +75,8 @@ type MarkReviewResult struct {
 // MarkReview moves the order to REVIEW with one log row saying why.
 func (a *Activities) MarkReview(ctx context.Context, in MarkReviewInput) (MarkReviewResult, error) {
 	changed, err := a.Orders.MarkReview(ctx, in.OutTradeNo, in.Reason, in.Key)
-	if isNotFound(err) {
-		return MarkReviewResult{}, temporal.NewNonRetryableApplicationError(
-			"mark review "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
-	}
-	if err != nil {
-		return MarkReviewResult{}, fmt.Errorf("mark review %s: %w", in.OutTradeNo, err)
+	if err := storeError("mark review", in.OutTradeNo, err); err != nil {
+		return MarkReviewResult{}, err
 	}
 	if changed {
 		a.Metrics.OrderFinal(string(payment.StatusReview))
@@ -109,12 +99,8 @@ type OrderLogResult struct {
 // OrderLog writes one log row, once per key.
 func (a *Activities) OrderLog(ctx context.Context, in OrderLogInput) (OrderLogResult, error) {
 	ins, err := a.Orders.AppendLog(ctx, in.OutTradeNo, in.Remarks, in.Key)
-	if isNotFound(err) {
-		return OrderLogResult{}, temporal.NewNonRetryableApplicationError(
-			"order log "+in.OutTradeNo+": order not found", ErrTypeOrderNotFound, err)
-	}
-	if err != nil {
-		return OrderLogResult{}, fmt.Errorf("order log %s: %w", in.OutTradeNo, err)
+	if err := storeError("order log", in.OutTradeNo, err); err != nil {
+		return OrderLogResult{}, err
 	}
 	return OrderLogResult{Inserted: ins}, nil
 }
