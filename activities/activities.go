@@ -19,7 +19,7 @@ import (
 
 // Orders is the part of the store the activities use.
 type Orders interface {
-	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error)
 	MarkPaid(ctx context.Context, p store.MarkPaidParams) (store.PaidOutcome, error)
 	MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (bool, error)
 	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)

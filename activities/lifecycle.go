@@ -35,7 +35,7 @@ type LoadOrderResult struct {
 
 // LoadOrder reads the order; a missing order is an answer, not an error.
 func (a *Activities) LoadOrder(ctx context.Context, in LoadOrderInput) (LoadOrderResult, error) {
-	o, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
+	o, err := a.Orders.OrderRow(ctx, in.OutTradeNo)
 	if isNotFound(err) {
 		return LoadOrderResult{}, nil
 	}
@@ -62,7 +62,7 @@ type PrepayResult struct {
 // stored and returned to every later call. An order already prepaid with
 // other parameters is refused, never prepaid twice.
 func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, error) {
-	o, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
+	o, err := a.Orders.OrderRow(ctx, in.OutTradeNo)
 	if err := storeError("prepay", in.OutTradeNo, err); err != nil {
 		return PrepayResult{}, err
 	}

@@ -28,7 +28,7 @@ type VerifyPaymentResult struct {
 // order: amount, currency, app id, merchant id and transaction id. It only
 // reads, so it is safe to retry.
 func (a *Activities) VerifyPayment(ctx context.Context, in VerifyPaymentInput) (VerifyPaymentResult, error) {
-	order, err := a.Orders.GetOrder(ctx, in.OutTradeNo)
+	order, err := a.Orders.OrderRow(ctx, in.OutTradeNo)
 	if isNotFound(err) {
 		return VerifyPaymentResult{OrderFound: false}, nil
 	}

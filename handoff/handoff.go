@@ -37,7 +37,7 @@ type Temporal interface {
 // Store is the part of the store a handoff uses: the order (to recognise a
 // late duplicate) and the audit trail with its inbox.
 type Store interface {
-	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error)
 	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
 	EnqueueNotification(ctx context.Context, n payment.Notification) error
 }
@@ -103,7 +103,7 @@ func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (string, 
 	}
 	// The workflow has finished. If the order is PAID by this transaction
 	// the notification is a late duplicate: acknowledge, start nothing.
-	order, gerr := h.Store.GetOrder(ctx, n.OutTradeNo)
+	order, gerr := h.Store.OrderRow(ctx, n.OutTradeNo)
 	if gerr == nil && order.Status == payment.StatusPaid && order.TransactionID == n.TransactionID {
 		return AlreadyPaid, nil
 	}

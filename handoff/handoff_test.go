@@ -26,7 +26,7 @@ func (deadTemporal) SignalWithStartWorkflow(ctx context.Context, _, _ string, _ 
 // spent (as PostgreSQL would).
 type inboxOnly struct{ queued []string }
 
-func (inboxOnly) GetOrder(context.Context, string) (payment.Order, error) {
+func (inboxOnly) OrderRow(context.Context, string) (payment.Order, error) {
 	return payment.Order{}, nil
 }
 func (inboxOnly) AuditNotification(context.Context, payment.Notification, string) error {

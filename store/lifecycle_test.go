@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +142,30 @@ func TestPendingOrders(t *testing.T) {
 	}
 	if got, _ := s.PendingOrders(ctx, time.Now().Add(time.Minute), 1); len(got) != 1 {
 		t.Fatalf("limit 1: %+v", got)
+	}
+}
+
+func TestOrderRowIsTheOrdersFields(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	if _, err := s.CreateOrder(ctx, NewOrder{OutTradeNo: "ROW0000001", AmountFen: 321, Description: "d",
+		TradeType: payment.TradeTypeJSAPI, OpenID: "oUser", ExpiresAt: exp}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.MarkPaid(ctx, MarkPaidParams{OutTradeNo: "ROW0000001", TransactionID: "tx-row"}); err != nil {
+		t.Fatal(err)
+	}
+	full := getOrder(t, s, "ROW0000001")
+	row, err := s.OrderRow(ctx, "ROW0000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Logs, full.Notifications = nil, nil
+	if fmt.Sprintf("%+v", row) != fmt.Sprintf("%+v", full) || row.OpenID != "oUser" || row.Status != payment.StatusPaid {
+		t.Fatalf("row  = %+v\nfull = %+v", row, full)
+	}
+	if _, err := s.OrderRow(ctx, "NOSUCHORDER"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown order: %v", err)
 	}
 }

@@ -173,6 +173,21 @@ func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, err
 	return order, nil
 }
 
+// OrderRow returns the order alone, without its logs, notifications or
+// prepay, or ErrNotFound: one indexed read, for the payment's hot path
+// (verification, late duplicates) that needs only the order's fields.
+func (s *Store) OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error) {
+	order, err := scanOrder(s.pool.QueryRow(ctx,
+		`SELECT `+orderColumns+` FROM orders WHERE out_trade_no = $1`, outTradeNo))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return payment.Order{}, fmt.Errorf("order row %s: %w", outTradeNo, ErrNotFound)
+	}
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("order row %s: %w", outTradeNo, err)
+	}
+	return order, nil
+}
+
 // GetOrder returns the order with its logs, oldest first, or ErrNotFound.
 func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error) {
 	// One snapshot for both queries, so the logs match the status.
