@@ -18,7 +18,7 @@ import (
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 // Orders is the part of the store the api uses.
@@ -45,9 +45,9 @@ type Server struct {
 	TaskQueue string
 	AppID     string
 	MchID     string
-	Handoff   *handoff.Handoff          // makes verified notifications durable
-	APIKey    config.Secret             // API v2 key
-	V3        *wechatpay.V3NotifyParser // nil when API v3 is not configured
+	Handoff   *handoff.Handoff    // makes verified notifications durable
+	APIKey    config.Secret       // API v2 key
+	V3        *apiv3.NotifyParser // nil when API v3 is not configured
 	Logger    *slog.Logger
 	Now       func() time.Time
 

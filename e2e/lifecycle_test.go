@@ -14,7 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -67,9 +68,9 @@ func TestJSAPIPrepayPaySignVerifies(t *testing.T) {
 			}
 			var err error
 			if d.name == "v3" {
-				err = wechatpay.VerifyJSAPIPaySignV3(merchantPublicKey(t), *p)
+				err = apiv3.VerifyJSAPIPaySign(merchantPublicKey(t), *p)
 			} else {
-				err = wechatpay.VerifyJSAPIPaySignV2(apiKey, *p)
+				err = apiv2.VerifyJSAPIPaySign(apiKey, *p)
 			}
 			if err != nil {
 				t.Fatalf("paySign does not verify: %v", err)

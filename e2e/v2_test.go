@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -228,12 +228,12 @@ func TestV2ForgedSignatureRejected(t *testing.T) {
 		"nonce_str": "abc", "out_trade_no": no, "transaction_id": "4200000000000000000000000001",
 		"total_fee": "1000", "fee_type": "CNY", "time_end": "20261124120000",
 	}
-	params["sign"], _ = wechatpay.SignV2(params, "00000000000000000000000000000000", wechatpay.SignTypeMD5)
+	params["sign"], _ = apiv2.Sign(params, "00000000000000000000000000000000", apiv2.SignTypeMD5)
 	if code, body := d.postXML(t, params); code != http.StatusUnauthorized || !strings.Contains(body, "FAIL") {
 		t.Fatalf("wrong-key notification = %d %s", code, body)
 	}
 	params["appid"] = "wx0000000000000000"
-	params["sign"], _ = wechatpay.SignV2(params, apiKey, wechatpay.SignTypeMD5)
+	params["sign"], _ = apiv2.Sign(params, apiKey, apiv2.SignTypeMD5)
 	if code, body := d.postXML(t, params); code != http.StatusForbidden || !strings.Contains(body, "FAIL") {
 		t.Fatalf("foreign-appid notification = %d %s", code, body)
 	}

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"crypto/rand"
@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
@@ -136,7 +138,7 @@ func v3NotifyBody(t testing.TB, apiKey, nonce string, plaintext any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := EncryptV3Resource(apiKey, nonce, "transaction", pt)
+	ct, err := EncryptResource(apiKey, nonce, "transaction", pt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func v3NotifyBody(t testing.TB, apiKey, nonce string, plaintext any) []byte {
 		"id": "b7a7e2b0-6f1d-5a1e-9d1f-2f6c1a2b3c4d", "create_time": "2024-08-05T17:33:41+08:00",
 		"resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
 		"resource": map[string]any{
-			"original_type": "transaction", "algorithm": V3ResourceAlgorithm,
+			"original_type": "transaction", "algorithm": ResourceAlgorithm,
 			"ciphertext": ct, "associated_data": "transaction", "nonce": nonce,
 		},
 	})
@@ -158,7 +160,7 @@ func v3NotifyBody(t testing.TB, apiKey, nonce string, plaintext any) []byte {
 func v3SignedHeader(t testing.TB, priv *rsa.PrivateKey, serial string, ts time.Time, body []byte) http.Header {
 	t.Helper()
 	stamp, nonce := strconv.FormatInt(ts.Unix(), 10), "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
-	sig, err := SignV3Message(priv, V3NotifyMessage(stamp, nonce, body))
+	sig, err := SignMessage(priv, NotifyMessage(stamp, nonce, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func v3SignedHeader(t testing.TB, priv *rsa.PrivateKey, serial string, ts time.T
 	h.Set(headerV3Signature, sig)
 	h.Set(headerV3Timestamp, stamp)
 	h.Set(headerV3Nonce, nonce)
-	h.Set(headerV3SignatureType, V3SignatureType)
+	h.Set(headerV3SignatureType, SignatureType)
 	return h
 }
 
@@ -188,5 +190,32 @@ func writePublicKeyPEM(t testing.TB, path string, pub *rsa.PublicKey) {
 	}
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkOrderErr checks err's *wechatpay.APIError code (none when code is ""),
+// a sentinel it must match, and its retryability; and that no secret shows.
+func checkOrderErr(t *testing.T, err error, code string, is error, retryable bool) {
+	t.Helper()
+	var ae *wechatpay.APIError
+	if errors.As(err, &ae) != (code != "") {
+		t.Fatalf("err = %v (%T), want an *wechatpay.APIError: %v", err, err, code != "")
+	}
+	if ae != nil && ae.Code != code {
+		t.Errorf("code %s, want %s", ae.Code, code)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("err = %v, want it to match %v", err, is)
+	}
+	for _, s := range []error{wechatpay.ErrOrderPaid, wechatpay.ErrOrderClosed, wechatpay.ErrOrderNotExist} {
+		if s != is && errors.Is(err, s) {
+			t.Errorf("err = %v matches %v", err, s)
+		}
+	}
+	if wechatpay.Retryable(err) != retryable {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !retryable, retryable)
+	}
+	if strings.Contains(err.Error(), v3TestAPIKey) {
+		t.Errorf("error shows the APIv3 key: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"context"
@@ -11,37 +11,39 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 )
 
-// V3PublicKeyIDPrefix starts the id of every WeChat Pay public key, as sent
+// PublicKeyIDPrefix starts the id of every WeChat Pay public key, as sent
 // in Wechatpay-Serial (PUB_KEY_ID_0000000000000024101100397200000006).
-const V3PublicKeyIDPrefix = "PUB_KEY_ID_"
+const PublicKeyIDPrefix = "PUB_KEY_ID_"
 
-// V3Keys holds every WeChat Pay key that may sign notifications and API
+// Keys holds every WeChat Pay key that may sign notifications and API
 // responses, chosen by the serial in Wechatpay-Serial: WeChat Pay public keys
 // (by their PUB_KEY_ID_… id) and platform certificates (by certificate
 // serial, upper-case hex). Holding the old and the new key lets a merchant
-// rotate without losing notifications. A V3Keys is immutable and safe for
+// rotate without losing notifications. A Keys is immutable and safe for
 // concurrent use; the crypto is the SDK's verifiers.
-type V3Keys struct {
+type Keys struct {
 	pubs    map[string]*verifiers.SHA256WithRSAPubkeyVerifier
 	certs   *core.CertificateMap
 	certVer *verifiers.SHA256WithRSAVerifier
 	accept  string // the serial we ask WeChat to sign its answers with
 }
 
-// LoadV3Keys reads the WeChat Pay public key in publicKeyFile (a PUBLIC KEY
+// LoadKeys reads the WeChat Pay public key in publicKeyFile (a PUBLIC KEY
 // PEM) under the id publicKeyID, and every *.pem file in certDir: a file
 // named PUB_KEY_ID_….pem is a further public key whose id is the file name
 // without .pem (an old or new key during rotation), any other is a platform
 // certificate keyed by its serial. publicKeyFile and publicKeyID go together;
 // certDir is optional; at least one key is required. Answers to our calls are
 // requested under publicKeyID, or else the newest certificate.
-func LoadV3Keys(publicKeyFile, publicKeyID, certDir string) (*V3Keys, error) {
+func LoadKeys(publicKeyFile, publicKeyID, certDir string) (*Keys, error) {
 	if (publicKeyFile == "") != (publicKeyID == "") {
 		return nil, errors.New("wechatpay: load v3 keys: public key file and public key id go together")
 	}
@@ -65,7 +67,7 @@ func LoadV3Keys(publicKeyFile, publicKeyID, certDir string) (*V3Keys, error) {
 				continue
 			}
 			path := filepath.Join(certDir, name)
-			if id := strings.TrimSuffix(name, ".pem"); strings.HasPrefix(id, V3PublicKeyIDPrefix) {
+			if id := strings.TrimSuffix(name, ".pem"); strings.HasPrefix(id, PublicKeyIDPrefix) {
 				pub, err := utils.LoadPublicKeyWithPath(path)
 				if err != nil {
 					return nil, fmt.Errorf("wechatpay: load v3 public key %s: %w", path, err)
@@ -83,7 +85,7 @@ func LoadV3Keys(publicKeyFile, publicKeyID, certDir string) (*V3Keys, error) {
 			certs = append(certs, cert)
 		}
 	}
-	k, err := newV3Keys(pubs, certs)
+	k, err := newKeys(pubs, certs)
 	if err != nil {
 		return nil, err
 	}
@@ -93,16 +95,16 @@ func LoadV3Keys(publicKeyFile, publicKeyID, certDir string) (*V3Keys, error) {
 	return k, nil
 }
 
-// NewV3Keys builds a key set from public keys by id (each id starts with
+// NewKeys builds a key set from public keys by id (each id starts with
 // PUB_KEY_ID_) and platform certificates (RSA, keyed by their serial). At
 // least one key is required.
 // Answers to our calls are requested under the greatest public key id, or
-// with no public key the newest certificate (LoadV3Keys names its own).
-func NewV3Keys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) (*V3Keys, error) {
-	return newV3Keys(publicKeys, certs)
+// with no public key the newest certificate (LoadKeys names its own).
+func NewKeys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) (*Keys, error) {
+	return newKeys(publicKeys, certs)
 }
 
-func newV3Keys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) (*V3Keys, error) {
+func newKeys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) (*Keys, error) {
 	if len(publicKeys) == 0 && len(certs) == 0 {
 		return nil, errors.New("wechatpay: v3 keys: need a WeChat Pay public key or a platform certificate")
 	}
@@ -120,11 +122,11 @@ func newV3Keys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) 
 		}
 		bySerial[serial] = c
 	}
-	k := &V3Keys{pubs: make(map[string]*verifiers.SHA256WithRSAPubkeyVerifier, len(publicKeys))}
+	k := &Keys{pubs: make(map[string]*verifiers.SHA256WithRSAPubkeyVerifier, len(publicKeys))}
 	ids := make([]string, 0, len(publicKeys))
 	for id, pub := range publicKeys {
-		if !strings.HasPrefix(id, V3PublicKeyIDPrefix) || len(id) == len(V3PublicKeyIDPrefix) || strings.TrimSpace(id) != id {
-			return nil, fmt.Errorf("wechatpay: v3 keys: public key id %q does not look like %s…", truncate(id, 64), V3PublicKeyIDPrefix)
+		if !strings.HasPrefix(id, PublicKeyIDPrefix) || len(id) == len(PublicKeyIDPrefix) || strings.TrimSpace(id) != id {
+			return nil, fmt.Errorf("wechatpay: v3 keys: public key id %q does not look like %s…", wechatpay.Truncate(id, 64), PublicKeyIDPrefix)
 		}
 		if pub == nil {
 			return nil, fmt.Errorf("wechatpay: v3 keys: nil public key %s", id)
@@ -144,7 +146,7 @@ func newV3Keys(publicKeys map[string]*rsa.PublicKey, certs []*x509.Certificate) 
 }
 
 // Has reports whether serial (a Wechatpay-Serial value) names a key in k.
-func (k *V3Keys) Has(serial string) bool {
+func (k *Keys) Has(serial string) bool {
 	if _, ok := k.pubs[serial]; ok {
 		return true
 	}
@@ -154,25 +156,25 @@ func (k *V3Keys) Has(serial string) bool {
 
 // Verifier returns k as an SDK auth.Verifier, for option.WithVerifier or a
 // notify handler. It routes by serial to the SDK's public-key or certificate
-// verifier; its errors wrap ErrUnknownKey or ErrBadSignature. GetSerial
+// verifier; its errors wrap wechatpay.ErrUnknownKey or wechatpay.ErrBadSignature. GetSerial
 // names the key WeChat should sign its answers with.
-func (k *V3Keys) Verifier() auth.Verifier { return v3Verifier{k} }
+func (k *Keys) Verifier() auth.Verifier { return keysVerifier{k} }
 
-type v3Verifier struct{ k *V3Keys }
+type keysVerifier struct{ k *Keys }
 
-func (v v3Verifier) Verify(ctx context.Context, serial, message, signature string) error {
+func (v keysVerifier) Verify(ctx context.Context, serial, message, signature string) error {
 	var err error
 	if pv, ok := v.k.pubs[serial]; ok {
 		err = pv.Verify(ctx, serial, message, signature)
 	} else if _, ok := v.k.certs.Get(ctx, serial); ok {
 		err = v.k.certVer.Verify(ctx, serial, message, signature)
 	} else {
-		return fmt.Errorf("%w: %q", ErrUnknownKey, truncate(serial, 64))
+		return fmt.Errorf("%w: %q", wechatpay.ErrUnknownKey, wechatpay.Truncate(serial, 64))
 	}
 	if err != nil {
-		return fmt.Errorf("%w: serial %s: %v", ErrBadSignature, serial, err)
+		return fmt.Errorf("%w: serial %s: %v", wechatpay.ErrBadSignature, serial, err)
 	}
 	return nil
 }
 
-func (v v3Verifier) GetSerial(context.Context) (string, error) { return v.k.accept, nil }
+func (v keysVerifier) GetSerial(context.Context) (string, error) { return v.k.accept, nil }

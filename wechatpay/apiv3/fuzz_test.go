@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"crypto/rsa"
@@ -8,16 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/payflow/payflow/payment"
 )
 
-// FuzzV3Parse feeds Parse arbitrary headers and envelopes. With sign set,
+// FuzzParse feeds Parse arbitrary headers and envelopes. With sign set,
 // the body is signed with the configured test key so that the fuzzer gets
 // past the signature into the envelope, the decryption and the transaction
 // (plaintext, when not empty, is encrypted into a valid envelope with the
 // fuzzed nonce). Parse must never panic, and anything it accepts must be a
 // complete notification.
-func FuzzV3Parse(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	vec := loadV3Vector(f)
 	cert := v3TestCert(f)
 	priv := v3TestKey(f)
@@ -27,9 +29,9 @@ func FuzzV3Parse(f *testing.F) {
 
 	ts := vec.Headers[headerV3Timestamp]
 	tx := string(mustJSON(f, v3Tx("order-0001", "SUCCESS", 100)))
-	f.Add(vec.Headers[headerV3Serial], vec.Headers[headerV3Signature], ts, vec.Headers[headerV3Nonce], V3SignatureType, []byte(vec.Body), false, "", "")
+	f.Add(vec.Headers[headerV3Serial], vec.Headers[headerV3Signature], ts, vec.Headers[headerV3Nonce], SignatureType, []byte(vec.Body), false, "", "")
 	f.Add(v3TestPubKeyID, "", ts, "nonce", "", []byte(vec.Body), true, "", "")
-	f.Add(v3TestCertSerial, "", ts, "nonce", V3SignatureType, []byte(nil), true, tx, "0123456789ab")
+	f.Add(v3TestCertSerial, "", ts, "nonce", SignatureType, []byte(nil), true, tx, "0123456789ab")
 	f.Add(v3TestCertSerial, "", ts, "nonce", "", []byte(nil), true, tx, "0123456789a")
 	f.Add(v3TestCertSerial, "", ts, "nonce", "", []byte(nil), true, `{"out_trade_no":"x","amount":{"total":-1}}`, "0123456789ab")
 	f.Add(v3TestCertSerial, "", ts, "nonce", "", []byte(nil), true, `[]`, "0123456789ab")
@@ -43,17 +45,17 @@ func FuzzV3Parse(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, serial, signature, timestamp, nonce, sigType string, body []byte, sign bool, plaintext, resNonce string) {
 		if plaintext != "" {
-			ct, err := EncryptV3Resource(v3TestAPIKey, resNonce, "transaction", []byte(plaintext))
+			ct, err := EncryptResource(v3TestAPIKey, resNonce, "transaction", []byte(plaintext))
 			if err != nil {
 				ct = "AAAAAAAAAAAAAAAAAAAAAA=="
 			}
 			body = mustJSON(t, map[string]any{"id": "EV-fuzz", "resource": map[string]any{
-				"algorithm": V3ResourceAlgorithm, "ciphertext": ct, "associated_data": "transaction", "nonce": resNonce,
+				"algorithm": ResourceAlgorithm, "ciphertext": ct, "associated_data": "transaction", "nonce": resNonce,
 			}})
 		}
 		h := make(http.Header)
 		if sign {
-			s, err := SignV3Message(priv, V3NotifyMessage(timestamp, nonce, body))
+			s, err := SignMessage(priv, NotifyMessage(timestamp, nonce, body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +69,7 @@ func FuzzV3Parse(f *testing.F) {
 		}
 		n, err := p.Parse(h, body)
 		if err != nil {
-			for _, s := range []error{ErrMalformed, ErrBadSignature, ErrUnsupportedSignType, ErrProbe, ErrStaleTimestamp, ErrUnknownKey, ErrDecrypt} {
+			for _, s := range []error{wechatpay.ErrMalformed, wechatpay.ErrBadSignature, wechatpay.ErrUnsupportedSignType, wechatpay.ErrProbe, wechatpay.ErrStaleTimestamp, wechatpay.ErrUnknownKey, wechatpay.ErrDecrypt} {
 				if errors.Is(err, s) {
 					return
 				}
@@ -79,7 +81,7 @@ func FuzzV3Parse(f *testing.F) {
 			t.Fatalf("accepted an incomplete notification: %+v", n)
 		}
 		sec, err := strconv.ParseInt(timestamp, 10, 64)
-		if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > V3Window {
+		if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > Window {
 			t.Fatalf("accepted timestamp %q", timestamp)
 		}
 	})

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/payflow/payflow/payment"
 )
 
@@ -14,11 +16,11 @@ func TestV2Notification(t *testing.T) {
 	vec := loadV2NotifyVector(t)
 	good := maps.Clone(vec.Params)
 	good["sign"] = vec.SignMD5
-	if err := VerifyV2(good, vec.APIKey); err != nil {
+	if err := Verify(good, vec.APIKey); err != nil {
 		t.Fatal(err)
 	}
 
-	n, err := V2Notification(good)
+	n, err := PaymentNotification(good)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +57,12 @@ func TestV2Notification(t *testing.T) {
 	// whatever its sign, another one has another.
 	resigned := maps.Clone(good)
 	resigned["sign"] = strings.ToLower(vec.SignMD5)
-	if n2, _ := V2Notification(resigned); n2.ID != n.ID {
+	if n2, _ := PaymentNotification(resigned); n2.ID != n.ID {
 		t.Error("ID depends on the sign")
 	}
 	other := maps.Clone(good)
 	other["nonce_str"] = "another"
-	if n3, _ := V2Notification(other); n3.ID == n.ID {
+	if n3, _ := PaymentNotification(other); n3.ID == n.ID {
 		t.Error("different notifications share an ID")
 	}
 }
@@ -113,10 +115,10 @@ func TestV2NotificationVariants(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := V2Notification(tt.params)
+			n, err := PaymentNotification(tt.params)
 			if tt.wantErr {
-				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("err = %v, want ErrMalformed", err)
+				if !errors.Is(err, wechatpay.ErrMalformed) {
+					t.Fatalf("err = %v, want wechatpay.ErrMalformed", err)
 				}
 				return
 			}
@@ -130,28 +132,28 @@ func TestV2NotificationVariants(t *testing.T) {
 	}
 }
 
-func FuzzVerifyV2(f *testing.F) {
+func FuzzVerify(f *testing.F) {
 	vec := loadV2NotifyVector(f)
 	p := maps.Clone(vec.Params)
 	p["sign"] = vec.SignMD5
-	f.Add(EncodeV2XML(p))
+	f.Add(EncodeXML(p))
 	p["sign_type"] = SignTypeHMACSHA256
-	f.Add(EncodeV2XML(p))
+	f.Add(EncodeXML(p))
 	p["sign_type"] = "SHA1"
-	f.Add(EncodeV2XML(p))
+	f.Add(EncodeXML(p))
 	f.Add([]byte(`<xml><sign>x</sign></xml>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		params, err := DecodeV2XML(body)
+		params, err := DecodeXML(body)
 		if err != nil {
 			return
 		}
-		if err := VerifyV2(params, vec.APIKey); err == nil {
+		if err := Verify(params, vec.APIKey); err == nil {
 			// Whatever passes must carry exactly the signature we compute.
-			want, err := SignV2(params, vec.APIKey, params["sign_type"])
+			want, err := Sign(params, vec.APIKey, params["sign_type"])
 			if err != nil || want != strings.ToUpper(params["sign"]) {
-				t.Fatalf("VerifyV2 accepted sign %q, SignV2 gives %q, %v", params["sign"], want, err)
+				t.Fatalf("Verify accepted sign %q, Sign gives %q, %v", params["sign"], want, err)
 			}
 		}
-		_, _ = V2Notification(params)
+		_, _ = PaymentNotification(params)
 	})
 }

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/payflow/payflow/wechatpay"
 
 	"github.com/payflow/payflow/payment"
 )
@@ -37,7 +39,7 @@ type v2Request struct {
 
 func (f *v2FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req, err := DecodeV2XML(body)
+	req, err := DecodeXML(body)
 	if err != nil {
 		f.t.Errorf("request body: %v", err)
 		return
@@ -45,7 +47,7 @@ func (f *v2FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		f.t.Errorf("method %s", r.Method)
 	}
-	if err := VerifyV2(req, docKey); err != nil {
+	if err := Verify(req, docKey); err != nil {
 		f.t.Errorf("request signature: %v", err)
 	}
 	f.mu.Lock()
@@ -60,11 +62,11 @@ func (f *v2FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out["return_code"] == "SUCCESS" {
 		out["appid"], out["mch_id"], out["nonce_str"] = testAppID, testMchID, "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
 		if out["sign"] == "" {
-			out["sign"], _ = SignV2(out, docKey, req["sign_type"])
+			out["sign"], _ = Sign(out, docKey, req["sign_type"])
 		}
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(EncodeV2XML(out))
+	_, _ = w.Write(EncodeXML(out))
 }
 
 func (f *v2FakeWeChat) requests() []v2Request {
@@ -73,12 +75,12 @@ func (f *v2FakeWeChat) requests() []v2Request {
 	return slices.Clone(f.reqs)
 }
 
-func newV2OrderTest(t *testing.T, signType string, answer func(path string, req map[string]string) (int, map[string]string)) (*V2Client, *v2FakeWeChat) {
+func newV2OrderTest(t *testing.T, signType string, answer func(path string, req map[string]string) (int, map[string]string)) (*Client, *v2FakeWeChat) {
 	t.Helper()
 	f := &v2FakeWeChat{t: t, answer: answer}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	return &V2Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: signType,
+	return &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: signType,
 		HTTP: srv.Client(), Nonce: func() string { return "ibuaiVcKdpRxkhJA" }}, f
 }
 
@@ -180,10 +182,10 @@ func TestV2PrepayJSAPI(t *testing.T) {
 			if p.AppID != testAppID || p.NonceStr != "ibuaiVcKdpRxkhJA" || p.Package != "prepay_id=wx2017033010242291fcfe0db70013231072" || p.SignType != wantType {
 				t.Errorf("params %+v", p)
 			}
-			if err := VerifyJSAPIPaySignV2(docKey, *p); err != nil {
+			if err := VerifyJSAPIPaySign(docKey, *p); err != nil {
 				t.Errorf("paySign does not verify: %v", err)
 			}
-			if wantType == SignTypeMD5 { // the rule spelt out, independently of SignV2
+			if wantType == SignTypeMD5 { // the rule spelt out, independently of Sign
 				s := "appId=" + p.AppID + "&nonceStr=" + p.NonceStr + "&package=" + p.Package + "&signType=MD5&timeStamp=" + p.TimeStamp + "&key=" + docKey
 				sum := md5.Sum([]byte(s))
 				if want := strings.ToUpper(hex.EncodeToString(sum[:])); p.PaySign != want {
@@ -199,20 +201,20 @@ func TestV2PrepayJSAPI(t *testing.T) {
 			} {
 				q := *p
 				mutate(&q)
-				if err := VerifyJSAPIPaySignV2(docKey, q); !errors.Is(err, ErrBadSignature) {
+				if err := VerifyJSAPIPaySign(docKey, q); !errors.Is(err, wechatpay.ErrBadSignature) {
 					t.Errorf("tampered %s: err = %v", name, err)
 				}
 			}
-			if err := VerifyJSAPIPaySignV2("another key", *p); !errors.Is(err, ErrBadSignature) {
+			if err := VerifyJSAPIPaySign("another key", *p); !errors.Is(err, wechatpay.ErrBadSignature) {
 				t.Errorf("wrong key: err = %v", err)
 			}
 			q := *p
 			q.SignType = "RSA"
-			if err := VerifyJSAPIPaySignV2(docKey, q); !errors.Is(err, ErrUnsupportedSignType) {
+			if err := VerifyJSAPIPaySign(docKey, q); !errors.Is(err, wechatpay.ErrUnsupportedSignType) {
 				t.Errorf("RSA: err = %v", err)
 			}
 			q.PaySign = ""
-			if err := VerifyJSAPIPaySignV2(docKey, q); !errors.Is(err, ErrMissingSign) {
+			if err := VerifyJSAPIPaySign(docKey, q); !errors.Is(err, wechatpay.ErrMissingSign) {
 				t.Errorf("no paySign: err = %v", err)
 			}
 		})
@@ -231,14 +233,14 @@ func TestV2PrepayErrors(t *testing.T) {
 		is        error
 		retryable bool
 	}{
-		{"ORDERPAID", 200, v2Fail("ORDERPAID", "该订单已支付"), "ORDERPAID", ErrOrderPaid, false},
-		{"ORDERCLOSED", 200, v2Fail("ORDERCLOSED", "该订单已关闭"), "ORDERCLOSED", ErrOrderClosed, false},
+		{"ORDERPAID", 200, v2Fail("ORDERPAID", "该订单已支付"), "ORDERPAID", wechatpay.ErrOrderPaid, false},
+		{"ORDERCLOSED", 200, v2Fail("ORDERCLOSED", "该订单已关闭"), "ORDERCLOSED", wechatpay.ErrOrderClosed, false},
 		{"OUT_TRADE_NO_USED", 200, v2Fail("OUT_TRADE_NO_USED", "商户订单号重复"), "OUT_TRADE_NO_USED", nil, false},
 		{"SYSTEMERROR", 200, v2Fail("SYSTEMERROR", "系统超时"), "SYSTEMERROR", nil, true},
 		{"HTTP 500", 500, nil, "HTTP_ERROR", nil, true},
 		{"return FAIL", 200, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, "SIGNERROR", nil, false},
-		{"bad signature", 200, badSign, "", ErrBadSignature, false},
-		{"no code_url", 200, noCodeURL, "", ErrMalformed, false},
+		{"bad signature", 200, badSign, "", wechatpay.ErrBadSignature, false},
+		{"no code_url", 200, noCodeURL, "", wechatpay.ErrMalformed, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newV2OrderTest(t, "", func(string, map[string]string) (int, map[string]string) { return tc.status, tc.resp })
@@ -252,13 +254,13 @@ func TestV2PrepayErrors(t *testing.T) {
 	}
 }
 
-// checkOrderErr checks err's *APIError code (none when code is ""), a
+// checkOrderErr checks err's *wechatpay.APIError code (none when code is ""), a
 // sentinel it must match, and its retryability; and that no secret shows.
 func checkOrderErr(t *testing.T, err error, code string, is error, retryable bool) {
 	t.Helper()
-	var ae *APIError
+	var ae *wechatpay.APIError
 	if errors.As(err, &ae) != (code != "") {
-		t.Fatalf("err = %v (%T), want an *APIError: %v", err, err, code != "")
+		t.Fatalf("err = %v (%T), want an *wechatpay.APIError: %v", err, err, code != "")
 	}
 	if ae != nil && ae.Code != code {
 		t.Errorf("code %s, want %s", ae.Code, code)
@@ -266,13 +268,13 @@ func checkOrderErr(t *testing.T, err error, code string, is error, retryable boo
 	if is != nil && !errors.Is(err, is) {
 		t.Errorf("err = %v, want it to match %v", err, is)
 	}
-	for _, s := range []error{ErrOrderPaid, ErrOrderClosed, ErrOrderNotExist} {
+	for _, s := range []error{wechatpay.ErrOrderPaid, wechatpay.ErrOrderClosed, wechatpay.ErrOrderNotExist} {
 		if s != is && errors.Is(err, s) {
 			t.Errorf("err = %v matches %v", err, s)
 		}
 	}
-	if Retryable(err) != retryable {
-		t.Errorf("Retryable(%v) = %v, want %v", err, !retryable, retryable)
+	if wechatpay.Retryable(err) != retryable {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !retryable, retryable)
 	}
 	if strings.Contains(err.Error(), docKey) {
 		t.Errorf("error shows the API key: %v", err)
@@ -305,8 +307,8 @@ func TestV2PrepayRejects(t *testing.T) {
 		req := nativePrepayRequest()
 		mutate(&req)
 		_, err := c.Prepay(t.Context(), req)
-		if !errors.Is(err, ErrMalformed) || Retryable(err) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		if !errors.Is(err, wechatpay.ErrMalformed) || wechatpay.Retryable(err) {
+			t.Errorf("%s: err = %v, want wechatpay.ErrMalformed", name, err)
 		}
 	}
 	if n := len(f.requests()); n != 1 {
@@ -359,11 +361,11 @@ func TestV2CloseOrder(t *testing.T) {
 		is        error
 		retryable bool
 	}{
-		{"order-paid", "ORDERPAID", ErrOrderPaid, false},
-		{"order-none", "ORDERNOTEXIST", ErrOrderNotExist, false},
+		{"order-paid", "ORDERPAID", wechatpay.ErrOrderPaid, false},
+		{"order-none", "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
 		{"order-busy", "SYSTEMERROR", nil, true},
 		{"order-502", "HTTP_ERROR", nil, true},
-		{"bad/no", "", ErrMalformed, false},
+		{"bad/no", "", wechatpay.ErrMalformed, false},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			err := c.CloseOrder(t.Context(), tc.no)
@@ -381,4 +383,4 @@ var _ interface {
 	QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error)
 	Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error)
 	CloseOrder(ctx context.Context, outTradeNo string) error
-} = (*V2Client)(nil)
+} = (*Client)(nil)

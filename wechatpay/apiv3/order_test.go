@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/payflow/payflow/wechatpay"
 
 	"github.com/payflow/payflow/payment"
 )
@@ -60,7 +62,7 @@ func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	uri := strings.TrimPrefix(r.URL.RequestURI(), f.prefix)
 	sig, _ := base64.StdEncoding.DecodeString(m[5])
-	h := sha256.Sum256([]byte(V3RequestMessage(http.MethodPost, uri, m[3], m[2], raw)))
+	h := sha256.Sum256([]byte(RequestMessage(http.MethodPost, uri, m[3], m[2], raw)))
 	if err := rsa.VerifyPKCS1v15(f.mchPub, crypto.SHA256, h[:], sig); err != nil {
 		f.t.Errorf("%s: request signature does not verify over the body", uri)
 		fail(http.StatusUnauthorized, "SIGN_ERROR", "签名错误")
@@ -142,7 +144,7 @@ func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer = `{}`
 	}
 	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
-	sigStr, err := SignV3Message(signer, V3NotifyMessage(ts, nonce, []byte(answer)))
+	sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(answer)))
 	if err != nil {
 		f.t.Error(err)
 	}
@@ -153,7 +155,7 @@ func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Wechatpay-Timestamp", ts)
 	w.Header().Set("Wechatpay-Nonce", nonce)
 	w.Header().Set("Wechatpay-Signature", sigStr)
-	w.Header().Set("Wechatpay-Signature-Type", V3SignatureType)
+	w.Header().Set("Wechatpay-Signature-Type", SignatureType)
 	w.WriteHeader(status)
 	fmt.Fprint(w, answer)
 }
@@ -164,13 +166,13 @@ func (f *v3OrderFake) requests() []v3OrderRequest {
 	return slices.Clone(f.reqs)
 }
 
-func newV3OrderTest(t *testing.T, prefix, appID string) (*V3Client, *v3OrderFake) {
+func newV3OrderTest(t *testing.T, prefix, appID string) (*Client, *v3OrderFake) {
 	t.Helper()
 	mch, platform := freshKey(t, 0), v3TestKey(t)
 	f := &v3OrderFake{t: t, mchPub: &mch.PublicKey, platform: platform, prefix: prefix, closed: map[string]bool{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	c, err := NewV3Client(t.Context(), V3ClientConfig{
+	c, err := NewClient(t.Context(), ClientConfig{
 		BaseURL: srv.URL + prefix, MchID: v3TestMchID, AppID: appID, MchCertSerial: v3TestMchSerial, MchPrivateKey: mch,
 		Keys: mustV3Keys(t, map[string]*rsa.PublicKey{v3TestPlatformID: &platform.PublicKey}),
 	})
@@ -221,10 +223,10 @@ func TestV3PrepayJSAPI(t *testing.T) {
 		t.Errorf("timeStamp %q", p.TimeStamp)
 	}
 	mchPub := &freshKey(t, 0).PublicKey
-	if err := VerifyJSAPIPaySignV3(mchPub, *p); err != nil {
+	if err := VerifyJSAPIPaySign(mchPub, *p); err != nil {
 		t.Errorf("paySign does not verify: %v", err)
 	}
-	// The rule spelt out, independently of JSAPIMessageV3.
+	// The rule spelt out, independently of JSAPIMessage.
 	sig, _ := base64.StdEncoding.DecodeString(p.PaySign)
 	h := sha256.Sum256([]byte(v3TestAppID + "\n" + p.TimeStamp + "\n" + p.NonceStr + "\n" + p.Package + "\n"))
 	if err := rsa.VerifyPKCS1v15(mchPub, crypto.SHA256, h[:], sig); err != nil {
@@ -239,23 +241,23 @@ func TestV3PrepayJSAPI(t *testing.T) {
 	} {
 		q := *p
 		mutate(&q)
-		if err := VerifyJSAPIPaySignV3(mchPub, q); !errors.Is(err, ErrBadSignature) {
+		if err := VerifyJSAPIPaySign(mchPub, q); !errors.Is(err, wechatpay.ErrBadSignature) {
 			t.Errorf("tampered %s: err = %v", name, err)
 		}
 	}
-	if err := VerifyJSAPIPaySignV3(&freshKey(t, 1).PublicKey, *p); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyJSAPIPaySign(&freshKey(t, 1).PublicKey, *p); !errors.Is(err, wechatpay.ErrBadSignature) {
 		t.Errorf("other key: err = %v", err)
 	}
 	q := *p
 	q.SignType = "MD5"
-	if err := VerifyJSAPIPaySignV3(mchPub, q); !errors.Is(err, ErrUnsupportedSignType) {
+	if err := VerifyJSAPIPaySign(mchPub, q); !errors.Is(err, wechatpay.ErrUnsupportedSignType) {
 		t.Errorf("MD5: err = %v", err)
 	}
 	q.PaySign = ""
-	if err := VerifyJSAPIPaySignV3(mchPub, q); !errors.Is(err, ErrMissingSign) {
+	if err := VerifyJSAPIPaySign(mchPub, q); !errors.Is(err, wechatpay.ErrMissingSign) {
 		t.Errorf("no paySign: err = %v", err)
 	}
-	if err := VerifyJSAPIPaySignV3(nil, *p); err == nil {
+	if err := VerifyJSAPIPaySign(nil, *p); err == nil {
 		t.Error("nil key verified")
 	}
 }
@@ -296,20 +298,20 @@ func TestV3PrepayErrors(t *testing.T) {
 		is        error
 		retryable bool
 	}{
-		{"order-paid", false, 400, "ORDERPAID", ErrOrderPaid, false},
-		{"order-paid2", true, 403, "ORDER_PAID", ErrOrderPaid, false},
-		{"order-closed", false, 400, "ORDER_CLOSED", ErrOrderClosed, false},
+		{"order-paid", false, 400, "ORDERPAID", wechatpay.ErrOrderPaid, false},
+		{"order-paid2", true, 403, "ORDER_PAID", wechatpay.ErrOrderPaid, false},
+		{"order-closed", false, 400, "ORDER_CLOSED", wechatpay.ErrOrderClosed, false},
 		{"order-used", true, 400, "OUT_TRADE_NO_USED", nil, false},
 		{"order-param", false, 400, "PARAM_ERROR", nil, false},
 		{"order-sign", false, 401, "SIGN_ERROR", nil, false},
 		{"order-500", false, 500, "SYSTEM_ERROR", nil, true},
 		{"order-502", true, 502, "HTTP_ERROR", nil, true},
 		{"order-limited", false, 429, "FREQUENCY_LIMITED", nil, true},
-		{"order-badsig", false, 0, "", ErrBadSignature, false},
-		{"order-badsig", true, 0, "", ErrBadSignature, false},
-		{"order-garbage", false, 0, "", ErrMalformed, false},
-		{"order-empty", false, 0, "", ErrMalformed, false},
-		{"order-empty", true, 0, "", ErrMalformed, false},
+		{"order-badsig", false, 0, "", wechatpay.ErrBadSignature, false},
+		{"order-badsig", true, 0, "", wechatpay.ErrBadSignature, false},
+		{"order-garbage", false, 0, "", wechatpay.ErrMalformed, false},
+		{"order-empty", false, 0, "", wechatpay.ErrMalformed, false},
+		{"order-empty", true, 0, "", wechatpay.ErrMalformed, false},
 	} {
 		t.Run(fmt.Sprintf("%s native=%v", tc.no, tc.native), func(t *testing.T) {
 			req := jsapiPrepayRequest(tc.no)
@@ -322,7 +324,7 @@ func TestV3PrepayErrors(t *testing.T) {
 				t.Fatalf("got %+v, want an error", got)
 			}
 			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
-			var ae *APIError
+			var ae *wechatpay.APIError
 			if errors.As(err, &ae) && ae.HTTPStatus != tc.status {
 				t.Errorf("HTTP status %d, want %d", ae.HTTPStatus, tc.status)
 			}
@@ -335,17 +337,17 @@ func TestV3PrepayNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	c, err := NewV3Client(t.Context(), V3ClientConfig{
+	c, err := NewClient(t.Context(), ClientConfig{
 		BaseURL: url, MchID: v3TestMchID, AppID: v3TestAppID, MchCertSerial: v3TestMchSerial, MchPrivateKey: freshKey(t, 0),
 		Keys: mustV3Keys(t, nil, v3TestCert(t)), HTTP: &http.Client{Timeout: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Prepay(t.Context(), jsapiPrepayRequest("order-0001")); err == nil || !Retryable(err) {
+	if _, err := c.Prepay(t.Context(), jsapiPrepayRequest("order-0001")); err == nil || !wechatpay.Retryable(err) {
 		t.Errorf("prepay: err = %v, want a retryable error", err)
 	}
-	if err := c.CloseOrder(t.Context(), "order-0001"); err == nil || !Retryable(err) {
+	if err := c.CloseOrder(t.Context(), "order-0001"); err == nil || !wechatpay.Retryable(err) {
 		t.Errorf("close: err = %v, want a retryable error", err)
 	}
 }
@@ -371,8 +373,8 @@ func TestV3PrepayRejects(t *testing.T) {
 		req := jsapiPrepayRequest("order-0001")
 		mutate(&req)
 		_, err := c.Prepay(t.Context(), req)
-		if !errors.Is(err, ErrMalformed) || Retryable(err) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		if !errors.Is(err, wechatpay.ErrMalformed) || wechatpay.Retryable(err) {
+			t.Errorf("%s: err = %v, want wechatpay.ErrMalformed", name, err)
 		}
 	}
 	noApp, f2 := newV3OrderTest(t, "", "")
@@ -404,15 +406,15 @@ func TestV3CloseOrder(t *testing.T) {
 		is        error
 		retryable bool
 	}{
-		{"order-paid", 400, "ORDERPAID", ErrOrderPaid, false},
-		{"order-paid2", 403, "ORDER_PAID", ErrOrderPaid, false},
-		{"order-none", 404, "ORDERNOTEXIST", ErrOrderNotExist, false},
+		{"order-paid", 400, "ORDERPAID", wechatpay.ErrOrderPaid, false},
+		{"order-paid2", 403, "ORDER_PAID", wechatpay.ErrOrderPaid, false},
+		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
 		{"order-param", 400, "PARAM_ERROR", nil, false},
 		{"order-500", 500, "SYSTEM_ERROR", nil, true},
 		{"order-502", 502, "HTTP_ERROR", nil, true},
 		{"order-limited", 429, "FREQUENCY_LIMITED", nil, true},
-		{"order-badsig", 0, "", ErrBadSignature, false},
-		{"bad/no", 0, "", ErrMalformed, false},
+		{"order-badsig", 0, "", wechatpay.ErrBadSignature, false},
+		{"bad/no", 0, "", wechatpay.ErrMalformed, false},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			err := c.CloseOrder(t.Context(), tc.no)
@@ -421,7 +423,7 @@ func TestV3CloseOrder(t *testing.T) {
 				t.Fatal("closed")
 			}
 			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
-			var ae *APIError
+			var ae *wechatpay.APIError
 			if errors.As(err, &ae) && ae.HTTPStatus != tc.status {
 				t.Errorf("HTTP status %d, want %d", ae.HTTPStatus, tc.status)
 			}
@@ -434,4 +436,4 @@ var _ interface {
 	QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error)
 	Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error)
 	CloseOrder(ctx context.Context, outTradeNo string) error
-} = (*V3Client)(nil)
+} = (*Client)(nil)

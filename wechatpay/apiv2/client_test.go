@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/payflow/payflow/wechatpay"
 
 	"github.com/payflow/payflow/payment"
 )
@@ -27,11 +29,11 @@ func fakeOrderQuery(t *testing.T, status int, resp map[string]string, sign strin
 			t.Errorf("request %s %s", r.Method, r.URL.Path)
 		}
 		body, _ := io.ReadAll(r.Body)
-		req, err := DecodeV2XML(body)
+		req, err := DecodeXML(body)
 		if err != nil {
 			t.Errorf("request body: %v", err)
 		}
-		if err := VerifyV2(req, docKey); err != nil {
+		if err := Verify(req, docKey); err != nil {
 			t.Errorf("request signature: %v", err)
 		}
 		for _, k := range []string{"appid", "mch_id", "out_trade_no", "nonce_str", "sign_type", "sign"} {
@@ -50,10 +52,10 @@ func fakeOrderQuery(t *testing.T, status int, resp map[string]string, sign strin
 		if resp["return_code"] == "SUCCESS" {
 			out["sign"] = sign
 			if sign == "" {
-				out["sign"], _ = SignV2(out, docKey, req["sign_type"])
+				out["sign"], _ = Sign(out, docKey, req["sign_type"])
 			}
 		}
-		_, _ = w.Write(EncodeV2XML(out))
+		_, _ = w.Write(EncodeXML(out))
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -107,21 +109,21 @@ func TestQueryOrder(t *testing.T) {
 		{name: "not paid", status: 200, resp: notPaid, want: payment.Trade{
 			OutTradeNo: "order-0001", AppID: testAppID, MchID: testMchID,
 			TradeState: "NOTPAY", TradeStateDesc: "订单未支付", AmountFen: 123, Currency: "CNY"}},
-		{name: "ORDERNOTEXIST", status: 200, resp: notExist, wantErr: ErrOrderNotExist, wantCode: "ORDERNOTEXIST"},
+		{name: "ORDERNOTEXIST", status: 200, resp: notExist, wantErr: wechatpay.ErrOrderNotExist, wantCode: "ORDERNOTEXIST"},
 		{name: "SYSTEMERROR", status: 200, resp: sysErr, wantCode: "SYSTEMERROR", wantRetryable: true},
-		{name: "bad response signature", status: 200, resp: paidAnswer(), sign: "9A0A8659F005D6984697E2CA0A9CF3B7", wantErr: ErrBadSignature},
+		{name: "bad response signature", status: 200, resp: paidAnswer(), sign: "9A0A8659F005D6984697E2CA0A9CF3B7", wantErr: wechatpay.ErrBadSignature},
 		{name: "HTTP 500", status: 500, wantCode: "HTTP_ERROR", wantRetryable: true},
 		{name: "HTTP 404", status: 404, wantCode: "HTTP_ERROR"},
 		{name: "signature error", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, wantCode: "SIGNERROR"},
 		{name: "system busy", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "系统繁忙"}, wantCode: "SYSTEMERROR", wantRetryable: true},
 		{name: "foreign merchant", status: 200, resp: foreign, wantCode: "ID_MISMATCH"},
 		{name: "other order", status: 200, resp: otherOrder, wantCode: "ID_MISMATCH"},
-		{name: "decimal total_fee", status: 200, resp: badFee, wantErr: ErrMalformed},
+		{name: "decimal total_fee", status: 200, resp: badFee, wantErr: wechatpay.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := fakeOrderQuery(t, tt.status, tt.resp, tt.sign)
-			c := &V2Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: tt.signType, HTTP: srv.Client()}
+			c := &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: tt.signType, HTTP: srv.Client()}
 			got, err := c.QueryOrder(context.Background(), "order-0001")
 			if tt.wantErr == nil && tt.wantCode == "" {
 				if err != nil {
@@ -146,13 +148,13 @@ func TestQueryOrder(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tt.wantErr)
 			}
 			if tt.wantCode != "" {
-				var ae *APIError
+				var ae *wechatpay.APIError
 				if !errors.As(err, &ae) || ae.Code != tt.wantCode {
-					t.Errorf("err = %v, want APIError %s", err, tt.wantCode)
+					t.Errorf("err = %v, want wechatpay.APIError %s", err, tt.wantCode)
 				}
 			}
-			if Retryable(err) != tt.wantRetryable {
-				t.Errorf("Retryable(%v) = %v, want %v", err, Retryable(err), tt.wantRetryable)
+			if wechatpay.Retryable(err) != tt.wantRetryable {
+				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, wechatpay.Retryable(err), tt.wantRetryable)
 			}
 		})
 	}
@@ -162,12 +164,12 @@ func TestQueryOrderNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	c := &V2Client{BaseURL: url, AppID: testAppID, MchID: testMchID, APIKey: docKey}
+	c := &Client{BaseURL: url, AppID: testAppID, MchID: testMchID, APIKey: docKey}
 	_, err := c.QueryOrder(context.Background(), "order-0001")
-	if err == nil || !Retryable(err) {
+	if err == nil || !wechatpay.Retryable(err) {
 		t.Fatalf("err = %v, want a retryable error", err)
 	}
-	if _, err := c.QueryOrder(context.Background(), "bad/no"); !errors.Is(err, ErrMalformed) {
+	if _, err := c.QueryOrder(context.Background(), "bad/no"); !errors.Is(err, wechatpay.ErrMalformed) {
 		t.Fatalf("invalid out_trade_no: err = %v", err)
 	}
 }
@@ -179,17 +181,17 @@ func TestRetryable(t *testing.T) {
 	}{
 		{nil, false},
 		{errors.New("connection reset"), true},
-		{&APIError{Code: "SYSTEMERROR", Retryable: true}, true},
-		{&APIError{Code: "ORDERNOTEXIST"}, false},
-		{ErrBadSignature, false},
-		{ErrMalformed, false},
+		{&wechatpay.APIError{Code: "SYSTEMERROR", Retryable: true}, true},
+		{&wechatpay.APIError{Code: "ORDERNOTEXIST"}, false},
+		{wechatpay.ErrBadSignature, false},
+		{wechatpay.ErrMalformed, false},
 	}
 	for _, tt := range tests {
-		if got := Retryable(tt.err); got != tt.want {
-			t.Errorf("Retryable(%v) = %v, want %v", tt.err, got, tt.want)
+		if got := wechatpay.Retryable(tt.err); got != tt.want {
+			t.Errorf("wechatpay.Retryable(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
-	if !errors.Is(&APIError{Code: "ORDERNOTEXIST"}, ErrOrderNotExist) || errors.Is(&APIError{Code: "SYSTEMERROR"}, ErrOrderNotExist) {
-		t.Error("APIError.Is wrong")
+	if !errors.Is(&wechatpay.APIError{Code: "ORDERNOTEXIST"}, wechatpay.ErrOrderNotExist) || errors.Is(&wechatpay.APIError{Code: "SYSTEMERROR"}, wechatpay.ErrOrderNotExist) {
+		t.Error("wechatpay.APIError.Is wrong")
 	}
 }

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/payflow/payflow/wechatpay"
 
 	"github.com/payflow/payflow/payment"
 )
@@ -63,7 +65,7 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The signature covers the path as the SDK built it, without our prefix.
 	uri := strings.TrimPrefix(r.URL.RequestURI(), f.prefix)
 	sig, _ := base64.StdEncoding.DecodeString(m[5])
-	h := sha256.Sum256([]byte(V3RequestMessage("GET", uri, m[3], m[2], nil)))
+	h := sha256.Sum256([]byte(RequestMessage("GET", uri, m[3], m[2], nil)))
 	if err := rsa.VerifyPKCS1v15(f.mchPub, crypto.SHA256, h[:], sig); err != nil {
 		fail(http.StatusUnauthorized, "SIGN_ERROR", "签名错误")
 		return
@@ -124,13 +126,13 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "order-garbage":
 		body = `{"trade_state":`
 	case "order-huge":
-		body = `{"x":"` + strings.Repeat("a", maxV3Response) + `"}`
+		body = `{"x":"` + strings.Repeat("a", maxResponse) + `"}`
 	default:
 		fail(http.StatusNotFound, "ORDER_NOT_EXIST", "订单不存在")
 		return
 	}
 	ts, nonce := strconv.FormatInt(stamp.Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
-	sigStr, err := SignV3Message(signer, V3NotifyMessage(ts, nonce, []byte(body)))
+	sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(body)))
 	if err != nil {
 		f.t.Error(err)
 	}
@@ -139,19 +141,19 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Wechatpay-Timestamp", ts)
 	w.Header().Set("Wechatpay-Nonce", nonce)
 	w.Header().Set("Wechatpay-Signature", sigStr)
-	w.Header().Set("Wechatpay-Signature-Type", V3SignatureType)
+	w.Header().Set("Wechatpay-Signature-Type", SignatureType)
 	w.WriteHeader(status)
 	fmt.Fprint(w, body)
 }
 
-func newV3TestClient(t *testing.T, prefix string) (*V3Client, *v3FakeWeChat) {
+func newV3TestClient(t *testing.T, prefix string) (*Client, *v3FakeWeChat) {
 	t.Helper()
 	mch, platform := freshKey(t, 0), v3TestKey(t)
 	fake := &v3FakeWeChat{t: t, mchPub: &mch.PublicKey, platform: platform, prefix: prefix}
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
 	keys := mustV3Keys(t, map[string]*rsa.PublicKey{v3TestPlatformID: &platform.PublicKey}, v3TestCert(t))
-	c, err := NewV3Client(t.Context(), V3ClientConfig{
+	c, err := NewClient(t.Context(), ClientConfig{
 		BaseURL: srv.URL + prefix, MchID: v3TestMchID, MchCertSerial: v3TestMchSerial, MchPrivateKey: mch, Keys: keys,
 	})
 	if err != nil {
@@ -197,11 +199,11 @@ func TestV3ClientQueryOrderErrors(t *testing.T) {
 	for _, tc := range []struct {
 		no        string
 		status    int
-		code      string // of the *APIError; "" when none is expected
+		code      string // of the *wechatpay.APIError; "" when none is expected
 		is        error  // a sentinel the error must wrap
 		retryable bool
 	}{
-		{"order-none", 404, "ORDERNOTEXIST", ErrOrderNotExist, false},
+		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
 		{"order-500", 500, "SYSTEM_ERROR", nil, true},
 		{"order-502", 502, "HTTP_ERROR", nil, true},
 		{"order-limited", 429, "FREQUENCY_LIMITED", nil, true},
@@ -209,12 +211,12 @@ func TestV3ClientQueryOrderErrors(t *testing.T) {
 		{"order-param", 400, "PARAM_ERROR", nil, false},
 		{"order-forbidden", 403, "NO_AUTH", nil, false},
 		{"order-other", 200, "ID_MISMATCH", nil, false},
-		{"order-badsig", 0, "", ErrBadSignature, false},
-		{"order-unknown-serial", 0, "", ErrBadSignature, false},
-		{"order-stale", 0, "", ErrBadSignature, false},
-		{"order-garbage", 0, "", ErrMalformed, false},
-		{"order-huge", 0, "", ErrBadSignature, false},
-		{"bad order no!", 0, "", ErrMalformed, false},
+		{"order-badsig", 0, "", wechatpay.ErrBadSignature, false},
+		{"order-unknown-serial", 0, "", wechatpay.ErrBadSignature, false},
+		{"order-stale", 0, "", wechatpay.ErrBadSignature, false},
+		{"order-garbage", 0, "", wechatpay.ErrMalformed, false},
+		{"order-huge", 0, "", wechatpay.ErrBadSignature, false},
+		{"bad order no!", 0, "", wechatpay.ErrMalformed, false},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			tr, err := c.QueryOrder(t.Context(), tc.no)
@@ -222,21 +224,21 @@ func TestV3ClientQueryOrderErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("got %+v, want an error", tr)
 			}
-			var ae *APIError
+			var ae *wechatpay.APIError
 			if got := errors.As(err, &ae); got != (tc.code != "") {
-				t.Fatalf("err = %v (%T); want an *APIError: %v", err, err, tc.code != "")
+				t.Fatalf("err = %v (%T); want an *wechatpay.APIError: %v", err, err, tc.code != "")
 			}
 			if ae != nil && (ae.Code != tc.code || ae.HTTPStatus != tc.status) {
-				t.Errorf("APIError = %+v, want code %s, status %d", ae, tc.code, tc.status)
+				t.Errorf("wechatpay.APIError = %+v, want code %s, status %d", ae, tc.code, tc.status)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("err = %v, want it to wrap %v", err, tc.is)
 			}
-			if tc.is != ErrOrderNotExist && errors.Is(err, ErrOrderNotExist) {
-				t.Errorf("err = %v matches ErrOrderNotExist", err)
+			if tc.is != wechatpay.ErrOrderNotExist && errors.Is(err, wechatpay.ErrOrderNotExist) {
+				t.Errorf("err = %v matches wechatpay.ErrOrderNotExist", err)
 			}
-			if Retryable(err) != tc.retryable {
-				t.Errorf("Retryable(%v) = %v, want %v", err, !tc.retryable, tc.retryable)
+			if wechatpay.Retryable(err) != tc.retryable {
+				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !tc.retryable, tc.retryable)
 			}
 		})
 	}
@@ -260,7 +262,7 @@ func TestV3ClientNetworkError(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	keys := mustV3Keys(t, nil, v3TestCert(t))
-	c, err := NewV3Client(t.Context(), V3ClientConfig{
+	c, err := NewClient(t.Context(), ClientConfig{
 		BaseURL: url, MchID: v3TestMchID, MchCertSerial: v3TestMchSerial, MchPrivateKey: freshKey(t, 0), Keys: keys,
 		HTTP: &http.Client{Timeout: 2 * time.Second},
 	})
@@ -268,7 +270,7 @@ func TestV3ClientNetworkError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.QueryOrder(t.Context(), "order-paid")
-	if err == nil || !Retryable(err) || errors.Is(err, ErrBadSignature) {
+	if err == nil || !wechatpay.Retryable(err) || errors.Is(err, wechatpay.ErrBadSignature) {
 		t.Errorf("err = %v, want a retryable network error", err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -281,24 +283,24 @@ func TestV3ClientNetworkError(t *testing.T) {
 func TestNewV3ClientRejects(t *testing.T) {
 	keys := mustV3Keys(t, nil, v3TestCert(t))
 	priv := freshKey(t, 0)
-	good := V3ClientConfig{BaseURL: "http://127.0.0.1:1", MchID: v3TestMchID, MchCertSerial: v3TestMchSerial, MchPrivateKey: priv, Keys: keys}
-	if _, err := NewV3Client(t.Context(), good); err != nil {
+	good := ClientConfig{BaseURL: "http://127.0.0.1:1", MchID: v3TestMchID, MchCertSerial: v3TestMchSerial, MchPrivateKey: priv, Keys: keys}
+	if _, err := NewClient(t.Context(), good); err != nil {
 		t.Fatal(err)
 	}
-	for name, mutate := range map[string]func(*V3ClientConfig){
-		"no mchid":       func(c *V3ClientConfig) { c.MchID = "" },
-		"no serial":      func(c *V3ClientConfig) { c.MchCertSerial = "" },
-		"no private key": func(c *V3ClientConfig) { c.MchPrivateKey = nil },
-		"no keys":        func(c *V3ClientConfig) { c.Keys = nil },
-		"ftp base":       func(c *V3ClientConfig) { c.BaseURL = "ftp://127.0.0.1" },
-		"no host":        func(c *V3ClientConfig) { c.BaseURL = "http://" },
-		"query in base":  func(c *V3ClientConfig) { c.BaseURL = "http://127.0.0.1:1/?x=1" },
-		"user in base":   func(c *V3ClientConfig) { c.BaseURL = "http://u:p@127.0.0.1:1" },
-		"not a URL":      func(c *V3ClientConfig) { c.BaseURL = "://" },
+	for name, mutate := range map[string]func(*ClientConfig){
+		"no mchid":       func(c *ClientConfig) { c.MchID = "" },
+		"no serial":      func(c *ClientConfig) { c.MchCertSerial = "" },
+		"no private key": func(c *ClientConfig) { c.MchPrivateKey = nil },
+		"no keys":        func(c *ClientConfig) { c.Keys = nil },
+		"ftp base":       func(c *ClientConfig) { c.BaseURL = "ftp://127.0.0.1" },
+		"no host":        func(c *ClientConfig) { c.BaseURL = "http://" },
+		"query in base":  func(c *ClientConfig) { c.BaseURL = "http://127.0.0.1:1/?x=1" },
+		"user in base":   func(c *ClientConfig) { c.BaseURL = "http://u:p@127.0.0.1:1" },
+		"not a URL":      func(c *ClientConfig) { c.BaseURL = "://" },
 	} {
 		cfg := good
 		mutate(&cfg)
-		if _, err := NewV3Client(t.Context(), cfg); err == nil {
+		if _, err := NewClient(t.Context(), cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else if strings.Contains(err.Error(), ":p@") {
 			t.Errorf("%s: error shows the URL password: %v", name, err)
@@ -312,7 +314,7 @@ func TestV3ClientWrongMerchantKey(t *testing.T) {
 	_, fake := newV3TestClient(t, "")
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	c, err := NewV3Client(t.Context(), V3ClientConfig{
+	c, err := NewClient(t.Context(), ClientConfig{
 		BaseURL: srv.URL, MchID: v3TestMchID, MchCertSerial: v3TestMchSerial, MchPrivateKey: freshKey(t, 1),
 		Keys: mustV3Keys(t, map[string]*rsa.PublicKey{v3TestPlatformID: &v3TestKey(t).PublicKey}),
 	})
@@ -320,8 +322,8 @@ func TestV3ClientWrongMerchantKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.QueryOrder(t.Context(), "order-paid")
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.Code != "SIGN_ERROR" || ae.HTTPStatus != 401 || Retryable(err) {
+	var ae *wechatpay.APIError
+	if !errors.As(err, &ae) || ae.Code != "SIGN_ERROR" || ae.HTTPStatus != 401 || wechatpay.Retryable(err) {
 		t.Errorf("err = %v, want a final 401 SIGN_ERROR", err)
 	}
 	t.Log(err)

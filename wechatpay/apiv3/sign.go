@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"crypto/aes"
@@ -13,19 +13,19 @@ import (
 
 // API v3 constants.
 const (
-	// V3SignatureType is the only Wechatpay-Signature-Type (and the
+	// SignatureType is the only Wechatpay-Signature-Type (and the
 	// Authorization scheme) API v3 uses.
-	V3SignatureType = "WECHATPAY2-SHA256-RSA2048"
-	// V3ResourceAlgorithm is the only resource.algorithm of notifications.
-	V3ResourceAlgorithm = "AEAD_AES_256_GCM"
-	// V3ProbePrefix starts a Wechatpay-Signature that is a deliberate probe.
-	V3ProbePrefix = "WECHATPAY/SIGNTEST/"
+	SignatureType = "WECHATPAY2-SHA256-RSA2048"
+	// ResourceAlgorithm is the only resource.algorithm of notifications.
+	ResourceAlgorithm = "AEAD_AES_256_GCM"
+	// ProbePrefix starts a Wechatpay-Signature that is a deliberate probe.
+	ProbePrefix = "WECHATPAY/SIGNTEST/"
 )
 
-// SignV3Message signs message with SHA256withRSA (PKCS #1 v1.5) and returns
+// SignMessage signs message with SHA256withRSA (PKCS #1 v1.5) and returns
 // the signature in base64, as WeChat puts it in Wechatpay-Signature and as
 // merchants put it in Authorization. It uses the SDK's utils.SignSHA256WithRSA.
-func SignV3Message(priv *rsa.PrivateKey, message string) (string, error) {
+func SignMessage(priv *rsa.PrivateKey, message string) (string, error) {
 	if priv == nil {
 		return "", errors.New("wechatpay: sign v3 message: no private key")
 	}
@@ -36,24 +36,24 @@ func SignV3Message(priv *rsa.PrivateKey, message string) (string, error) {
 	return sig, nil
 }
 
-// V3NotifyMessage is the string WeChat signs for a notification or an API
+// NotifyMessage is the string WeChat signs for a notification or an API
 // answer: "timestamp\nnonce\nbody\n", with the exact body bytes.
-func V3NotifyMessage(timestamp, nonce string, body []byte) string {
+func NotifyMessage(timestamp, nonce string, body []byte) string {
 	return timestamp + "\n" + nonce + "\n" + string(body) + "\n"
 }
 
-// V3RequestMessage is the string a merchant signs for an API v3 request:
+// RequestMessage is the string a merchant signs for an API v3 request:
 // "METHOD\nURI\ntimestamp\nnonce\nbody\n", where URI is the path and query
 // as sent (URL.RequestURI) and body is empty for GET.
-func V3RequestMessage(method, uri, timestamp, nonce string, body []byte) string {
+func RequestMessage(method, uri, timestamp, nonce string, body []byte) string {
 	return method + "\n" + uri + "\n" + timestamp + "\n" + nonce + "\n" + string(body) + "\n"
 }
 
-// EncryptV3Resource encrypts plaintext as WeChat encrypts a notification
+// EncryptResource encrypts plaintext as WeChat encrypts a notification
 // resource: AES-256-GCM with the 32-byte APIv3 key, the 12-byte nonce and
 // associatedData, returning base64 of ciphertext||tag. The key never appears
 // in an error.
-func EncryptV3Resource(apiV3Key string, nonce, associatedData string, plaintext []byte) (string, error) {
+func EncryptResource(apiV3Key string, nonce, associatedData string, plaintext []byte) (string, error) {
 	if len(apiV3Key) != 32 {
 		return "", fmt.Errorf("wechatpay: encrypt v3 resource: APIv3 key must be 32 bytes, not %d", len(apiV3Key))
 	}

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/payflow/payflow/wechatpay"
 )
 
 const docKey = "192006250b4c09247ec02edce69f6a2d"
@@ -61,26 +63,26 @@ func TestSignV2Vectors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := SignV2(tt.params, tt.key, tt.signType)
+			got, err := Sign(tt.params, tt.key, tt.signType)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
-				t.Errorf("SignV2 = %s, want %s", got, tt.want)
+				t.Errorf("Sign = %s, want %s", got, tt.want)
 			}
 		})
 	}
 	wantTemp := strings.TrimSuffix(vec.StringSignTemp, "&key="+vec.APIKey)
-	if got := v2SignString(vec.Params); got != wantTemp {
+	if got := signString(vec.Params); got != wantTemp {
 		t.Errorf("sign string\n got %s\nwant %s", got, wantTemp)
 	}
 }
 
 func TestSignV2Errors(t *testing.T) {
-	if _, err := SignV2(docParams(), docKey, "SHA1"); !errors.Is(err, ErrUnsupportedSignType) {
-		t.Errorf("SHA1: err = %v, want ErrUnsupportedSignType", err)
+	if _, err := Sign(docParams(), docKey, "SHA1"); !errors.Is(err, wechatpay.ErrUnsupportedSignType) {
+		t.Errorf("SHA1: err = %v, want wechatpay.ErrUnsupportedSignType", err)
 	}
-	if _, err := SignV2(docParams(), "", SignTypeMD5); err == nil {
+	if _, err := Sign(docParams(), "", SignTypeMD5); err == nil {
 		t.Error("empty key: no error")
 	}
 }
@@ -100,13 +102,13 @@ func TestVerifyV2(t *testing.T) {
 	}
 	signed := with(vec.Params, "sign", vec.SignMD5)
 	hmacSigned := with(vec.Params, "sign_type", SignTypeHMACSHA256)
-	hmacSign, err := SignV2(hmacSigned, vec.APIKey, SignTypeHMACSHA256)
+	hmacSign, err := Sign(hmacSigned, vec.APIKey, SignTypeHMACSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hmacSigned["sign"] = hmacSign
 	md5Explicit := with(vec.Params, "sign_type", SignTypeMD5)
-	md5ExplicitSign, _ := SignV2(md5Explicit, vec.APIKey, SignTypeMD5)
+	md5ExplicitSign, _ := Sign(md5Explicit, vec.APIKey, SignTypeMD5)
 	md5Explicit["sign"] = md5ExplicitSign
 
 	tests := []struct {
@@ -120,26 +122,26 @@ func TestVerifyV2(t *testing.T) {
 		{"sign_type HMAC present", hmacSigned, vec.APIKey, nil},
 		{"sign_type MD5 present", md5Explicit, vec.APIKey, nil},
 		{"extra empty field ignored", with(signed, "coupon_count", ""), vec.APIKey, nil},
-		{"tampered total_fee", with(signed, "total_fee", "100"), vec.APIKey, ErrBadSignature},
-		{"tampered out_trade_no", with(signed, "out_trade_no", "1409811654"), vec.APIKey, ErrBadSignature},
-		{"added field", with(signed, "coupon_fee", "1"), vec.APIKey, ErrBadSignature},
-		{"wrong key", signed, "192006250b4c09247ec02edce69f6a2e", ErrBadSignature},
+		{"tampered total_fee", with(signed, "total_fee", "100"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"tampered out_trade_no", with(signed, "out_trade_no", "1409811654"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"added field", with(signed, "coupon_fee", "1"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"wrong key", signed, "192006250b4c09247ec02edce69f6a2e", wechatpay.ErrBadSignature},
 		{"empty key", signed, "", errEmptyKey},
-		{"missing sign", with(signed, "sign", "<delete>"), vec.APIKey, ErrMissingSign},
-		{"empty sign", with(signed, "sign", ""), vec.APIKey, ErrMissingSign},
-		{"unsupported sign_type", with(signed, "sign_type", "SHA1"), vec.APIKey, ErrUnsupportedSignType},
-		{"HMAC sign without sign_type", with(hmacSigned, "sign_type", "<delete>"), vec.APIKey, ErrBadSignature},
-		{"MD5 sign claimed as HMAC", with(signed, "sign_type", SignTypeHMACSHA256), vec.APIKey, ErrBadSignature},
-		{"truncated sign", with(signed, "sign", vec.SignMD5[:31]), vec.APIKey, ErrBadSignature},
+		{"missing sign", with(signed, "sign", "<delete>"), vec.APIKey, wechatpay.ErrMissingSign},
+		{"empty sign", with(signed, "sign", ""), vec.APIKey, wechatpay.ErrMissingSign},
+		{"unsupported sign_type", with(signed, "sign_type", "SHA1"), vec.APIKey, wechatpay.ErrUnsupportedSignType},
+		{"HMAC sign without sign_type", with(hmacSigned, "sign_type", "<delete>"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"MD5 sign claimed as HMAC", with(signed, "sign_type", SignTypeHMACSHA256), vec.APIKey, wechatpay.ErrBadSignature},
+		{"truncated sign", with(signed, "sign", vec.SignMD5[:31]), vec.APIKey, wechatpay.ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyV2(tt.params, tt.key)
+			err := Verify(tt.params, tt.key)
 			if tt.want == nil && err != nil {
-				t.Fatalf("VerifyV2 = %v, want nil", err)
+				t.Fatalf("Verify = %v, want nil", err)
 			}
 			if tt.want != nil && !errors.Is(err, tt.want) {
-				t.Fatalf("VerifyV2 = %v, want %v", err, tt.want)
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
 			if err != nil && strings.Contains(err.Error(), vec.APIKey) {
 				t.Fatalf("error message contains the API key: %v", err)

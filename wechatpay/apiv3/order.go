@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/jsapi"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/native"
@@ -19,12 +21,12 @@ import (
 	"github.com/payflow/payflow/payment"
 )
 
-// maxV3Description is WeChat's limit on a v3 prepay's description
+// maxDescription is WeChat's limit on a v3 prepay's description
 // (string[1,127]), counted in characters as the api package does.
-const maxV3Description = 127
+const maxDescription = 127
 
-// V3JSAPISignType is the signType of v3 wx.requestPayment parameters.
-const V3JSAPISignType = "RSA"
+// JSAPISignType is the signType of v3 wx.requestPayment parameters.
+const JSAPISignType = "RSA"
 
 // v3 error codes this file classifies besides those of v3client.go.
 const codeV3OrderClosed = "ORDER_CLOSED"
@@ -34,19 +36,19 @@ const codeV3OrderClosed = "ORDER_CLOSED"
 // order, or the prepay_id and signed wx.requestPayment parameters of a
 // JSAPI order: signType RSA, paySign the base64 SHA256withRSA signature
 // with the merchant key of "appId\ntimeStamp\nnonceStr\npackage\n". It needs
-// V3ClientConfig.AppID. Bad requests (out_trade_no, amount, trade type,
+// ClientConfig.AppID. Bad requests (out_trade_no, amount, trade type,
 // JSAPI without openid, no notify_url, a description over 127 characters
 // or not UTF-8 text) fail before any call with an error wrapping
-// ErrMalformed. Failures are classified as for QueryOrder: ORDERPAID and
-// ORDER_CLOSED match ErrOrderPaid and ErrOrderClosed; OUT_TRADE_NO_USED,
+// wechatpay.ErrMalformed. Failures are classified as for QueryOrder: ORDERPAID and
+// ORDER_CLOSED match wechatpay.ErrOrderPaid and wechatpay.ErrOrderClosed; OUT_TRADE_NO_USED,
 // PARAM_ERROR, SIGN_ERROR are not retryable; 5xx, 429, SYSTEM_ERROR and
 // FREQUENCY_LIMITED are.
-func (c *V3Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error) {
+func (c *Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error) {
 	op := "v3 prepay"
 	if c.appID == "" {
-		return payment.Prepay{}, fmt.Errorf("wechatpay %s: the client has no appid (V3ClientConfig.AppID)", op)
+		return payment.Prepay{}, fmt.Errorf("wechatpay %s: the client has no appid (ClientConfig.AppID)", op)
 	}
-	if err := checkPrepayRequest(req, maxV3Description, true); err != nil {
+	if err := wechatpay.CheckPrepayRequest(req, maxDescription, true); err != nil {
 		return payment.Prepay{}, fmt.Errorf("wechatpay %s: %w", op, err)
 	}
 	currency := req.Currency
@@ -55,7 +57,7 @@ func (c *V3Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payme
 	}
 	var expire *time.Time
 	if !req.TimeExpire.IsZero() {
-		t := req.TimeExpire.In(beijing).Truncate(time.Second) // the SDK writes RFC 3339 in this zone: +08:00
+		t := req.TimeExpire.In(wechatpay.Beijing).Truncate(time.Second) // the SDK writes RFC 3339 in this zone: +08:00
 		expire = &t
 	}
 
@@ -72,10 +74,10 @@ func (c *V3Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payme
 			Amount:      &native.Amount{Total: core.Int64(req.AmountFen), Currency: core.String(currency)},
 		})
 		if err != nil {
-			return payment.Prepay{}, v3CallError(op, "prepay", req.OutTradeNo, result, err)
+			return payment.Prepay{}, callError(op, "prepay", req.OutTradeNo, result, err)
 		}
 		if resp.CodeUrl == nil || *resp.CodeUrl == "" {
-			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, ErrMalformed)
+			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
 		}
 		return payment.Prepay{CodeURL: *resp.CodeUrl}, nil
 	}
@@ -92,10 +94,10 @@ func (c *V3Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payme
 		Payer:       &jsapi.Payer{Openid: core.String(req.OpenID)},
 	})
 	if err != nil {
-		return payment.Prepay{}, v3CallError(op, "prepay", req.OutTradeNo, result, err)
+		return payment.Prepay{}, callError(op, "prepay", req.OutTradeNo, result, err)
 	}
 	if resp.PrepayId == nil || *resp.PrepayId == "" {
-		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, ErrMalformed)
+		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
 	}
 	params, err := c.jsapiParams(ctx, *resp.PrepayId, time.Now())
 	if err != nil {
@@ -106,7 +108,7 @@ func (c *V3Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payme
 
 // jsapiParams builds wx.requestPayment's parameters and signs them with the
 // merchant key through the SDK client's signer.
-func (c *V3Client) jsapiParams(ctx context.Context, prepayID string, now time.Time) (*payment.JSAPIParams, error) {
+func (c *Client) jsapiParams(ctx context.Context, prepayID string, now time.Time) (*payment.JSAPIParams, error) {
 	nonce, err := utils.GenerateNonce() // 32 random characters
 	if err != nil {
 		return nil, fmt.Errorf("JSAPI nonce: %w", err)
@@ -116,9 +118,9 @@ func (c *V3Client) jsapiParams(ctx context.Context, prepayID string, now time.Ti
 		TimeStamp: strconv.FormatInt(now.Unix(), 10),
 		NonceStr:  nonce,
 		Package:   "prepay_id=" + prepayID,
-		SignType:  V3JSAPISignType,
+		SignType:  JSAPISignType,
 	}
-	sig, err := c.api.Client.Sign(ctx, JSAPIMessageV3(*p))
+	sig, err := c.api.Client.Sign(ctx, JSAPIMessage(*p))
 	if err != nil {
 		return nil, fmt.Errorf("sign JSAPI parameters: %w", err)
 	}
@@ -126,33 +128,33 @@ func (c *V3Client) jsapiParams(ctx context.Context, prepayID string, now time.Ti
 	return p, nil
 }
 
-// JSAPIMessageV3 is the string a v3 JSAPI paySign covers:
+// JSAPIMessage is the string a v3 JSAPI paySign covers:
 // "appId\ntimeStamp\nnonceStr\npackage\n".
-func JSAPIMessageV3(p payment.JSAPIParams) string {
+func JSAPIMessage(p payment.JSAPIParams) string {
 	return p.AppID + "\n" + p.TimeStamp + "\n" + p.NonceStr + "\n" + p.Package + "\n"
 }
 
-// VerifyJSAPIPaySignV3 checks the paySign of v3 wx.requestPayment
+// VerifyJSAPIPaySign checks the paySign of v3 wx.requestPayment
 // parameters: signType RSA and a base64 SHA256withRSA (PKCS #1 v1.5)
-// signature of JSAPIMessageV3(p) under pub, the merchant's public key.
-// Errors wrap ErrMissingSign, ErrUnsupportedSignType or ErrBadSignature.
-func VerifyJSAPIPaySignV3(pub *rsa.PublicKey, p payment.JSAPIParams) error {
+// signature of JSAPIMessage(p) under pub, the merchant's public key.
+// Errors wrap wechatpay.ErrMissingSign, wechatpay.ErrUnsupportedSignType or wechatpay.ErrBadSignature.
+func VerifyJSAPIPaySign(pub *rsa.PublicKey, p payment.JSAPIParams) error {
 	if pub == nil {
 		return errors.New("wechatpay: verify JSAPI paySign: no public key")
 	}
 	if p.PaySign == "" {
-		return ErrMissingSign
+		return wechatpay.ErrMissingSign
 	}
-	if p.SignType != V3JSAPISignType {
-		return fmt.Errorf("%w: %q", ErrUnsupportedSignType, truncate(p.SignType, 32))
+	if p.SignType != JSAPISignType {
+		return fmt.Errorf("%w: %q", wechatpay.ErrUnsupportedSignType, wechatpay.Truncate(p.SignType, 32))
 	}
 	sig, err := base64.StdEncoding.DecodeString(p.PaySign)
 	if err != nil {
-		return fmt.Errorf("%w: paySign is not base64", ErrBadSignature)
+		return fmt.Errorf("%w: paySign is not base64", wechatpay.ErrBadSignature)
 	}
-	h := sha256.Sum256([]byte(JSAPIMessageV3(p)))
+	h := sha256.Sum256([]byte(JSAPIMessage(p)))
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig); err != nil {
-		return ErrBadSignature
+		return wechatpay.ErrBadSignature
 	}
 	return nil
 }
@@ -161,20 +163,20 @@ func VerifyJSAPIPaySignV3(pub *rsa.PublicKey, p payment.JSAPIParams) error {
 // /v3/pay/transactions/out-trade-no/{no}/close with {"mchid":…}); WeChat
 // answers 204. An order already closed (ORDER_CLOSED) gives nil too.
 // Failures are classified as for QueryOrder: ORDERPAID matches
-// ErrOrderPaid, ORDER_NOT_EXIST ErrOrderNotExist; 5xx, 429, SYSTEM_ERROR
+// wechatpay.ErrOrderPaid, ORDER_NOT_EXIST wechatpay.ErrOrderNotExist; 5xx, 429, SYSTEM_ERROR
 // and FREQUENCY_LIMITED are retryable.
-func (c *V3Client) CloseOrder(ctx context.Context, outTradeNo string) error {
+func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	const op = "v3 closeorder"
 	if !payment.ValidOutTradeNo(outTradeNo) {
-		return fmt.Errorf("wechatpay %s: invalid out_trade_no %q: %w", op, truncate(outTradeNo, 40), ErrMalformed)
+		return fmt.Errorf("wechatpay %s: invalid out_trade_no %q: %w", op, wechatpay.Truncate(outTradeNo, 40), wechatpay.ErrMalformed)
 	}
 	result, err := c.api.CloseOrder(ctx, jsapi.CloseOrderRequest{
 		OutTradeNo: core.String(outTradeNo),
 		Mchid:      core.String(c.mchID),
 	})
 	if err != nil {
-		err = v3CallError(op, "close", outTradeNo, result, err)
-		if errors.Is(err, ErrOrderClosed) {
+		err = callError(op, "close", outTradeNo, result, err)
+		if errors.Is(err, wechatpay.ErrOrderClosed) {
 			return nil
 		}
 		return err
@@ -182,11 +184,11 @@ func (c *V3Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	return nil
 }
 
-// v3CallError classifies an SDK call's error as QueryOrder does: WeChat's
-// refusals as *APIError (wrapped with "verb outTradeNo: "), a 2xx answer that does not verify as
-// ErrBadSignature, one that does not parse as ErrMalformed, anything else
+// callError classifies an SDK call's error as QueryOrder does: WeChat's
+// refusals as *wechatpay.APIError (wrapped with "verb outTradeNo: "), a 2xx answer that does not verify as
+// wechatpay.ErrBadSignature, one that does not parse as wechatpay.ErrMalformed, anything else
 // (no answer) as a plain wrapped network error.
-func v3CallError(op, verb, outTradeNo string, result *core.APIResult, err error) error {
+func callError(op, verb, outTradeNo string, result *core.APIResult, err error) error {
 	status := 0
 	if result != nil && result.Response != nil {
 		status = result.Response.StatusCode
@@ -194,11 +196,11 @@ func v3CallError(op, verb, outTradeNo string, result *core.APIResult, err error)
 	var sdkErr *core.APIError
 	switch {
 	case errors.As(err, &sdkErr):
-		return fmt.Errorf("%s %s: %w", verb, outTradeNo, v3APIError(op, sdkErr))
-	case errors.Is(err, ErrBadSignature):
+		return fmt.Errorf("%s %s: %w", verb, outTradeNo, apiError(op, sdkErr))
+	case errors.Is(err, wechatpay.ErrBadSignature):
 		return fmt.Errorf("wechatpay %s %s: answer: %w", op, outTradeNo, err)
 	case status != 0:
-		return fmt.Errorf("wechatpay %s %s: answer (HTTP %d): %w: %v", op, outTradeNo, status, ErrMalformed, err)
+		return fmt.Errorf("wechatpay %s %s: answer (HTTP %d): %w: %v", op, outTradeNo, status, wechatpay.ErrMalformed, err)
 	default:
 		return fmt.Errorf("wechatpay %s %s: %w", op, outTradeNo, err)
 	}

@@ -1,10 +1,12 @@
-package wechatpay
+package apiv2
 
 import (
 	"errors"
 	"maps"
 	"strings"
 	"testing"
+
+	"github.com/payflow/payflow/wechatpay"
 )
 
 func TestDecodeV2XML(t *testing.T) {
@@ -28,9 +30,9 @@ func TestDecodeV2XML(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := DecodeV2XML([]byte(tt.in))
+			got, err := DecodeXML([]byte(tt.in))
 			if err != nil {
-				t.Fatalf("DecodeV2XML: %v", err)
+				t.Fatalf("DecodeXML: %v", err)
 			}
 			if !maps.Equal(got, tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
@@ -63,19 +65,19 @@ func TestDecodeV2XMLRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := DecodeV2XML([]byte(tt.in))
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("DecodeV2XML = %v, %v; want ErrMalformed", got, err)
+			got, err := DecodeXML([]byte(tt.in))
+			if !errors.Is(err, wechatpay.ErrMalformed) {
+				t.Fatalf("DecodeXML = %v, %v; want wechatpay.ErrMalformed", got, err)
 			}
 		})
 	}
 }
 
 func TestEncodeV2XML(t *testing.T) {
-	got := string(EncodeV2XML(map[string]string{"b": "2", "a": "x]]>y"}))
+	got := string(EncodeXML(map[string]string{"b": "2", "a": "x]]>y"}))
 	want := `<xml><a><![CDATA[x]]]]><![CDATA[>y]]></a><b><![CDATA[2]]></b></xml>`
 	if got != want {
-		t.Errorf("EncodeV2XML = %s, want %s", got, want)
+		t.Errorf("EncodeXML = %s, want %s", got, want)
 	}
 }
 
@@ -86,7 +88,7 @@ func TestV2XMLRoundTrip(t *testing.T) {
 		{"a": "]]>", "b": "]]]]>>", "c": "<tag>&amp;</tag>", "d": "", "e": " spaced\n\ttext ", "f": "cr\r\nlf\r]]>\r"},
 	}
 	for _, in := range tests {
-		got, err := DecodeV2XML(EncodeV2XML(in))
+		got, err := DecodeXML(EncodeXML(in))
 		if err != nil {
 			t.Fatalf("decode %v: %v", in, err)
 		}
@@ -107,17 +109,17 @@ func TestV2Reply(t *testing.T) {
 		{false, "签名失败", `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[签名失败]]></return_msg></xml>`},
 	}
 	for _, tt := range tests {
-		got := string(V2Reply(tt.ok, tt.msg))
+		got := string(Reply(tt.ok, tt.msg))
 		if got != tt.want {
-			t.Errorf("V2Reply(%v, %q) = %s, want %s", tt.ok, tt.msg, got, tt.want)
+			t.Errorf("Reply(%v, %q) = %s, want %s", tt.ok, tt.msg, got, tt.want)
 		}
 		if strings.Contains(got, "\n") {
-			t.Errorf("V2Reply contains a newline")
+			t.Errorf("Reply contains a newline")
 		}
 	}
 }
 
-func FuzzDecodeV2XML(f *testing.F) {
+func FuzzDecodeXML(f *testing.F) {
 	f.Add([]byte(`<xml><appid><![CDATA[wx1]]></appid><total_fee>1</total_fee></xml>`))
 	f.Add([]byte(`<xml><a><![CDATA[a]]]]><![CDATA[>b]]></a></xml>`))
 	f.Add([]byte("<xml>\r\n<a>x\ry</a></xml>"))
@@ -125,16 +127,16 @@ func FuzzDecodeV2XML(f *testing.F) {
 	f.Add([]byte(`<xml><a><b>1</b></a></xml>`))
 	f.Add([]byte(`<xml><a>&#13;</a></xml>`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		params, err := DecodeV2XML(body)
+		params, err := DecodeXML(body)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
+			if !errors.Is(err, wechatpay.ErrMalformed) {
+				t.Fatalf("error does not wrap wechatpay.ErrMalformed: %v", err)
 			}
 			return
 		}
-		again, err := DecodeV2XML(EncodeV2XML(params))
+		again, err := DecodeXML(EncodeXML(params))
 		if err != nil {
-			t.Fatalf("re-decode of %q: %v", EncodeV2XML(params), err)
+			t.Fatalf("re-decode of %q: %v", EncodeXML(params), err)
 		}
 		if !maps.Equal(params, again) {
 			t.Fatalf("round trip changed %q into %q", params, again)

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"context"
@@ -12,15 +12,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments"
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/payflow/payflow/payment"
 )
 
-// V3Window is how far Wechatpay-Timestamp may be from the receiver's clock,
+// Window is how far Wechatpay-Timestamp may be from the receiver's clock,
 // either way, for a notification to be accepted.
-const V3Window = 5 * time.Minute
+const Window = 5 * time.Minute
 
 // API v3 header names.
 const (
@@ -31,20 +33,20 @@ const (
 	headerV3SignatureType = "Wechatpay-Signature-Type"
 )
 
-// V3NotifyParser verifies and decrypts API v3 payment notifications. It
+// NotifyParser verifies and decrypts API v3 payment notifications. It
 // does what the SDK's notify.Handler does, with the SDK's verifiers and
 // utils.DecryptAES256GCM, but reads the time from an injected clock. It is
 // safe for concurrent use. Formatting it never prints the APIv3 key.
-type V3NotifyParser struct {
+type NotifyParser struct {
 	apiV3Key string
-	keys     *V3Keys
+	keys     *Keys
 	now      func() time.Time
 	window   time.Duration
 }
 
-// NewV3NotifyParser returns a parser that decrypts with apiV3Key (32 bytes),
+// NewNotifyParser returns a parser that decrypts with apiV3Key (32 bytes),
 // verifies with keys and checks timestamps against now (time.Now when nil).
-func NewV3NotifyParser(apiV3Key string, keys *V3Keys, now func() time.Time) (*V3NotifyParser, error) {
+func NewNotifyParser(apiV3Key string, keys *Keys, now func() time.Time) (*NotifyParser, error) {
 	if len(apiV3Key) != 32 {
 		return nil, fmt.Errorf("wechatpay: v3 notify parser: APIv3 key must be 32 bytes, not %d", len(apiV3Key))
 	}
@@ -54,25 +56,25 @@ func NewV3NotifyParser(apiV3Key string, keys *V3Keys, now func() time.Time) (*V3
 	if now == nil {
 		now = time.Now
 	}
-	return &V3NotifyParser{apiV3Key: apiV3Key, keys: keys, now: now, window: V3Window}, nil
+	return &NotifyParser{apiV3Key: apiV3Key, keys: keys, now: now, window: Window}, nil
 }
 
 // Format keeps the APIv3 key out of every fmt verb.
-func (p V3NotifyParser) Format(f fmt.State, _ rune) {
+func (p NotifyParser) Format(f fmt.State, _ rune) {
 	_, _ = io.WriteString(f, "wechatpay.V3NotifyParser{apiV3Key: [redacted]}")
 }
 
-// v3Envelope is the JSON body of an API v3 notification.
-type v3Envelope struct {
-	ID           string      `json:"id"`
-	CreateTime   string      `json:"create_time"`
-	ResourceType string      `json:"resource_type"`
-	EventType    string      `json:"event_type"`
-	Summary      string      `json:"summary"`
-	Resource     *v3Resource `json:"resource"`
+// envelope is the JSON body of an API v3 notification.
+type envelope struct {
+	ID           string    `json:"id"`
+	CreateTime   string    `json:"create_time"`
+	ResourceType string    `json:"resource_type"`
+	EventType    string    `json:"event_type"`
+	Summary      string    `json:"summary"`
+	Resource     *resource `json:"resource"`
 }
 
-type v3Resource struct {
+type resource struct {
 	Algorithm      string `json:"algorithm"`
 	Ciphertext     string `json:"ciphertext"`
 	AssociatedData string `json:"associated_data"`
@@ -83,58 +85,58 @@ type v3Resource struct {
 // Parse verifies an API v3 payment notification and returns it as a
 // payment.Notification with Source v3 and ID "v3:"+envelope id. In order:
 //   - the headers Wechatpay-Serial, -Signature, -Timestamp and -Nonce are
-//     required (ErrMalformed), and -Signature-Type, when present, must be
-//     WECHATPAY2-SHA256-RSA2048 (ErrUnsupportedSignType);
-//   - a probe signature (WECHATPAY/SIGNTEST/…) is ErrProbe;
-//   - a timestamp more than V3Window from now() is ErrStaleTimestamp;
-//   - a serial that names no key is ErrUnknownKey;
-//   - the signature over "timestamp\nnonce\nbody\n" must verify (ErrBadSignature);
+//     required (wechatpay.ErrMalformed), and -Signature-Type, when present, must be
+//     WECHATPAY2-SHA256-RSA2048 (wechatpay.ErrUnsupportedSignType);
+//   - a probe signature (WECHATPAY/SIGNTEST/…) is wechatpay.ErrProbe;
+//   - a timestamp more than Window from now() is wechatpay.ErrStaleTimestamp;
+//   - a serial that names no key is wechatpay.ErrUnknownKey;
+//   - the signature over "timestamp\nnonce\nbody\n" must verify (wechatpay.ErrBadSignature);
 //   - the envelope must be JSON with id and resource, algorithm
-//     AEAD_AES_256_GCM and a 12-byte nonce (ErrMalformed);
-//   - the resource must decrypt (ErrDecrypt);
+//     AEAD_AES_256_GCM and a 12-byte nonce (wechatpay.ErrMalformed);
+//   - the resource must decrypt (wechatpay.ErrDecrypt);
 //   - the transaction must hold a valid out_trade_no, appid, mchid and
 //     trade_state, and when trade_state is SUCCESS also transaction_id and
-//     amount.total > 0 (ErrMalformed).
+//     amount.total > 0 (wechatpay.ErrMalformed).
 //
 // ResultCode is SUCCESS when trade_state is SUCCESS, else FAIL, whatever the
 // event_type. Currency defaults to CNY; PaidAt is success_time. ReceivedAt is
 // left for the caller, as for v2.
-func (p *V3NotifyParser) Parse(header http.Header, body []byte) (payment.Notification, error) {
+func (p *NotifyParser) Parse(header http.Header, body []byte) (payment.Notification, error) {
 	var n payment.Notification
-	h, err := readV3Headers(header)
+	h, err := readSignedHeaders(header)
 	if err != nil {
 		return n, err
 	}
-	if strings.HasPrefix(h.signature, V3ProbePrefix) {
-		return n, fmt.Errorf("%w: Wechatpay-Signature %q", ErrProbe, truncate(h.signature, 64))
+	if strings.HasPrefix(h.signature, ProbePrefix) {
+		return n, fmt.Errorf("%w: Wechatpay-Signature %q", wechatpay.ErrProbe, wechatpay.Truncate(h.signature, 64))
 	}
 	ts, err := strconv.ParseInt(h.timestamp, 10, 64)
 	if err != nil {
-		return n, fmt.Errorf("%w: Wechatpay-Timestamp %q", ErrMalformed, truncate(h.timestamp, 32))
+		return n, fmt.Errorf("%w: Wechatpay-Timestamp %q", wechatpay.ErrMalformed, wechatpay.Truncate(h.timestamp, 32))
 	}
 	if d := p.now().Sub(time.Unix(ts, 0)); d > p.window || d < -p.window {
-		return n, fmt.Errorf("%w: Wechatpay-Timestamp %d is %s away", ErrStaleTimestamp, ts, d.Round(time.Second))
+		return n, fmt.Errorf("%w: Wechatpay-Timestamp %d is %s away", wechatpay.ErrStaleTimestamp, ts, d.Round(time.Second))
 	}
 	if !p.keys.Has(h.serial) {
-		return n, fmt.Errorf("%w: Wechatpay-Serial %q", ErrUnknownKey, truncate(h.serial, 64))
+		return n, fmt.Errorf("%w: Wechatpay-Serial %q", wechatpay.ErrUnknownKey, wechatpay.Truncate(h.serial, 64))
 	}
-	msg := V3NotifyMessage(h.timestamp, h.nonce, body)
+	msg := NotifyMessage(h.timestamp, h.nonce, body)
 	if err := p.keys.Verifier().Verify(context.Background(), h.serial, msg, h.signature); err != nil {
-		if !errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrUnknownKey) {
-			err = fmt.Errorf("%w: %v", ErrBadSignature, err)
+		if !errors.Is(err, wechatpay.ErrBadSignature) && !errors.Is(err, wechatpay.ErrUnknownKey) {
+			err = fmt.Errorf("%w: %v", wechatpay.ErrBadSignature, err)
 		}
 		return n, fmt.Errorf("v3 notify: %w", err)
 	}
 
-	var env v3Envelope
+	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return n, fmt.Errorf("%w: v3 notify envelope: %v", ErrMalformed, err)
+		return n, fmt.Errorf("%w: v3 notify envelope: %v", wechatpay.ErrMalformed, err)
 	}
 	plain, err := p.decrypt(env)
 	if err != nil {
 		return n, err
 	}
-	n, err = v3Notification(plain)
+	n, err = transactionNotification(plain)
 	if err != nil {
 		return n, err
 	}
@@ -142,10 +144,10 @@ func (p *V3NotifyParser) Parse(header http.Header, body []byte) (payment.Notific
 	return n, nil
 }
 
-type v3Headers struct{ serial, signature, timestamp, nonce string }
+type signedHeaders struct{ serial, signature, timestamp, nonce string }
 
-func readV3Headers(header http.Header) (v3Headers, error) {
-	var h v3Headers
+func readSignedHeaders(header http.Header) (signedHeaders, error) {
+	var h signedHeaders
 	for _, f := range []struct {
 		name string
 		dst  *string
@@ -157,55 +159,55 @@ func readV3Headers(header http.Header) (v3Headers, error) {
 	} {
 		*f.dst = strings.TrimSpace(header.Get(f.name))
 		if *f.dst == "" {
-			return h, fmt.Errorf("%w: missing header %s", ErrMalformed, f.name)
+			return h, fmt.Errorf("%w: missing header %s", wechatpay.ErrMalformed, f.name)
 		}
 	}
-	if st := strings.TrimSpace(header.Get(headerV3SignatureType)); st != "" && st != V3SignatureType {
-		return h, fmt.Errorf("%w: %s %q", ErrUnsupportedSignType, headerV3SignatureType, truncate(st, 64))
+	if st := strings.TrimSpace(header.Get(headerV3SignatureType)); st != "" && st != SignatureType {
+		return h, fmt.Errorf("%w: %s %q", wechatpay.ErrUnsupportedSignType, headerV3SignatureType, wechatpay.Truncate(st, 64))
 	}
 	return h, nil
 }
 
 // decrypt checks the envelope and opens its resource. The nonce length is
 // checked first: Go's GCM panics on any other length.
-func (p *V3NotifyParser) decrypt(env v3Envelope) ([]byte, error) {
+func (p *NotifyParser) decrypt(env envelope) ([]byte, error) {
 	if env.ID == "" {
-		return nil, fmt.Errorf("%w: v3 notify envelope without id", ErrMalformed)
+		return nil, fmt.Errorf("%w: v3 notify envelope without id", wechatpay.ErrMalformed)
 	}
 	r := env.Resource
 	if r == nil {
-		return nil, fmt.Errorf("%w: v3 notify envelope without resource", ErrMalformed)
+		return nil, fmt.Errorf("%w: v3 notify envelope without resource", wechatpay.ErrMalformed)
 	}
-	if r.Algorithm != V3ResourceAlgorithm {
-		return nil, fmt.Errorf("%w: resource algorithm %q", ErrMalformed, truncate(r.Algorithm, 32))
+	if r.Algorithm != ResourceAlgorithm {
+		return nil, fmt.Errorf("%w: resource algorithm %q", wechatpay.ErrMalformed, wechatpay.Truncate(r.Algorithm, 32))
 	}
 	if len(r.Nonce) != 12 {
-		return nil, fmt.Errorf("%w: resource nonce of %d bytes, want 12", ErrMalformed, len(r.Nonce))
+		return nil, fmt.Errorf("%w: resource nonce of %d bytes, want 12", wechatpay.ErrMalformed, len(r.Nonce))
 	}
 	ct, err := base64.StdEncoding.DecodeString(r.Ciphertext)
 	if err != nil || len(ct) < 16 {
-		return nil, fmt.Errorf("%w: resource ciphertext is not base64 of at least 16 bytes", ErrMalformed)
+		return nil, fmt.Errorf("%w: resource ciphertext is not base64 of at least 16 bytes", wechatpay.ErrMalformed)
 	}
 	plain, err := utils.DecryptAES256GCM(p.apiV3Key, r.AssociatedData, r.Nonce, r.Ciphertext)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
+		return nil, fmt.Errorf("%w: %v", wechatpay.ErrDecrypt, err)
 	}
 	return []byte(plain), nil
 }
 
-// v3Notification maps a decrypted transaction to a notification (without ID).
-func v3Notification(plain []byte) (payment.Notification, error) {
+// transactionNotification maps a decrypted transaction to a notification (without ID).
+func transactionNotification(plain []byte) (payment.Notification, error) {
 	var n payment.Notification
 	tx := new(payments.Transaction) // a pointer: the SDK's known trap is unmarshalling into a value
 	if err := json.Unmarshal(plain, tx); err != nil {
-		return n, fmt.Errorf("%w: v3 transaction: %v", ErrMalformed, err)
+		return n, fmt.Errorf("%w: v3 transaction: %v", wechatpay.ErrMalformed, err)
 	}
-	t, err := v3Trade(tx)
+	t, err := tradeOf(tx)
 	if err != nil {
-		return n, fmt.Errorf("%w: v3 transaction: %v", ErrMalformed, err)
+		return n, fmt.Errorf("%w: v3 transaction: %v", wechatpay.ErrMalformed, err)
 	}
 	if t.AppID == "" || t.MchID == "" {
-		return n, fmt.Errorf("%w: v3 transaction without appid or mchid", ErrMalformed)
+		return n, fmt.Errorf("%w: v3 transaction without appid or mchid", wechatpay.ErrMalformed)
 	}
 	n = payment.Notification{
 		Source:        payment.SourceV3,
@@ -225,9 +227,9 @@ func v3Notification(plain []byte) (payment.Notification, error) {
 	return n, nil
 }
 
-// v3Trade checks and maps an SDK transaction, from a notification or an
-// order query. Its errors are plain; callers wrap ErrMalformed.
-func v3Trade(tx *payments.Transaction) (payment.Trade, error) {
+// tradeOf checks and maps an SDK transaction, from a notification or an
+// order query. Its errors are plain; callers wrap wechatpay.ErrMalformed.
+func tradeOf(tx *payments.Transaction) (payment.Trade, error) {
 	str := func(p *string) string {
 		if p == nil {
 			return ""
@@ -243,7 +245,7 @@ func v3Trade(tx *payments.Transaction) (payment.Trade, error) {
 		TradeStateDesc: str(tx.TradeStateDesc),
 	}
 	if !payment.ValidOutTradeNo(t.OutTradeNo) {
-		return t, fmt.Errorf("invalid out_trade_no %q", truncate(t.OutTradeNo, 40))
+		return t, fmt.Errorf("invalid out_trade_no %q", wechatpay.Truncate(t.OutTradeNo, 40))
 	}
 	if t.TradeState == "" {
 		return t, errors.New("missing trade_state")
@@ -267,7 +269,7 @@ func v3Trade(tx *payments.Transaction) (payment.Trade, error) {
 	if s := str(tx.SuccessTime); s != "" {
 		paid, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			return t, fmt.Errorf("success_time %q", truncate(s, 40))
+			return t, fmt.Errorf("success_time %q", wechatpay.Truncate(s, 40))
 		}
 		t.PaidAt = paid
 	}

@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"bytes"
@@ -11,17 +11,19 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/payflow/payflow/payment"
 )
 
-// maxV2Response bounds the size of an API v2 answer we read.
-const maxV2Response = 1 << 20
+// maxResponse bounds the size of an API v2 answer we read.
+const maxResponse = 1 << 20
 
-// V2Client calls WeChat Pay's API v2 under BaseURL (for example
+// Client calls WeChat Pay's API v2 under BaseURL (for example
 // https://api.mch.weixin.qq.com, or the local simulator). Its zero
 // SignType, HTTP and Nonce fields mean MD5, http.DefaultClient and 32
 // random hex characters.
-type V2Client struct {
+type Client struct {
 	BaseURL, AppID, MchID, APIKey string
 	SignType                      string        // MD5 when empty
 	HTTP                          *http.Client  // http.DefaultClient when nil
@@ -30,22 +32,22 @@ type V2Client struct {
 
 // QueryOrder asks WeChat for the trade of outTradeNo (POST /pay/orderquery).
 // It reads return_code, then verifies the response signature (an error
-// wrapping ErrBadSignature when it does not check out), then the ids and
-// result_code/err_code, and returns the trade. Failures are *APIError
-// values (ErrOrderNotExist matches an unknown trade), plain wrapped network
-// errors, or errors wrapping ErrMalformed/ErrBadSignature; see Retryable.
-func (c *V2Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error) {
+// wrapping wechatpay.ErrBadSignature when it does not check out), then the ids and
+// result_code/err_code, and returns the trade. Failures are *wechatpay.APIError
+// values (wechatpay.ErrOrderNotExist matches an unknown trade), plain wrapped network
+// errors, or errors wrapping wechatpay.ErrMalformed/wechatpay.ErrBadSignature; see wechatpay.Retryable.
+func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error) {
 	const op = "orderquery"
 	if !payment.ValidOutTradeNo(outTradeNo) {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s: invalid out_trade_no %q: %w", op, truncate(outTradeNo, 40), ErrMalformed)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s: invalid out_trade_no %q: %w", op, wechatpay.Truncate(outTradeNo, 40), wechatpay.ErrMalformed)
 	}
 	resp, err := c.call(ctx, op, "/pay/orderquery", map[string]string{"out_trade_no": outTradeNo})
 	if err != nil {
 		return payment.Trade{}, fmt.Errorf("query %s: %w", outTradeNo, err)
 	}
 	if got := resp["out_trade_no"]; got != outTradeNo {
-		return payment.Trade{}, &APIError{Op: op, HTTPStatus: http.StatusOK, Code: codeIDMismatch,
-			Message: fmt.Sprintf("answer is about out_trade_no %q", truncate(got, 40))}
+		return payment.Trade{}, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.CodeIDMismatch,
+			Message: fmt.Sprintf("answer is about out_trade_no %q", wechatpay.Truncate(got, 40))}
 	}
 	t := payment.Trade{
 		OutTradeNo:     outTradeNo,
@@ -57,29 +59,29 @@ func (c *V2Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.T
 		Currency:       resp["fee_type"],
 	}
 	if t.TradeState == "" {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: missing trade_state: %w", op, outTradeNo, ErrMalformed)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: missing trade_state: %w", op, outTradeNo, wechatpay.ErrMalformed)
 	}
 	if t.Currency == "" {
 		t.Currency = payment.DefaultCurrency
 	}
 	if s, ok := resp["total_fee"]; ok || t.TradeState == payment.TradeSuccess {
-		if t.AmountFen, err = parseFen(s); err != nil {
-			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: total_fee: %v: %w", op, outTradeNo, err, ErrMalformed)
+		if t.AmountFen, err = wechatpay.ParseFen(s); err != nil {
+			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: total_fee: %v: %w", op, outTradeNo, err, wechatpay.ErrMalformed)
 		}
 	}
 	if t.TradeState == payment.TradeSuccess && t.TransactionID == "" {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: paid trade without transaction_id: %w", op, outTradeNo, ErrMalformed)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: paid trade without transaction_id: %w", op, outTradeNo, wechatpay.ErrMalformed)
 	}
 	if s := resp["time_end"]; s != "" {
-		if t.PaidAt, err = parseV2Time(s); err != nil {
-			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: time_end: %v: %w", op, outTradeNo, err, ErrMalformed)
+		if t.PaidAt, err = parseTime(s); err != nil {
+			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: time_end: %v: %w", op, outTradeNo, err, wechatpay.ErrMalformed)
 		}
 	}
 	return t, nil
 }
 
 // signType is the client's SignType, MD5 when unset.
-func (c *V2Client) signType() string {
+func (c *Client) signType() string {
 	if c.SignType == "" {
 		return SignTypeMD5
 	}
@@ -87,7 +89,7 @@ func (c *V2Client) signType() string {
 }
 
 // nonce is a fresh nonce_str from the client's Nonce, random when unset.
-func (c *V2Client) nonce() string {
+func (c *Client) nonce() string {
 	if c.Nonce == nil {
 		return randomNonce()
 	}
@@ -96,7 +98,7 @@ func (c *V2Client) nonce() string {
 
 // call sends one signed API v2 request and returns the verified answer of a
 // call that succeeded (return_code and result_code SUCCESS, our ids).
-func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]string) (map[string]string, error) {
+func (c *Client) call(ctx context.Context, op, path string, fields map[string]string) (map[string]string, error) {
 	signType := c.signType()
 	req := map[string]string{
 		"appid":     c.AppID,
@@ -107,13 +109,13 @@ func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]
 	for k, v := range fields {
 		req[k] = v
 	}
-	sign, err := SignV2(req, c.APIKey, signType)
+	sign, err := Sign(req, c.APIKey, signType)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: sign request: %w", op, err)
 	}
 	req["sign"] = sign
 
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(EncodeV2XML(req)))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+path, bytes.NewReader(EncodeXML(req)))
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: %w", op, err)
 	}
@@ -127,51 +129,51 @@ func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]
 		return nil, fmt.Errorf("wechatpay %s: %w", op, err)
 	}
 	defer hresp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxV2Response+1))
+	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponse+1))
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: read answer: %w", op, err)
 	}
 	if hresp.StatusCode != http.StatusOK {
 		s := hresp.StatusCode
-		return nil, &APIError{Op: op, HTTPStatus: s, Code: codeHTTP, Message: http.StatusText(s),
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: s, Code: wechatpay.CodeHTTP, Message: http.StatusText(s),
 			Retryable: s >= 500 || s == http.StatusTooManyRequests || s == http.StatusRequestTimeout}
 	}
-	if len(body) > maxV2Response {
-		return nil, fmt.Errorf("wechatpay %s: answer larger than %d bytes: %w", op, maxV2Response, ErrMalformed)
+	if len(body) > maxResponse {
+		return nil, fmt.Errorf("wechatpay %s: answer larger than %d bytes: %w", op, maxResponse, wechatpay.ErrMalformed)
 	}
-	resp, err := DecodeV2XML(body)
+	resp, err := DecodeXML(body)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: answer: %w", op, err)
 	}
 
 	if rc := resp["return_code"]; rc != "SUCCESS" {
 		msg := resp["return_msg"]
-		code := codeFail
+		code := wechatpay.CodeFail
 		switch {
-		case msg == "签名错误" || strings.Contains(msg, codeSignError):
-			code = codeSignError
-		case retryableCode(msg):
-			code = codeSystemError
+		case msg == "签名错误" || strings.Contains(msg, wechatpay.CodeSignError):
+			code = wechatpay.CodeSignError
+		case wechatpay.RetryableCode(msg):
+			code = wechatpay.CodeSystemError
 		}
-		return nil, &APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: code, Message: truncate(msg, 256), Retryable: code == codeSystemError}
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: code, Message: wechatpay.Truncate(msg, 256), Retryable: code == wechatpay.CodeSystemError}
 	}
-	if err := verifyV2(resp, c.APIKey, signType); err != nil {
-		if !errors.Is(err, ErrBadSignature) {
-			err = fmt.Errorf("%w: %w", ErrBadSignature, err)
+	if err := verify(resp, c.APIKey, signType); err != nil {
+		if !errors.Is(err, wechatpay.ErrBadSignature) {
+			err = fmt.Errorf("%w: %w", wechatpay.ErrBadSignature, err)
 		}
 		return nil, fmt.Errorf("wechatpay %s: answer: %w", op, err)
 	}
 	if resp["appid"] != c.AppID || resp["mch_id"] != c.MchID {
-		return nil, &APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: codeIDMismatch,
-			Message: fmt.Sprintf("answer is for appid %q mch_id %q", truncate(resp["appid"], 40), truncate(resp["mch_id"], 40))}
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: wechatpay.CodeIDMismatch,
+			Message: fmt.Sprintf("answer is for appid %q mch_id %q", wechatpay.Truncate(resp["appid"], 40), wechatpay.Truncate(resp["mch_id"], 40))}
 	}
 	if resp["result_code"] != "SUCCESS" {
 		code := resp["err_code"]
 		if code == "" {
-			code = codeFail
+			code = wechatpay.CodeFail
 		}
-		return nil, &APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: truncate(code, 64),
-			Message: truncate(resp["err_code_des"], 256), Retryable: retryableCode(code)}
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: wechatpay.Truncate(code, 64),
+			Message: wechatpay.Truncate(resp["err_code_des"], 256), Retryable: wechatpay.RetryableCode(code)}
 	}
 	return resp, nil
 }

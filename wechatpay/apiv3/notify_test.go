@@ -1,4 +1,4 @@
-package wechatpay
+package apiv3
 
 import (
 	"crypto/rsa"
@@ -12,23 +12,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/wechatpay"
+
 	"github.com/payflow/payflow/payment"
 )
 
 func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
-func mustV3Keys(t testing.TB, pubs map[string]*rsa.PublicKey, certs ...*x509.Certificate) *V3Keys {
+func mustV3Keys(t testing.TB, pubs map[string]*rsa.PublicKey, certs ...*x509.Certificate) *Keys {
 	t.Helper()
-	k, err := NewV3Keys(pubs, certs)
+	k, err := NewKeys(pubs, certs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
 }
 
-func mustV3Parser(t testing.TB, keys *V3Keys, now time.Time) *V3NotifyParser {
+func mustV3Parser(t testing.TB, keys *Keys, now time.Time) *NotifyParser {
 	t.Helper()
-	p, err := NewV3NotifyParser(v3TestAPIKey, keys, fixedClock(now))
+	p, err := NewNotifyParser(v3TestAPIKey, keys, fixedClock(now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestV3ParseVector(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, serial string
-		keys         *V3Keys
+		keys         *Keys
 	}{
 		{"certificate", v3TestCertSerial, mustV3Keys(t, nil, cert)},
 		{"public key", v3TestPubKeyID, mustV3Keys(t, map[string]*rsa.PublicKey{v3TestPubKeyID: pub})},
@@ -96,7 +98,7 @@ func TestLoadV3Keys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	keys, err := LoadV3Keys("testdata/v3/public_key.pem", v3TestPubKeyID, dir)
+	keys, err := LoadKeys("testdata/v3/public_key.pem", v3TestPubKeyID, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestLoadV3Keys(t *testing.T) {
 		t.Errorf("GetSerial = %q, want the configured public key id", s)
 	}
 
-	certOnly, err := LoadV3Keys("", "", dir)
+	certOnly, err := LoadKeys("", "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestLoadV3Keys(t *testing.T) {
 				d = t.TempDir()
 				tc.setup(d)
 			}
-			_, err := LoadV3Keys(tc.file, tc.id, d)
+			_, err := LoadKeys(tc.file, tc.id, d)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErrSubstring) {
 				t.Errorf("err = %v, want one mentioning %q", err, tc.wantErrSubstring)
 			}
@@ -165,22 +167,22 @@ func TestLoadV3Keys(t *testing.T) {
 func TestNewV3KeysRejects(t *testing.T) {
 	pub := &freshKey(t, 0).PublicKey
 	cert := v3TestCert(t)
-	for name, f := range map[string]func() (*V3Keys, error){
-		"empty":        func() (*V3Keys, error) { return NewV3Keys(nil, nil) },
-		"bad id":       func() (*V3Keys, error) { return NewV3Keys(map[string]*rsa.PublicKey{"F5765756002FDD77": pub}, nil) },
-		"bare prefix":  func() (*V3Keys, error) { return NewV3Keys(map[string]*rsa.PublicKey{V3PublicKeyIDPrefix: pub}, nil) },
-		"nil key":      func() (*V3Keys, error) { return NewV3Keys(map[string]*rsa.PublicKey{v3TestPubKeyID: nil}, nil) },
-		"nil cert":     func() (*V3Keys, error) { return NewV3Keys(nil, []*x509.Certificate{nil}) },
-		"non-RSA cert": func() (*V3Keys, error) { return NewV3Keys(nil, []*x509.Certificate{{PublicKey: "ecdsa"}}) },
-		"two certs, one serial": func() (*V3Keys, error) {
+	for name, f := range map[string]func() (*Keys, error){
+		"empty":        func() (*Keys, error) { return NewKeys(nil, nil) },
+		"bad id":       func() (*Keys, error) { return NewKeys(map[string]*rsa.PublicKey{"F5765756002FDD77": pub}, nil) },
+		"bare prefix":  func() (*Keys, error) { return NewKeys(map[string]*rsa.PublicKey{PublicKeyIDPrefix: pub}, nil) },
+		"nil key":      func() (*Keys, error) { return NewKeys(map[string]*rsa.PublicKey{v3TestPubKeyID: nil}, nil) },
+		"nil cert":     func() (*Keys, error) { return NewKeys(nil, []*x509.Certificate{nil}) },
+		"non-RSA cert": func() (*Keys, error) { return NewKeys(nil, []*x509.Certificate{{PublicKey: "ecdsa"}}) },
+		"two certs, one serial": func() (*Keys, error) {
 			other := *cert
 			other.Raw = append([]byte{}, cert.Raw...)
 			other.Raw[len(other.Raw)-1] ^= 1
-			return NewV3Keys(nil, []*x509.Certificate{cert, &other})
+			return NewKeys(nil, []*x509.Certificate{cert, &other})
 		},
 	} {
 		if k, err := f(); err == nil {
-			t.Errorf("%s: NewV3Keys = %v, want an error", name, k)
+			t.Errorf("%s: NewKeys = %v, want an error", name, k)
 		}
 	}
 }
@@ -216,9 +218,9 @@ func TestV3ParseRejects(t *testing.T) {
 				"id": "EV-1", "create_time": "2024-08-05T17:33:41+08:00", "resource_type": "encrypt-resource",
 				"event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
 			}
-			res := map[string]any{"original_type": "transaction", "algorithm": V3ResourceAlgorithm, "associated_data": "transaction"}
+			res := map[string]any{"original_type": "transaction", "algorithm": ResourceAlgorithm, "associated_data": "transaction"}
 			nonce := "0123456789ab"
-			ct, _ := EncryptV3Resource(v3TestAPIKey, nonce, "transaction", []byte(`{"out_trade_no":"order-0001"}`))
+			ct, _ := EncryptResource(v3TestAPIKey, nonce, "transaction", []byte(`{"out_trade_no":"order-0001"}`))
 			res["nonce"], res["ciphertext"] = nonce, ct
 			env["resource"] = res
 			mutate(env, res)
@@ -236,83 +238,83 @@ func TestV3ParseRejects(t *testing.T) {
 	}{
 		{"wrong key", func() (http.Header, []byte) {
 			return v3SignedHeader(t, freshKey(t, 0), v3TestPubKeyID, now, good), good
-		}, ErrBadSignature},
+		}, wechatpay.ErrBadSignature},
 		{"wrong key under certificate serial", func() (http.Header, []byte) {
 			return v3SignedHeader(t, freshKey(t, 0), v3TestCertSerial, now, good), good
-		}, ErrBadSignature},
+		}, wechatpay.ErrBadSignature},
 		{"unknown serial", func() (http.Header, []byte) {
 			return v3SignedHeader(t, priv, "PUB_KEY_ID_0000000000000024101100397200000007", now, good), good
-		}, ErrUnknownKey},
+		}, wechatpay.ErrUnknownKey},
 		{"unknown certificate serial", func() (http.Header, []byte) {
 			return v3SignedHeader(t, priv, "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", now, good), good
-		}, ErrUnknownKey},
+		}, wechatpay.ErrUnknownKey},
 		{"301 s in the past", func() (http.Header, []byte) {
 			return v3SignedHeader(t, priv, v3TestPubKeyID, now.Add(-301*time.Second), good), good
-		}, ErrStaleTimestamp},
+		}, wechatpay.ErrStaleTimestamp},
 		{"301 s in the future", func() (http.Header, []byte) {
 			return v3SignedHeader(t, priv, v3TestPubKeyID, now.Add(301*time.Second), good), good
-		}, ErrStaleTimestamp},
+		}, wechatpay.ErrStaleTimestamp},
 		{"tampered body", func() (http.Header, []byte) {
 			h, _ := signed(good)
 			return h, []byte(strings.Replace(string(good), "TRANSACTION.SUCCESS", "TRANSACTION.FAILED!", 1))
-		}, ErrBadSignature},
+		}, wechatpay.ErrBadSignature},
 		{"body with a trailing newline", func() (http.Header, []byte) {
 			h, _ := signed(good)
 			return h, append(append([]byte{}, good...), '\n')
-		}, ErrBadSignature},
+		}, wechatpay.ErrBadSignature},
 		{"signature over another timestamp", func() (http.Header, []byte) {
 			h, b := signed(good)
 			h.Set(headerV3Timestamp, fmt.Sprint(now.Unix()+1))
 			return h, b
-		}, ErrBadSignature},
-		{"signature not base64", withHeader(headerV3Signature, "%%%"), ErrBadSignature},
+		}, wechatpay.ErrBadSignature},
+		{"signature not base64", withHeader(headerV3Signature, "%%%"), wechatpay.ErrBadSignature},
 		{"wrong APIv3 key", func() (http.Header, []byte) {
 			return signed(v3NotifyBody(t, "ABCDEFGHIJKLMNOPQRSTUV0123456789", "0123456789ab", v3Tx("order-0001", "SUCCESS", 100)))
-		}, ErrDecrypt},
-		{"tampered associated data", envelope(func(_, res map[string]any) { res["associated_data"] = "refund" }), ErrDecrypt},
-		{"nonce of 11 bytes", envelope(func(_, res map[string]any) { res["nonce"] = "0123456789a" }), ErrMalformed},
-		{"nonce of 13 bytes", envelope(func(_, res map[string]any) { res["nonce"] = "0123456789abc" }), ErrMalformed},
-		{"empty nonce", envelope(func(_, res map[string]any) { delete(res, "nonce") }), ErrMalformed},
-		{"algorithm", envelope(func(_, res map[string]any) { res["algorithm"] = "AEAD_AES_128_GCM" }), ErrMalformed},
-		{"ciphertext not base64", envelope(func(_, res map[string]any) { res["ciphertext"] = "!!" }), ErrMalformed},
-		{"ciphertext too short", envelope(func(_, res map[string]any) { res["ciphertext"] = "AAAA" }), ErrMalformed},
-		{"no id", envelope(func(env, _ map[string]any) { delete(env, "id") }), ErrMalformed},
-		{"no resource", envelope(func(env, _ map[string]any) { delete(env, "resource") }), ErrMalformed},
-		{"resource is a string", envelope(func(env, _ map[string]any) { env["resource"] = "x" }), ErrMalformed},
-		{"probe", withHeader(headerV3Signature, "WECHATPAY/SIGNTEST/Ys8VCl+jUPLx3OMCnMJ5ULVuqoSr5ojwPDqUB9jNbIqnkzWM6P1Pq8G1a7A+xqHK"), ErrProbe},
-		{"missing serial", withHeader(headerV3Serial, ""), ErrMalformed},
-		{"missing signature", withHeader(headerV3Signature, ""), ErrMalformed},
-		{"missing timestamp", withHeader(headerV3Timestamp, ""), ErrMalformed},
-		{"missing nonce", withHeader(headerV3Nonce, ""), ErrMalformed},
-		{"timestamp not a number", withHeader(headerV3Timestamp, "1722850421.5"), ErrMalformed},
-		{"signature type", withHeader(headerV3SignatureType, "WECHATPAY2-SM2-WITH-SM3"), ErrUnsupportedSignType},
-		{"malformed JSON", func() (http.Header, []byte) { return signed([]byte(`{"id":"EV-1","resource":`)) }, ErrMalformed},
-		{"empty body", func() (http.Header, []byte) { return signed(nil) }, ErrMalformed},
+		}, wechatpay.ErrDecrypt},
+		{"tampered associated data", envelope(func(_, res map[string]any) { res["associated_data"] = "refund" }), wechatpay.ErrDecrypt},
+		{"nonce of 11 bytes", envelope(func(_, res map[string]any) { res["nonce"] = "0123456789a" }), wechatpay.ErrMalformed},
+		{"nonce of 13 bytes", envelope(func(_, res map[string]any) { res["nonce"] = "0123456789abc" }), wechatpay.ErrMalformed},
+		{"empty nonce", envelope(func(_, res map[string]any) { delete(res, "nonce") }), wechatpay.ErrMalformed},
+		{"algorithm", envelope(func(_, res map[string]any) { res["algorithm"] = "AEAD_AES_128_GCM" }), wechatpay.ErrMalformed},
+		{"ciphertext not base64", envelope(func(_, res map[string]any) { res["ciphertext"] = "!!" }), wechatpay.ErrMalformed},
+		{"ciphertext too short", envelope(func(_, res map[string]any) { res["ciphertext"] = "AAAA" }), wechatpay.ErrMalformed},
+		{"no id", envelope(func(env, _ map[string]any) { delete(env, "id") }), wechatpay.ErrMalformed},
+		{"no resource", envelope(func(env, _ map[string]any) { delete(env, "resource") }), wechatpay.ErrMalformed},
+		{"resource is a string", envelope(func(env, _ map[string]any) { env["resource"] = "x" }), wechatpay.ErrMalformed},
+		{"probe", withHeader(headerV3Signature, "WECHATPAY/SIGNTEST/Ys8VCl+jUPLx3OMCnMJ5ULVuqoSr5ojwPDqUB9jNbIqnkzWM6P1Pq8G1a7A+xqHK"), wechatpay.ErrProbe},
+		{"missing serial", withHeader(headerV3Serial, ""), wechatpay.ErrMalformed},
+		{"missing signature", withHeader(headerV3Signature, ""), wechatpay.ErrMalformed},
+		{"missing timestamp", withHeader(headerV3Timestamp, ""), wechatpay.ErrMalformed},
+		{"missing nonce", withHeader(headerV3Nonce, ""), wechatpay.ErrMalformed},
+		{"timestamp not a number", withHeader(headerV3Timestamp, "1722850421.5"), wechatpay.ErrMalformed},
+		{"signature type", withHeader(headerV3SignatureType, "WECHATPAY2-SM2-WITH-SM3"), wechatpay.ErrUnsupportedSignType},
+		{"malformed JSON", func() (http.Header, []byte) { return signed([]byte(`{"id":"EV-1","resource":`)) }, wechatpay.ErrMalformed},
+		{"empty body", func() (http.Header, []byte) { return signed(nil) }, wechatpay.ErrMalformed},
 		{"plaintext not JSON", func() (http.Header, []byte) {
-			ct, _ := EncryptV3Resource(v3TestAPIKey, "0123456789ab", "transaction", []byte("not json"))
+			ct, _ := EncryptResource(v3TestAPIKey, "0123456789ab", "transaction", []byte("not json"))
 			return envelope(func(_, res map[string]any) { res["ciphertext"] = ct })()
-		}, ErrMalformed},
-		{"plaintext without out_trade_no", envelope(func(_, _ map[string]any) {}), ErrMalformed},
-		{"bad out_trade_no", withTx(v3Tx("bad no!", "SUCCESS", 100)), ErrMalformed},
-		{"no trade_state", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "trade_state"); return tx }()), ErrMalformed},
+		}, wechatpay.ErrMalformed},
+		{"plaintext without out_trade_no", envelope(func(_, _ map[string]any) {}), wechatpay.ErrMalformed},
+		{"bad out_trade_no", withTx(v3Tx("bad no!", "SUCCESS", 100)), wechatpay.ErrMalformed},
+		{"no trade_state", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "trade_state"); return tx }()), wechatpay.ErrMalformed},
 		{"paid without transaction_id", withTx(func() map[string]any {
 			tx := v3Tx("order-0001", "SUCCESS", 100)
 			delete(tx, "transaction_id")
 			return tx
-		}()), ErrMalformed},
-		{"paid without amount", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "amount"); return tx }()), ErrMalformed},
-		{"negative amount", withTx(v3Tx("order-0001", "NOTPAY", -1)), ErrMalformed},
+		}()), wechatpay.ErrMalformed},
+		{"paid without amount", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "amount"); return tx }()), wechatpay.ErrMalformed},
+		{"negative amount", withTx(v3Tx("order-0001", "NOTPAY", -1)), wechatpay.ErrMalformed},
 		{"amount as string", withTx(func() map[string]any {
 			tx := v3Tx("order-0001", "SUCCESS", 100)
 			tx["amount"] = map[string]any{"total": "100"}
 			return tx
-		}()), ErrMalformed},
+		}()), wechatpay.ErrMalformed},
 		{"bad success_time", withTx(func() map[string]any {
 			tx := v3Tx("order-0001", "SUCCESS", 100)
 			tx["success_time"] = "20240805173341"
 			return tx
-		}()), ErrMalformed},
-		{"no mchid", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "mchid"); return tx }()), ErrMalformed},
+		}()), wechatpay.ErrMalformed},
+		{"no mchid", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "mchid"); return tx }()), wechatpay.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, body := tc.req()
@@ -336,7 +338,7 @@ func TestV3ParseWindowEdges(t *testing.T) {
 	now := time.Unix(1722850421, 0)
 	p := mustV3Parser(t, keys, now)
 	body := v3NotifyBody(t, v3TestAPIKey, "0123456789ab", v3Tx("order-0001", "SUCCESS", 100))
-	for _, d := range []time.Duration{-V3Window, V3Window} {
+	for _, d := range []time.Duration{-Window, Window} {
 		if _, err := p.Parse(v3SignedHeader(t, v3TestKey(t), v3TestCertSerial, now.Add(d), body), body); err != nil {
 			t.Errorf("%v away: %v", d, err)
 		}
@@ -379,8 +381,8 @@ func TestV3ParseRotation(t *testing.T) {
 		{"old public key", oldKey, oldID, nil},
 		{"new public key", newKey, newID, nil},
 		{"certificate", v3TestKey(t), v3TestCertSerial, nil},
-		{"old key under the new id", oldKey, newID, ErrBadSignature},
-		{"unconfigured id", freshKey(t, 2), "PUB_KEY_ID_0000000000000026010100397200000003", ErrUnknownKey},
+		{"old key under the new id", oldKey, newID, wechatpay.ErrBadSignature},
+		{"unconfigured id", freshKey(t, 2), "PUB_KEY_ID_0000000000000026010100397200000003", wechatpay.ErrUnknownKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.Parse(v3SignedHeader(t, tc.priv, tc.serial, now, body), body)
@@ -397,16 +399,16 @@ func TestV3ParseRotation(t *testing.T) {
 func TestNewV3NotifyParser(t *testing.T) {
 	keys := mustV3Keys(t, nil, v3TestCert(t))
 	for _, key := range []string{"", "testMchAPIv3Key0", v3TestAPIKey + "X"} {
-		if _, err := NewV3NotifyParser(key, keys, nil); err == nil {
+		if _, err := NewNotifyParser(key, keys, nil); err == nil {
 			t.Errorf("key of %d bytes accepted", len(key))
 		} else if key != "" && strings.Contains(err.Error(), key) {
 			t.Error("error shows the key")
 		}
 	}
-	if _, err := NewV3NotifyParser(v3TestAPIKey, nil, nil); err == nil {
+	if _, err := NewNotifyParser(v3TestAPIKey, nil, nil); err == nil {
 		t.Error("nil keys accepted")
 	}
-	p, err := NewV3NotifyParser(v3TestAPIKey, keys, nil)
+	p, err := NewNotifyParser(v3TestAPIKey, keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
