@@ -167,6 +167,7 @@ func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, err
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
 	order.Notifications = []payment.NotificationRecord{} // none yet; [] like GetOrder, never null
+	order.Refunds = []payment.Refund{}
 	if err := tx.Commit(ctx); err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
@@ -210,6 +211,10 @@ func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order,
 		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
 	}
 	order.Notifications, err = orderNotifications(ctx, tx, outTradeNo)
+	if err != nil {
+		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
+	}
+	order.Refunds, err = orderRefunds(ctx, tx, outTradeNo)
 	if err != nil {
 		return payment.Order{}, fmt.Errorf("get order %s: %w", outTradeNo, err)
 	}
@@ -319,7 +324,7 @@ func markPaid(ctx context.Context, tx pgx.Tx, p MarkPaidParams) error {
 	}
 	_, err = tx.Exec(ctx, `
 		UPDATE orders
-		SET status = $2, transaction_id = $3, paid_at = coalesce($4, now()), updated_at = now()
+		SET status = $2, transaction_id = $3, paid_at = coalesce($4, now()), paid_fen = amount_fen, updated_at = now()
 		WHERE out_trade_no = $1`,
 		p.OutTradeNo, payment.StatusPaid, p.TransactionID, nullTime(p.PaidAt))
 	if err != nil {
@@ -428,7 +433,7 @@ func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, 
 const (
 	orderBaseColumns = `orders.out_trade_no, orders.amount_fen, orders.currency, orders.description, orders.status,
 	coalesce(orders.transaction_id, ''), orders.paid_at, orders.created_at, orders.updated_at,
-	orders.expires_at, orders.trade_type, orders.openid`
+	orders.expires_at, orders.trade_type, orders.openid, coalesce(orders.paid_fen, 0), orders.refunded_fen`
 	orderColumns       = orderBaseColumns + `, NULL::jsonb`
 	orderPrepayColumns = orderBaseColumns + `, prepays.result`
 )
@@ -440,7 +445,7 @@ func scanOrder(row pgx.Row) (payment.Order, error) {
 	)
 	err := row.Scan(&o.OutTradeNo, &o.AmountFen, &o.Currency, &o.Description, &o.Status,
 		&o.TransactionID, &o.PaidAt, &o.CreatedAt, &o.UpdatedAt,
-		&o.ExpiresAt, &o.TradeType, &o.OpenID, &prepay)
+		&o.ExpiresAt, &o.TradeType, &o.OpenID, &o.PaidFen, &o.RefundedFen, &prepay)
 	if err != nil {
 		return payment.Order{}, err
 	}
