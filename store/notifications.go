@@ -22,7 +22,14 @@ const (
 // AuditNotification keeps a verified notification that Temporal holds. A
 // repeat (same id) only counts the delivery.
 func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome string) error {
-	return s.insertNotification(ctx, n, outcome, "")
+	return s.insertNotification(ctx, n, outcome, "", false)
+}
+
+// AuditExamined keeps a verified notification that needs no workflow and
+// is examined by being received: a late copy of the payment an order is
+// PAID by, or an event of a kind that changes nothing.
+func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outcome string) error {
+	return s.insertNotification(ctx, n, outcome, "", true)
 }
 
 // EnqueueNotification commits a verified notification that Temporal could
@@ -30,10 +37,10 @@ func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, o
 // notification already kept (Temporal got an earlier copy, or it is already
 // queued) is only counted.
 func (s *Store) EnqueueNotification(ctx context.Context, n payment.Notification) error {
-	return s.insertNotification(ctx, n, "inbox", inboxPending)
+	return s.insertNotification(ctx, n, "inbox", inboxPending, false)
 }
 
-func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string) error {
+func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string, examined bool) error {
 	if n.ID == "" {
 		return errors.New("keep notification: empty id")
 	}
@@ -42,14 +49,49 @@ func (s *Store) insertNotification(ctx context.Context, n payment.Notification, 
 		return fmt.Errorf("keep notification %s: %w", n.ID, err)
 	}
 	_, err = s.pool.Exec(ctx, `
-		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''))
+		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state,
+			kind, event_type, examined_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''), $10, nullif($11, ''), CASE WHEN $12 THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET
 			received_count = notifications.received_count + 1,
-			last_received_at = EXCLUDED.received_at`,
-		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState)
+			last_received_at = EXCLUDED.received_at,
+			examined_at = coalesce(notifications.examined_at, EXCLUDED.examined_at)`,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState,
+		string(n.Kind), n.EventType, examined)
 	if err != nil {
 		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// MarkExamined records that the order's workflow examined these
+// notifications. The workflow may get there before the api has written a
+// notification's audit row (it writes it once Temporal holds the
+// notification), so a missing row is inserted, with no delivery counted;
+// the api's own write then only counts the delivery.
+func (s *Store) MarkExamined(ctx context.Context, ns []payment.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, n := range ns {
+		if n.ID == "" {
+			continue
+		}
+		content, err := json.Marshal(n)
+		if err != nil {
+			return fmt.Errorf("mark examined %s: %w", n.ID, err)
+		}
+		b.Queue(`
+			INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at,
+				received_count, kind, event_type, examined_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'recorded', coalesce($7, now()), 0, $8, nullif($9, ''), now())
+			ON CONFLICT (id) DO UPDATE SET examined_at = coalesce(notifications.examined_at, now())`,
+			n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, nullTime(n.ReceivedAt),
+			string(n.Kind), n.EventType)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("mark examined: %w", err)
 	}
 	return nil
 }
