@@ -31,6 +31,8 @@ const (
 	ReconciliationFoundName    = "payflow_reconciliation_found_total"
 	TemporalMetricsErrorsName  = "payflow_temporal_metrics_errors_total"
 	WeChatFaultsName           = "payflow_wechat_faults_total"
+	InboxParkedName            = "payflow_inbox_parked"
+	InboxRelayedName           = "payflow_inbox_relayed_total"
 )
 
 // Names lists every metric name this package defines (histograms by their
@@ -41,6 +43,7 @@ func Names() []string {
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
 		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
+		InboxParkedName, InboxRelayedName,
 	}
 }
 
@@ -77,6 +80,8 @@ type Metrics struct {
 	failures       *prometheus.CounterVec
 	reconciliation prometheus.Counter
 	wechatFaults   *prometheus.CounterVec
+	inboxParked    prometheus.Gauge
+	inboxRelayed   *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -131,6 +136,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: WeChatFaultsName,
 			Help: "WeChat Pay calls that got no trustworthy answer (the wire, 5xx, 429, an unsigned answer, our keys or clock), by call and kind; retried, never decided on.",
 		}, []string{"call", "kind"}),
+		inboxParked: f.NewGauge(prometheus.GaugeOpts{
+			Name: InboxParkedName,
+			Help: "Inbox rows parked after too many failed deliveries: acknowledged notifications waiting for an operator to re-drive them.",
+		}),
+		inboxRelayed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: InboxRelayedName,
+			Help: "Inbox rows the relay handled, by result (delivered, failed: tried again later, parked).",
+		}, []string{"result"}),
 	}
 	for _, v := range versions {
 		m.received.WithLabelValues(v)
@@ -144,6 +157,9 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, s := range statuses {
 		m.ordersFinal.WithLabelValues(s)
+	}
+	for _, r := range []string{"delivered", "failed", "parked"} {
+		m.inboxRelayed.WithLabelValues(r)
 	}
 	for _, c := range wechatCalls {
 		for _, k := range wechatFaults {
@@ -211,6 +227,24 @@ func (m *Metrics) WeChatFault(call, kind string) {
 		return
 	}
 	m.wechatFaults.WithLabelValues(call, kind).Inc()
+}
+
+// InboxParked sets the number of parked inbox rows.
+func (m *Metrics) InboxParked(n int) {
+	if m == nil {
+		return
+	}
+	m.inboxParked.Set(float64(n))
+}
+
+// InboxRelayed counts a relay batch's results.
+func (m *Metrics) InboxRelayed(delivered, failed, parked int) {
+	if m == nil {
+		return
+	}
+	m.inboxRelayed.WithLabelValues("delivered").Add(float64(delivered))
+	m.inboxRelayed.WithLabelValues("failed").Add(float64(failed))
+	m.inboxRelayed.WithLabelValues("parked").Add(float64(parked))
 }
 
 // ActivityAttempt counts one execution of an activity, and a failure when

@@ -39,7 +39,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}
-	if err := EnsureReconcileSchedule(ctx, c, cfg, logger); err != nil {
+	if err := EnsureSafetyNetSchedule(ctx, c, cfg, logger); err != nil {
 		return err
 	}
 
@@ -48,14 +48,14 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Interceptors:      []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(tel.Metrics)},
 	})
 	w.RegisterWorkflow(workflows.PaymentWorkflow)
-	w.RegisterWorkflow(workflows.ReconcileWorkflow)
+	w.RegisterWorkflow(workflows.SafetyNetWorkflow)
 	gw := &gateway.Gateway{Temporal: c, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics}
 	w.RegisterActivity(&activities.Activities{
 		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
 		Metrics:  tel.Metrics,
 		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout},
 	})
-	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
+	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Handoff:  &handoff.Handoff{Gateway: gw, Store: st, Logger: logger},
 		Inbox:    st,
 		Interval: time.Second,
+		Metrics:  tel.Metrics,
 		Logger:   logger,
 	}
 	relayDone := make(chan struct{})
