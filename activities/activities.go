@@ -24,6 +24,7 @@ type Orders interface {
 	MarkPaid(ctx context.Context, p store.MarkPaidParams) (store.PaidOutcome, error)
 	MarkReview(ctx context.Context, p store.MarkReviewParams) (store.ReviewOutcome, error)
 	MarkExamined(ctx context.Context, ns []payment.Notification) error
+	ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error)
 	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
 	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
 	MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (store.ClosedOutcome, error)

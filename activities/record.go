@@ -2,11 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
+	"go.temporal.io/sdk/temporal"
 )
 
 // MarkPaidInput is a payment confirmed by WeChat's order query and verified
@@ -167,3 +169,44 @@ func (a *Activities) RecordNotification(ctx context.Context, in RecordNotificati
 // OutcomeUnknownOrder is the audit outcome of a notification for an order
 // we do not have.
 const OutcomeUnknownOrder = "unknown_order"
+
+// Error types of a resolution the database refused.
+const (
+	ErrTypeNotInReview   = "NotInReview"
+	ErrTypeNoTransaction = "NoTransaction"
+)
+
+// ResolveReviewInput is an operator's decision about an order in REVIEW.
+type ResolveReviewInput struct {
+	OutTradeNo string         `json:"out_trade_no"`
+	To         payment.Status `json:"to"` // PAID or CLOSED
+	Remarks    string         `json:"remarks"`
+	Key        string         `json:"key"`
+}
+
+// ResolveReviewResult is the order's status afterwards.
+type ResolveReviewResult struct {
+	Changed bool           `json:"changed"`
+	Status  payment.Status `json:"status"`
+}
+
+// ResolveReview moves an order out of REVIEW as an operator decided, with
+// its log row; counted like any change to a final status.
+func (a *Activities) ResolveReview(ctx context.Context, in ResolveReviewInput) (ResolveReviewResult, error) {
+	changed, status, err := a.Orders.ResolveReview(ctx, in.OutTradeNo, in.To, in.Remarks, in.Key)
+	switch {
+	case errors.Is(err, store.ErrNotInReview):
+		return ResolveReviewResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("order %s is %s, not in REVIEW", in.OutTradeNo, status), ErrTypeNotInReview, err)
+	case errors.Is(err, store.ErrNoTransaction):
+		return ResolveReviewResult{}, temporal.NewNonRetryableApplicationError(
+			"order "+in.OutTradeNo+" has no transaction: nothing was paid that could be accepted", ErrTypeNoTransaction, err)
+	}
+	if err := storeError("resolve", in.OutTradeNo, err); err != nil {
+		return ResolveReviewResult{}, err
+	}
+	if changed {
+		a.Metrics.OrderFinal(string(status))
+	}
+	return ResolveReviewResult{Changed: changed, Status: status}, nil
+}

@@ -7,11 +7,9 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
-	"github.com/payflow/payflow/workflows"
 )
 
 // updateTimeout bounds how long a request waits for its order's workflow
@@ -57,11 +55,11 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
 	defer cancel()
 	res, err := s.Gateway.Close(ctx, o)
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &appErr) && (appErr.Type() == workflows.ErrTypeAlreadyPaid || appErr.Type() == workflows.ErrTypeInReview):
-		writeError(w, http.StatusConflict, appErr.Message())
+	if status, msg, ok := updateError(err); ok {
+		writeError(w, status, msg)
 		return
+	}
+	switch {
 	case err != nil:
 		s.Logger.Error("close", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the close did not finish in time; retry")
@@ -115,4 +113,9 @@ func (s *Server) loadOrder(w http.ResponseWriter, r *http.Request) (payment.Orde
 		return payment.Order{}, false
 	}
 	return o, true
+}
+
+// contextWithTimeout bounds a request's wait for its order's workflow.
+func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
 }

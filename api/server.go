@@ -26,6 +26,8 @@ import (
 type Orders interface {
 	CreateOrder(ctx context.Context, o store.NewOrder) (payment.Order, error)
 	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	InboxRows(ctx context.Context, state string, limit int) ([]store.InboxRow, error)
+	RedriveInbox(ctx context.Context, id string) error
 	Ping(ctx context.Context) error
 }
 
@@ -65,6 +67,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/orders/{out_trade_no}", s.getOrder).Methods(http.MethodGet)
 	r.HandleFunc("/orders/{out_trade_no}/close", s.closeOrder).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{out_trade_no}/sync", s.syncOrder).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}/resolve", s.resolveOrder).Methods(http.MethodPost)
+	r.HandleFunc("/inbox", s.inboxRows).Methods(http.MethodGet)
+	r.HandleFunc("/inbox/{id}/redrive", s.redriveInbox).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	if s.MetricsHandler != nil {

@@ -80,7 +80,10 @@ func (p *flow) refundHandler(workflow.Context, RefundRequest) (RefundResult, err
 	return RefundResult{}, errRefundsUnavailable
 }
 
-// resolveHandler settles an order in REVIEW.
-func (p *flow) resolveHandler(workflow.Context, ResolveRequest) (ResolveResult, error) {
+
+
+// resolveByRefund settles an order in REVIEW by refunding what is left of
+// its payment.
+func (p *flow) resolveByRefund(workflow.Context, ResolveRequest, string) (ResolveResult, error) {
 	return ResolveResult{}, errRefundsUnavailable
 }
