@@ -58,7 +58,9 @@ func TestInboxDeliveredOnce(t *testing.T) {
 
 	// A failing delivery (Temporal still down) keeps the rows pending and
 	// counts nothing against them.
-	down := func(payment.Notification) Delivery { return Delivery{Err: errors.New("temporal unavailable"), Paused: true} }
+	down := func(payment.Notification) Delivery {
+		return Delivery{Err: errors.New("temporal unavailable"), Paused: true}
+	}
 	res, err := s.ClaimInbox(ctx, 50, down)
 	if res.Delivered != 0 || !res.Paused || err != nil {
 		t.Fatalf("failing claim = %+v, %v", res, err)

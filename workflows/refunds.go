@@ -80,8 +80,6 @@ func (p *flow) refundHandler(workflow.Context, RefundRequest) (RefundResult, err
 	return RefundResult{}, errRefundsUnavailable
 }
 
-
-
 // resolveByRefund settles an order in REVIEW by refunding what is left of
 // its payment.
 func (p *flow) resolveByRefund(workflow.Context, ResolveRequest, string) (ResolveResult, error) {
