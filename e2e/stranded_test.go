@@ -62,6 +62,9 @@ func holdAndKill(t *testing.T, d *deployment, no string, send func(), how string
 		}
 	}()
 	send()
+	// The safety net leaves alone what is younger than RECONCILE_GRACE
+	// (2 s in these tests): the run may still be taking it.
+	time.Sleep(3 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
@@ -109,6 +112,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 			t.Fatalf("before the safety net: %s, examined %v", o.Status, examinedAll(o))
 		}
 		id := d.getOrder(t, no).Notifications[0].ID
+		t.Logf("stranded notification %s of %s at %s", id, no, time.Now().Format(time.RFC3339Nano))
 		res := runSafetyNet(t)
 		if !contains(res.Handed["notifications"], id) {
 			t.Fatalf("safety net handed %v, not the stranded notification %s", res.Handed, id)
@@ -151,7 +155,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 		// query will not confirm: a new run takes it, and is terminated.
 		params := map[string]string{"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": appID, "mch_id": mchID,
 			"nonce_str": "stranded", "out_trade_no": no, "transaction_id": "4200000000000000000000000001", "total_fee": "730",
-			"time_end": "20261126120000"}
+			"time_end": "20261126120000", "sign_type": apiv2.SignTypeHMACSHA256}
 		params["sign"], _ = apiv2.Sign(params, apiKey, apiv2.SignTypeHMACSHA256)
 		holdAndKill(t, d, no, func() {
 			if code, body := d.postXML(t, params); code != http.StatusOK {

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/payflow/payflow/payment"
+)
+
+// The safety net's pages: acknowledged notifications not examined, oldest
+// first, after a cursor; PENDING orders by out_trade_no after a cursor.
+func TestSafetyNetPages(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "NET0000001")
+	var ids []string
+	for i := range 5 {
+		n := payment.Notification{ID: fmt.Sprintf("v2:net%d", i), Source: payment.SourceV2, OutTradeNo: "NET0000001",
+			TransactionID: "tx", AmountFen: 1, ReceivedAt: time.Now().Add(time.Duration(i-10) * time.Second)}
+		if err := s.AuditNotification(ctx, n, "recorded"); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, n.ID)
+	}
+	// One examined, one pending in the inbox (the relay's), one of another kind.
+	if err := s.MarkExamined(ctx, []payment.Notification{{ID: ids[1], OutTradeNo: "NET0000001"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnqueueNotification(ctx, payment.Notification{ID: "v2:queued", OutTradeNo: "NET0000001", ReceivedAt: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AuditNotification(ctx, payment.Notification{ID: "v3:other", Kind: payment.KindOther, ReceivedAt: time.Now().Add(-time.Minute)}, "ignored"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	cur := NotificationCursor{}
+	for {
+		page, next, err := s.UnexaminedNotifications(ctx, time.Now(), cur, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range page {
+			got = append(got, n.ID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		cur = next
+	}
+	want := []string{ids[0], ids[2], ids[3], ids[4]}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("unexamined pages = %v, want %v", got, want)
+	}
+	if page, _, _ := s.UnexaminedNotifications(ctx, time.Now().Add(-time.Hour), NotificationCursor{}, 10); len(page) != 0 {
+		t.Fatalf("grace ignored: %v", page)
+	}
+
+	for i := range 5 {
+		createOrder(t, s, fmt.Sprintf("NETPEND%03d", i))
+	}
+	var orders []string
+	after := ""
+	for {
+		page, err := s.PendingOrdersAfter(ctx, time.Now().Add(time.Minute), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orders = append(orders, page...)
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if len(orders) != 6 || orders[0] != "NET0000001" || orders[5] != "NETPEND004" {
+		t.Fatalf("pending pages = %v", orders)
+	}
+}
