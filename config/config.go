@@ -3,39 +3,76 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Secret holds a key or other confidential value. Its String and
-// MarshalText forms are masked, so a Secret printed by accident (slog,
-// fmt, JSON) never shows its value; Reveal is the one way to read it.
-type Secret struct{ v string }
+// Secret holds a key, token or other confidential value. Every printed
+// form of it is masked: fmt under any verb (%v, %+v, %#v, %s, %q, %x...),
+// log/slog (LogValue), JSON and text encodings (MarshalText). The value
+// sits behind a pointer, so even a Secret in an unexported struct field,
+// which fmt prints by reflection without calling its methods, shows an
+// address rather than the value. Reveal is the one way to read it.
+type Secret struct{ v *string }
 
 // NewSecret wraps s.
-func NewSecret(s string) Secret { return Secret{v: s} }
+func NewSecret(s string) Secret { return Secret{v: &s} }
 
-// Reveal returns the secret value, for the code that signs or decrypts.
-func (s Secret) Reveal() string { return s.v }
-
-// Set reports whether a value is present.
-func (s Secret) Set() bool { return s.v != "" }
-
-func (s Secret) String() string {
-	if s.v == "" {
+// Reveal returns the secret value, for the code that signs, decrypts or
+// compares.
+func (s Secret) Reveal() string {
+	if s.v == nil {
 		return ""
 	}
-	return "[redacted]"
+	return *s.v
+}
+
+// Set reports whether a value is present.
+func (s Secret) Set() bool { return s.Reveal() != "" }
+
+// redacted is what every printed form of a set Secret shows.
+const redacted = "[redacted]"
+
+// String is the masked form: "[redacted]", or "" when no value is set.
+func (s Secret) String() string {
+	if !s.Set() {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v masked too.
+func (s Secret) GoString() string { return "config.Secret(" + strconv.Quote(s.String()) + ")" }
+
+// Format masks the secret under every fmt verb, flags and width included.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
 }
 
 // MarshalText keeps secrets out of JSON and text encodings.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// LogValue keeps secrets out of log/slog output.
-func (s Secret) LogValue() string { return s.String() }
+// LogValue keeps secrets out of log/slog output (slog.LogValuer).
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+var (
+	_ fmt.Formatter          = Secret{}
+	_ fmt.Stringer           = Secret{}
+	_ fmt.GoStringer         = Secret{}
+	_ slog.LogValuer         = Secret{}
+	_ encoding.TextMarshaler = Secret{}
+)
 
 // Config is every setting of the api and the worker.
 type Config struct {
