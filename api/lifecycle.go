@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/gorilla/mux"
 	"go.temporal.io/api/enums/v1"
@@ -16,10 +15,6 @@ import (
 	"github.com/payflow/payflow/store"
 	"github.com/payflow/payflow/workflows"
 )
-
-// updateTimeout bounds how long a request waits for its order's workflow
-// (prepay at WeChat, close at WeChat).
-const updateTimeout = 15 * time.Second
 
 // lifecycleStart is how the workflow owning a stored order is started:
 // a new run, or the one already running (USE_EXISTING).
@@ -48,9 +43,10 @@ func (s *Server) startLifecycle(ctx context.Context, o payment.Order) error {
 	return nil
 }
 
-// update runs a workflow update and waits for its result.
+// update runs a workflow update and waits for its result, at most
+// UpdateTimeout (less when the request's own deadline comes first).
 func (s *Server) update(ctx context.Context, outTradeNo, name string, result any) error {
-	ctx, cancel := context.WithTimeout(ctx, updateTimeout)
+	ctx, cancel := context.WithTimeout(ctx, UpdateTimeout)
 	defer cancel()
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.WorkflowID(outTradeNo), UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted,
