@@ -78,6 +78,10 @@ func (s *Server) prepay(w http.ResponseWriter, r *http.Request, o *payment.Order
 // closeOrder is POST /orders/{out_trade_no}/close: the merchant cancels an
 // unpaid order, at WeChat too. Closing a CLOSED order answers it again.
 func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	o, ok := s.loadOrder(w, r)
 	if !ok {
 		return
@@ -117,6 +121,10 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 // syncOrder is POST /orders/{out_trade_no}/sync: ask WeChat about the
 // order now (an operator who knows the user paid).
 func (s *Server) syncOrder(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	o, ok := s.loadOrder(w, r)
 	if !ok {
 		return
