@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 )
 
@@ -22,10 +23,11 @@ const maxV2Response = 1 << 20
 // SignType, HTTP and Nonce fields mean MD5, http.DefaultClient and 32
 // random hex characters.
 type V2Client struct {
-	BaseURL, AppID, MchID, APIKey string
-	SignType                      string        // MD5 when empty
-	HTTP                          *http.Client  // http.DefaultClient when nil
-	Nonce                         func() string // random 32 hex chars when nil
+	BaseURL, AppID, MchID string
+	APIKey                config.Secret // the API v2 key: masked whenever the client is printed
+	SignType              string        // MD5 when empty
+	HTTP                  *http.Client  // http.DefaultClient when nil
+	Nonce                 func() string // random 32 hex chars when nil
 }
 
 // QueryOrder asks WeChat for the trade of outTradeNo (POST /pay/orderquery).
@@ -107,7 +109,7 @@ func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]
 	for k, v := range fields {
 		req[k] = v
 	}
-	sign, err := SignV2(req, c.APIKey, signType)
+	sign, err := SignV2(req, c.APIKey.Reveal(), signType)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: sign request: %w", op, err)
 	}
@@ -155,7 +157,7 @@ func (c *V2Client) call(ctx context.Context, op, path string, fields map[string]
 		}
 		return nil, &APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: code, Message: truncate(msg, 256), Retryable: code == codeSystemError}
 	}
-	if err := verifyV2(resp, c.APIKey, signType); err != nil {
+	if err := verifyV2(resp, c.APIKey.Reveal(), signType); err != nil {
 		if !errors.Is(err, ErrBadSignature) {
 			err = fmt.Errorf("%w: %w", ErrBadSignature, err)
 		}

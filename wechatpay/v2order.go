@@ -98,7 +98,7 @@ func (c *V2Client) jsapiParams(prepayID string, now time.Time) (*payment.JSAPIPa
 		Package:   "prepay_id=" + prepayID,
 		SignType:  signType,
 	}
-	sign, err := SignV2(jsapiV2Fields(*p), c.APIKey, signType)
+	sign, err := SignV2(jsapiV2Fields(*p), c.APIKey.Reveal(), signType)
 	if err != nil {
 		return nil, fmt.Errorf("sign JSAPI parameters: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 )
 
@@ -78,7 +79,7 @@ func newV2OrderTest(t *testing.T, signType string, answer func(path string, req 
 	f := &v2FakeWeChat{t: t, answer: answer}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	return &V2Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: signType,
+	return &V2Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(docKey), SignType: signType,
 		HTTP: srv.Client(), Nonce: func() string { return "ibuaiVcKdpRxkhJA" }}, f
 }
 

@@ -21,7 +21,7 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 	switch cfg.APIVersion {
 	case "v2":
 		return &wechatpay.V2Client{
-			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey.Reveal(),
+			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
 			SignType: wechatpay.SignTypeHMACSHA256, HTTP: httpClient,
 		}, nil
 	case "v3":
