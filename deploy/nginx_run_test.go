@@ -173,9 +173,9 @@ func TestNginxServesOnlyNotifications(t *testing.T) {
 	if out, err := exec.Command(bin, append([]string{"-t"}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	var logs strings.Builder
+	logs := &syncWriter{}
 	ngx := exec.Command(bin, append(args, "-g", "daemon off;")...)
-	ngx.Stdout, ngx.Stderr = &syncWriter{w: &logs}, &syncWriter{w: &logs}
+	ngx.Stdout, ngx.Stderr = logs, logs
 	ngx.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := ngx.Start(); err != nil {
 		t.Fatal(err)
@@ -275,16 +275,22 @@ func TestNginxServesOnlyNotifications(t *testing.T) {
 	}
 }
 
-// syncWriter serialises nginx's stdout and stderr into one builder.
+// syncWriter collects nginx's stdout and stderr, safe to read meanwhile.
 type syncWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.b.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // waitListening waits until addr accepts connections, or nginx exited.
