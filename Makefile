@@ -90,9 +90,9 @@ $(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
 # targets and in testdata/fuzz; fuzz-ci is the short run `make test` does.
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzDecodeV2XML$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzVerifyV2$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./wechatpay -run '^$$' -fuzz '^FuzzV3Parse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzDecodeXML$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay/apiv3 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeOrderRequest$$' -fuzztime $(FUZZTIME)
 
 fuzz-ci:

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
 )
@@ -80,10 +81,11 @@ func (f *fakeOrders) calls() int {
 	return len(f.created) + len(f.reads)
 }
 
-// fakeTemporal records what the api asks of Temporal. Updates fail: the
-// tests here never prepay or close through a workflow.
+// fakeTemporal records what the api asks of Temporal, itself and through
+// the gateway. Updates fail: the tests here never prepay or close through
+// a workflow.
 type fakeTemporal struct {
-	Temporal
+	gateway.Client
 
 	mu      sync.Mutex
 	starts  []string
@@ -105,10 +107,14 @@ func (f *fakeTemporal) SignalWithStartWorkflow(_ context.Context, id, signal str
 	return nil, nil
 }
 
-func (f *fakeTemporal) UpdateWorkflow(_ context.Context, o client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error) {
+func (f *fakeTemporal) NewWithStartWorkflowOperation(client.StartWorkflowOptions, any, ...any) client.WithStartWorkflowOperation {
+	return nil
+}
+
+func (f *fakeTemporal) UpdateWithStartWorkflow(_ context.Context, o client.UpdateWithStartWorkflowOptions) (client.WorkflowUpdateHandle, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.updates = append(f.updates, o.WorkflowID+" "+o.UpdateName)
+	f.updates = append(f.updates, o.UpdateOptions.UpdateName)
 	return nil, context.DeadlineExceeded
 }
 
@@ -126,13 +132,14 @@ func (f *fakeTemporal) calls() int {
 func testServer(logs io.Writer, tokens ...string) (*Server, *fakeOrders, *fakeTemporal) {
 	orders, tc := newFakeOrders(), &fakeTemporal{}
 	s := &Server{
-		Orders: orders, Temporal: tc, TaskQueue: "payments", AppID: "wx2421b1c4370ec43b", MchID: "10000100",
+		Orders: orders, Temporal: tc, Gateway: &gateway.Gateway{Temporal: tc, TaskQueue: "payments"},
+		AppID: "wx2421b1c4370ec43b", MchID: "10000100",
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
 		Now:    func() time.Time { return time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC) },
 		MetricsHandler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "# metrics\n")
 		}),
-		OrderTimeout: 30 * time.Minute, QueryAfter: time.Minute,
+		OrderTimeout: 30 * time.Minute,
 	}
 	for _, t := range tokens {
 		s.Tokens = append(s.Tokens, config.NewSecret(t))

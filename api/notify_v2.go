@@ -6,6 +6,7 @@ import (
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // notifyV2 receives WeChat Pay's API v2 payment notification. It answers
@@ -15,10 +16,10 @@ func (s *Server) notifyV2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(v.status)
 	if v.status == http.StatusOK {
-		_, _ = w.Write(wechatpay.V2Reply(true, "OK"))
+		_, _ = w.Write(apiv2.Reply(true, "OK"))
 		return
 	}
-	_, _ = w.Write(wechatpay.V2Reply(false, v.msg))
+	_, _ = w.Write(apiv2.Reply(false, v.msg))
 }
 
 // verifyV2 reads, parses and verifies a v2 notification.
@@ -27,7 +28,7 @@ func (s *Server) verifyV2(w http.ResponseWriter, r *http.Request) (payment.Notif
 	if v.status != http.StatusOK {
 		return payment.Notification{}, v
 	}
-	params, err := wechatpay.DecodeV2XML(body)
+	params, err := apiv2.DecodeXML(body)
 	if err != nil {
 		return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "malformed XML")
 	}
@@ -37,7 +38,7 @@ func (s *Server) verifyV2(w http.ResponseWriter, r *http.Request) (payment.Notif
 	if !s.APIKey.Set() {
 		return payment.Notification{}, reject(http.StatusServiceUnavailable, reasonUnconfigured, "API v2 is not configured")
 	}
-	if err := wechatpay.VerifyV2(params, s.APIKey.Reveal()); err != nil {
+	if err := apiv2.Verify(params, s.APIKey.Reveal()); err != nil {
 		switch {
 		case errors.Is(err, wechatpay.ErrMissingSign):
 			return payment.Notification{}, reject(http.StatusUnauthorized, reasonSignature, "missing sign")
@@ -50,7 +51,7 @@ func (s *Server) verifyV2(w http.ResponseWriter, r *http.Request) (payment.Notif
 	if params["appid"] != s.AppID || params["mch_id"] != s.MchID {
 		return payment.Notification{}, reject(http.StatusForbidden, reasonForeign, "appid or mch_id is not this merchant's")
 	}
-	n, err := wechatpay.V2Notification(params)
+	n, err := apiv2.PaymentNotification(params)
 	if err != nil {
 		return payment.Notification{}, reject(http.StatusBadRequest, reasonMalformed, "malformed notification")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 // notifyV3 receives WeChat Pay's API v3 payment notification. It answers
@@ -65,15 +66,15 @@ func v3Rejection(err error) verdict {
 
 // NewV3Parser builds the v3 notification parser from the configuration,
 // or returns nil when API v3 is not configured.
-func NewV3Parser(cfg config.Config, now func() time.Time) (*wechatpay.V3NotifyParser, error) {
+func NewV3Parser(cfg config.Config, now func() time.Time) (*apiv3.NotifyParser, error) {
 	if !cfg.APIv3Key.Set() || (cfg.PublicKeyFile == "" && cfg.PlatformCertDir == "") {
 		return nil, nil
 	}
-	keys, err := wechatpay.LoadV3Keys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
+	keys, err := apiv3.LoadKeys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
 	if err != nil {
 		return nil, fmt.Errorf("WeChat Pay keys: %w", err)
 	}
-	p, err := wechatpay.NewV3NotifyParser(cfg.APIv3Key.Reveal(), keys, now)
+	p, err := apiv3.NewNotifyParser(cfg.APIv3Key.Reveal(), keys, now)
 	if err != nil {
 		return nil, errors.New("WECHATPAY_APIV3_KEY: not usable")
 	}

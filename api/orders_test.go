@@ -100,3 +100,24 @@ func TestCloseAndSyncTakeNoBody(t *testing.T) {
 		}
 	}
 }
+
+// POST /orders/{no}/resolve reads its body with the same strict helper.
+func TestResolveStrictBody(t *testing.T) {
+	for _, body := range []string{
+		`{"action":"close","operator":"op","reason":"r"}}`,
+		`{"action":"close","operator":"op","reason":"r"}{}`,
+		`{"action":"close","operator":"op","reason":"r","extra":1}`,
+		`{"action":"close","Operator":"op","reason":"r"}`,
+		`{"action":"close","operator":null,"reason":"r"}`,
+		`{"action":1,"operator":"op","reason":"r"}`,
+	} {
+		s, orders, tc := testServer(&strings.Builder{})
+		w := do(s.Handler(), http.MethodPost, "/orders/RESOLVE001/resolve", "", body)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", body, w.Code, w.Body)
+		}
+		if orders.calls()+tc.calls() != 0 {
+			t.Errorf("%s reached the store or Temporal", body)
+		}
+	}
+}

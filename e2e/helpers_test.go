@@ -10,13 +10,13 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 	"github.com/payflow/payflow/workflows"
 )
 
 func (d *deployment) postXML(t *testing.T, params map[string]string) (int, string) {
 	t.Helper()
-	return d.postRaw(t, string(wechatpay.EncodeV2XML(params)))
+	return d.postRaw(t, string(apiv2.EncodeXML(params)))
 }
 
 func (d *deployment) postRaw(t *testing.T, body string) (int, string) {

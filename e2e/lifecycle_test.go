@@ -14,7 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -67,9 +68,9 @@ func TestJSAPIPrepayPaySignVerifies(t *testing.T) {
 			}
 			var err error
 			if d.name == "v3" {
-				err = wechatpay.VerifyJSAPIPaySignV3(merchantPublicKey(t), *p)
+				err = apiv3.VerifyJSAPIPaySign(merchantPublicKey(t), *p)
 			} else {
-				err = wechatpay.VerifyJSAPIPaySignV2(apiKey, *p)
+				err = apiv2.VerifyJSAPIPaySign(apiKey, *p)
 			}
 			if err != nil {
 				t.Fatalf("paySign does not verify: %v", err)
@@ -209,9 +210,9 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID)
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
 	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL}); err != nil {
-		t.Fatalf("trigger the reconciliation schedule: %v", err)
+		t.Fatalf("trigger the safety net schedule: %v", err)
 	}
 	var queue string
 	eventually(t, 30*time.Second, "reconciliation to start the order's workflow", func() bool {
@@ -230,8 +231,8 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		}
 		for _, a := range desc.Info.RecentActions {
 			run := st.tc.GetWorkflow(ctx, a.StartWorkflowResult.WorkflowID, a.StartWorkflowResult.FirstExecutionRunID)
-			var res workflows.ReconcileResult
-			if run.Get(ctx, &res) == nil && contains(res.Started, no) {
+			var res workflows.SafetyNetResult
+			if run.Get(ctx, &res) == nil && contains(res.Handed["orders"], no) {
 				return true
 			}
 		}

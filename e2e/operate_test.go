@@ -12,7 +12,7 @@ import (
 
 	"github.com/payflow/payflow/internal/pgtest"
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // metricValue scrapes url and returns the value of the series whose line
@@ -51,7 +51,7 @@ func TestMetricsCountPaymentsAndForgeries(t *testing.T) {
 	assertPaidOnce(t, d.waitStatus(t, no, payment.StatusPaid), paid.TransactionID)
 	params := map[string]string{"return_code": "SUCCESS", "result_code": "SUCCESS", "appid": appID, "mch_id": mchID,
 		"nonce_str": "x", "out_trade_no": no, "transaction_id": paid.TransactionID, "total_fee": "600"}
-	params["sign"], _ = wechatpay.SignV2(params, "11111111111111111111111111111111", wechatpay.SignTypeMD5)
+	params["sign"], _ = apiv2.Sign(params, "11111111111111111111111111111111", apiv2.SignTypeMD5)
 	if code, _ := d.postXML(t, params); code != http.StatusUnauthorized {
 		t.Fatalf("forged = %d", code)
 	}

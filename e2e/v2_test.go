@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -228,12 +228,12 @@ func TestV2ForgedSignatureRejected(t *testing.T) {
 		"nonce_str": "abc", "out_trade_no": no, "transaction_id": "4200000000000000000000000001",
 		"total_fee": "1000", "fee_type": "CNY", "time_end": "20261124120000",
 	}
-	params["sign"], _ = wechatpay.SignV2(params, "00000000000000000000000000000000", wechatpay.SignTypeMD5)
+	params["sign"], _ = apiv2.Sign(params, "00000000000000000000000000000000", apiv2.SignTypeMD5)
 	if code, body := d.postXML(t, params); code != http.StatusUnauthorized || !strings.Contains(body, "FAIL") {
 		t.Fatalf("wrong-key notification = %d %s", code, body)
 	}
 	params["appid"] = "wx0000000000000000"
-	params["sign"], _ = wechatpay.SignV2(params, apiKey, wechatpay.SignTypeMD5)
+	params["sign"], _ = apiv2.Sign(params, apiKey, apiv2.SignTypeMD5)
 	if code, body := d.postXML(t, params); code != http.StatusForbidden || !strings.Contains(body, "FAIL") {
 		t.Fatalf("foreign-appid notification = %d %s", code, body)
 	}
@@ -258,8 +258,13 @@ func TestV2AmountMismatchGoesToReview(t *testing.T) {
 	// WeChat's order query reports a different amount from the order.
 	d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 2000, "query_amount_fen": 1})
 	o := d.waitStatus(t, no, payment.StatusReview)
-	if len(paidLogs(o)) != 0 || o.TransactionID != "" {
+	if len(paidLogs(o)) != 0 {
 		t.Fatalf("mismatched payment was marked paid: %+v", o)
+	}
+	// The order keeps WeChat's transaction and what was paid under it, so
+	// that the money can be refunded.
+	if o.TransactionID == "" || o.PaidFen != 1 {
+		t.Fatalf("order in review does not keep the payment: transaction %q, paid %d fen", o.TransactionID, o.PaidFen)
 	}
 	last := o.Logs[len(o.Logs)-1]
 	if last.ToStatus != payment.StatusReview || !strings.Contains(last.Remarks, "amount") {

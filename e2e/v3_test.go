@@ -15,7 +15,7 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 func TestV3NotifyPaidOnce(t *testing.T) {
@@ -130,7 +130,7 @@ func (d *deployment) postV3(t *testing.T, at time.Time, no, mchid, body string) 
 		"amount": map[string]any{"total": 500, "payer_total": 500, "currency": "CNY", "payer_currency": "CNY"},
 	})
 	if body == "" {
-		ct, err := wechatpay.EncryptV3Resource(st.apiV3Key, "0123456789ab", "transaction", plain)
+		ct, err := apiv3.EncryptResource(st.apiV3Key, "0123456789ab", "transaction", plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +147,7 @@ func (d *deployment) postV3(t *testing.T, at time.Time, no, mchid, body string) 
 		t.Fatal(err)
 	}
 	ts, nonce := strconv.FormatInt(at.Unix(), 10), "n"+strconv.FormatInt(at.UnixNano(), 36)
-	sig, err := wechatpay.SignV3Message(priv, wechatpay.V3NotifyMessage(ts, nonce, []byte(body)))
+	sig, err := apiv3.SignMessage(priv, apiv3.NotifyMessage(ts, nonce, []byte(body)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,13 @@ const (
 	StatusPaid    Status = "PAID"    // WeChat's order query confirmed SUCCESS for the same amount
 	StatusClosed  Status = "CLOSED"  // expired or closed unpaid
 	StatusReview  Status = "REVIEW"  // money moved but something does not add up
+	// StatusRefunded: the order's SUCCESS refunds add up to its paid amount.
+	StatusRefunded Status = "REFUNDED"
 )
+
+// Decided reports whether the order's payment is settled one way or the
+// other: anything but PENDING.
+func (s Status) Decided() bool { return s != StatusPending && s != "" }
 
 // Source names where a payment signal came from; it is the PaymentSource
 // search attribute and appears in log remarks.
@@ -51,7 +57,23 @@ func TradeStateFinal(state string) bool {
 	return true
 }
 
-// Notification is a verified payment notification, whatever its wire format.
+// Kind says what a verified notification is about. Only KindPayment,
+// made from a transaction resource (v3 TRANSACTION.SUCCESS) or a v2 payment
+// result, can ever mark an order paid.
+type Kind string
+
+const (
+	// KindPayment is a payment result. It is the zero value, so
+	// notifications recorded before kinds existed keep their meaning.
+	KindPayment Kind = ""
+	// KindRefund is a refund result (v3 REFUND.*, v2 req_info).
+	KindRefund Kind = "refund"
+	// KindOther is any other verified v3 event: acknowledged, audited and
+	// counted, and nothing else.
+	KindOther Kind = "other"
+)
+
+// Notification is a verified notification, whatever its wire format.
 // The api builds it only after the signature and the merchant ids checked out.
 type Notification struct {
 	// ID identifies the notification for de-duplication: the v3 envelope id,
@@ -70,11 +92,33 @@ type Notification struct {
 	ErrCodeDes    string    `json:"err_code_des,omitempty"`
 	PaidAt        time.Time `json:"paid_at"`
 	ReceivedAt    time.Time `json:"received_at"`
+
+	Kind      Kind   `json:"kind,omitempty"`
+	EventType string `json:"event_type,omitempty"` // v3 event_type, e.g. TRANSACTION.SUCCESS
+	// Refund is what a KindRefund notification says; WeChat's refund query
+	// confirms it before anything counts.
+	Refund *RefundFacts `json:"refund,omitempty"`
 }
 
 // Succeeded reports whether the notification claims a successful payment.
+// A refund or other event never does.
 func (n Notification) Succeeded() bool {
-	return n.ResultCode == "SUCCESS" && (n.TradeState == "" || n.TradeState == TradeSuccess)
+	return n.Kind == KindPayment && n.ResultCode == "SUCCESS" && (n.TradeState == "" || n.TradeState == TradeSuccess)
+}
+
+// RefundFacts are the facts of a refund notification (v3 REFUND.* resource,
+// or v2 req_info), in WeChat's words mapped to RefundStatus: v2 CHANGE is
+// ABNORMAL and REFUNDCLOSE is CLOSED.
+type RefundFacts struct {
+	OutRefundNo string       `json:"out_refund_no"`
+	RefundID    string       `json:"refund_id"`
+	Status      RefundStatus `json:"status"`
+	AmountFen   int64        `json:"amount_fen"` // refunded (v3 amount.refund, v2 refund_fee)
+	TotalFen    int64        `json:"total_fen"`  // the order's total (v3 amount.total, v2 total_fee)
+	SuccessTime time.Time    `json:"success_time,omitzero"`
+	// FromPortal: refund_request_source VENDOR_PLATFORM (v2), a refund made
+	// in the merchant portal rather than through our API.
+	FromPortal bool `json:"from_portal,omitempty"`
 }
 
 // Trade is WeChat's answer to an order query.
@@ -111,6 +155,14 @@ type Order struct {
 	JSAPI     *JSAPIParams `json:"jsapi,omitempty"`      // JSAPI prepay: wx.requestPayment's arguments
 
 	Notifications []NotificationRecord `json:"notifications"` // the audit trail, oldest first
+
+	// Refunds (contract additions of 2026-11-26).
+	RefundedFen int64    `json:"refunded_fen"` // sum of the SUCCESS refunds
+	Refunds     []Refund `json:"refunds"`      // oldest first
+	// PaidFen is what WeChat says was paid under TransactionID (it differs
+	// from AmountFen only for an order in REVIEW for an amount mismatch);
+	// refunds never add up to more.
+	PaidFen int64 `json:"paid_fen,omitempty"`
 }
 
 // Log is one row of an order's history: a status change (from != to) or a
@@ -181,4 +233,79 @@ type NotificationRecord struct {
 	InboxState    string          `json:"inbox_state,omitempty"` // pending or delivered, when it went through the inbox
 	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
 	Content       json.RawMessage `json:"content"` // the verified notification
+}
+
+// RefundStatus is a refund's status, in WeChat's own words, plus FAILED.
+type RefundStatus string
+
+const (
+	RefundProcessing RefundStatus = "PROCESSING" // accepted, not done
+	RefundSuccess    RefundStatus = "SUCCESS"    // money returned; final
+	RefundClosed     RefundStatus = "CLOSED"     // WeChat closed it: it failed; final
+	RefundAbnormal   RefundStatus = "ABNORMAL"   // stuck (the payer's card was cancelled): needs a person, may still succeed
+	RefundFailed     RefundStatus = "FAILED"     // WeChat refused the request; final
+)
+
+// Final reports whether the refund's status can no longer change.
+func (s RefundStatus) Final() bool {
+	return s == RefundSuccess || s == RefundClosed || s == RefundFailed
+}
+
+// Counts reports whether the refund's amount counts against what is left to
+// refund: every refund that is not CLOSED or FAILED.
+func (s RefundStatus) Counts() bool { return s != RefundClosed && s != RefundFailed }
+
+// RefundSource says who started a refund.
+type RefundSource string
+
+const (
+	RefundSourceAPI    RefundSource = "api"             // asked for through this service's API
+	RefundSourcePortal RefundSource = "merchant_portal" // learnt from a notification or a bill
+)
+
+// Refund is a refund as stored here; its JSON is the contract's.
+type Refund struct {
+	OutRefundNo string       `json:"out_refund_no"`
+	OutTradeNo  string       `json:"out_trade_no"`
+	RefundID    string       `json:"refund_id"` // WeChat's; empty until WeChat gives one
+	AmountFen   int64        `json:"amount_fen"`
+	Status      RefundStatus `json:"status"`
+	Reason      string       `json:"reason"`
+	Source      RefundSource `json:"source"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	SuccessTime *time.Time   `json:"success_time"`
+	// Addition: WeChat's reason for a FAILED refund, or what keeps one
+	// ABNORMAL.
+	Detail string `json:"detail,omitempty"`
+}
+
+var outRefundNoRE = regexp.MustCompile(`^[0-9A-Za-z_\-|*@]{1,64}$`)
+
+// ValidOutRefundNo reports whether s is a valid merchant refund number:
+// 1 to 64 of 0-9 A-Z a-z _ - | * @.
+func ValidOutRefundNo(s string) bool { return outRefundNoRE.MatchString(s) }
+
+// RefundRequest asks WeChat to refund part or all of a paid order.
+type RefundRequest struct {
+	OutTradeNo  string `json:"out_trade_no"`
+	OutRefundNo string `json:"out_refund_no"`
+	AmountFen   int64  `json:"amount_fen"`
+	TotalFen    int64  `json:"total_fen"` // the order's paid amount
+	Currency    string `json:"currency"`
+	Reason      string `json:"reason,omitempty"`
+	NotifyURL   string `json:"notify_url,omitempty"`
+}
+
+// RefundTrade is WeChat's answer about a refund (apply or query).
+type RefundTrade struct {
+	OutRefundNo   string       `json:"out_refund_no"`
+	RefundID      string       `json:"refund_id"`
+	OutTradeNo    string       `json:"out_trade_no"`
+	TransactionID string       `json:"transaction_id"`
+	Status        RefundStatus `json:"status"` // SUCCESS, CLOSED, PROCESSING or ABNORMAL
+	AmountFen     int64        `json:"amount_fen"`
+	TotalFen      int64        `json:"total_fen"`
+	CreateTime    time.Time    `json:"create_time,omitzero"`
+	SuccessTime   time.Time    `json:"success_time,omitzero"`
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 // Keys are generated once per test binary: RSA key generation is slow.
@@ -46,7 +46,7 @@ func testKeys(t *testing.T) KeyFiles {
 // merchant is the orchestrator's side of v3, loaded from keys.env paths.
 type merchant struct {
 	key  *rsa.PrivateKey
-	keys *wechatpay.V3Keys
+	keys *apiv3.Keys
 	kf   KeyFiles
 }
 
@@ -57,7 +57,7 @@ func newMerchant(t *testing.T) merchant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := wechatpay.LoadV3Keys(kf.PublicKeyFile, kf.PublicKeyID, kf.PlatformCertDir)
+	keys, err := apiv3.LoadKeys(kf.PublicKeyFile, kf.PublicKeyID, kf.PlatformCertDir)
 	if err != nil {
 		t.Fatal(err)
 	}

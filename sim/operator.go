@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // maxDuplicates bounds PayRequest.Duplicates.
@@ -57,9 +57,9 @@ func (p *PayRequest) normalize() error {
 		return errors.New("amounts must be >= 0")
 	}
 	if p.SignType == "" {
-		p.SignType = wechatpay.SignTypeMD5
+		p.SignType = apiv2.SignTypeMD5
 	}
-	if p.SignType != wechatpay.SignTypeMD5 && p.SignType != wechatpay.SignTypeHMACSHA256 {
+	if p.SignType != apiv2.SignTypeMD5 && p.SignType != apiv2.SignTypeHMACSHA256 {
 		return errors.New("sign_type must be MD5 or HMAC-SHA256")
 	}
 	if p.Duplicates < 0 || p.Duplicates > maxDuplicates {

@@ -16,6 +16,7 @@ import (
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 const (
@@ -24,7 +25,7 @@ const (
 	testKey   = "192006250b4c09247ec02edce69f6a2d"
 )
 
-var goodReply = string(wechatpay.V2Reply(true, ""))
+var goodReply = string(apiv2.Reply(true, ""))
 
 // receiver is a merchant's notify endpoint that records what it gets and
 // answers with reply(n) for the n-th request (1-based).
@@ -141,22 +142,22 @@ func waitDone(t *testing.T, base, no string, n int) TradeView {
 
 func decodeVerified(t *testing.T, body []byte) map[string]string {
 	t.Helper()
-	p, err := wechatpay.DecodeV2XML(body)
+	p, err := apiv2.DecodeXML(body)
 	if err != nil {
 		t.Fatalf("notification %s: %v", body, err)
 	}
-	if err := wechatpay.VerifyV2(p, testKey); err != nil {
+	if err := apiv2.Verify(p, testKey); err != nil {
 		t.Fatalf("notification does not verify: %v", err)
 	}
 	return p
 }
 
-func client(base, signType string) *wechatpay.V2Client {
-	return &wechatpay.V2Client{BaseURL: base, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(testKey), SignType: signType}
+func client(base, signType string) *apiv2.Client {
+	return &apiv2.Client{BaseURL: base, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(testKey), SignType: signType}
 }
 
 func TestPayNotifies(t *testing.T) {
-	for _, signType := range []string{wechatpay.SignTypeMD5, wechatpay.SignTypeHMACSHA256} {
+	for _, signType := range []string{apiv2.SignTypeMD5, apiv2.SignTypeHMACSHA256} {
 		t.Run(signType, func(t *testing.T) {
 			rc := newReceiver(t, nil)
 			base := newSim(t, rc.srv.URL, 0.001)
@@ -173,7 +174,7 @@ func TestPayNotifies(t *testing.T) {
 				t.Fatalf("received %d notifications", len(bodies))
 			}
 			p := decodeVerified(t, bodies[0])
-			if (p["sign_type"] == wechatpay.SignTypeHMACSHA256) != (signType == wechatpay.SignTypeHMACSHA256) {
+			if (p["sign_type"] == apiv2.SignTypeHMACSHA256) != (signType == apiv2.SignTypeHMACSHA256) {
 				t.Errorf("sign_type = %q", p["sign_type"])
 			}
 			for _, k := range []string{"appid", "mch_id", "nonce_str", "sign", "result_code", "openid", "is_subscribe",
@@ -182,7 +183,7 @@ func TestPayNotifies(t *testing.T) {
 					t.Errorf("notification lacks %s", k)
 				}
 			}
-			n, err := wechatpay.V2Notification(p)
+			n, err := apiv2.PaymentNotification(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +201,7 @@ func TestOrderQuery(t *testing.T) {
 	paid := pay(t, base, PayRequest{OutTradeNo: "order-0002", AmountFen: 500})
 	ctx := context.Background()
 
-	for _, signType := range []string{"", wechatpay.SignTypeMD5, wechatpay.SignTypeHMACSHA256} {
+	for _, signType := range []string{"", apiv2.SignTypeMD5, apiv2.SignTypeHMACSHA256} {
 		tr, err := client(base, signType).QueryOrder(ctx, "order-0002")
 		if err != nil {
 			t.Fatalf("%s: %v", signType, err)
@@ -236,7 +237,7 @@ func TestOrderQueryRaw(t *testing.T) {
 		name, body, wantMsg string
 	}{
 		{"not XML", "hello", "XML格式错误"},
-		{"unsigned", string(wechatpay.EncodeV2XML(map[string]string{"appid": testAppID, "mch_id": testMchID, "out_trade_no": "order-0001"})), "签名错误"},
+		{"unsigned", string(apiv2.EncodeXML(map[string]string{"appid": testAppID, "mch_id": testMchID, "out_trade_no": "order-0001"})), "签名错误"},
 	}
 	for _, tt := range tests {
 		resp, err := http.Post(base+"/pay/orderquery", "text/xml", strings.NewReader(tt.body))
@@ -245,7 +246,7 @@ func TestOrderQueryRaw(t *testing.T) {
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		p, err := wechatpay.DecodeV2XML(raw)
+		p, err := apiv2.DecodeXML(raw)
 		if err != nil || p["return_code"] != "FAIL" || p["return_msg"] != tt.wantMsg {
 			t.Errorf("%s: answer %s (%v)", tt.name, raw, err)
 		}
@@ -280,7 +281,7 @@ func TestQueryOverrides(t *testing.T) {
 }
 
 func TestRetriesUntilSuccess(t *testing.T) {
-	fail := string(wechatpay.V2Reply(false, "busy"))
+	fail := string(apiv2.Reply(false, "busy"))
 	rc := newReceiver(t, func(n int) (int, string) {
 		if n <= 2 {
 			return http.StatusOK, fail
@@ -310,7 +311,7 @@ func TestRepliesThatAreNotSuccess(t *testing.T) {
 		{"plain SUCCESS", 200, "SUCCESS"},
 		{"JSON", 200, `{"return_code":"SUCCESS"}`},
 		{"HTML", 200, "<html><body>SUCCESS</body></html>"},
-		{"FAIL", 200, string(wechatpay.V2Reply(false, "no"))},
+		{"FAIL", 200, string(apiv2.Reply(false, "no"))},
 		{"HTTP 500 with SUCCESS XML", 500, goodReply},
 		{"redirect", 302, ""},
 	}
@@ -405,11 +406,11 @@ func TestTamper(t *testing.T) {
 			base := newSim(t, rc.srv.URL, 0.001)
 			pay(t, base, PayRequest{OutTradeNo: "order-0008", AmountFen: 100, Tamper: tt.tamper})
 			waitDone(t, base, "order-0008", 1)
-			p, err := wechatpay.DecodeV2XML(rc.received()[0])
+			p, err := apiv2.DecodeXML(rc.received()[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, p, wechatpay.VerifyV2(p, testKey))
+			tt.check(t, p, apiv2.Verify(p, testKey))
 		})
 	}
 }
@@ -422,7 +423,7 @@ func TestFailedPayment(t *testing.T) {
 		t.Fatalf("pay answer %+v", paid)
 	}
 	waitDone(t, base, "order-0009", 1)
-	n, err := wechatpay.V2Notification(decodeVerified(t, rc.received()[0]))
+	n, err := apiv2.PaymentNotification(decodeVerified(t, rc.received()[0]))
 	if err != nil || n.Succeeded() || n.ResultCode != "FAIL" {
 		t.Fatalf("notification %+v, %v", n, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // errNoTrade is returned for an out_trade_no the simulator does not know.
@@ -415,13 +415,13 @@ type Attempt struct {
 // newTransactionID returns a 28-digit WeChat-like transaction id.
 func newTransactionID(now time.Time) string {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(10), big.NewInt(16), nil))
-	return fmt.Sprintf("4200%s%016d", wechatpay.FormatV2Time(now)[:8], n)
+	return fmt.Sprintf("4200%s%016d", apiv2.FormatTime(now)[:8], n)
 }
 
 // newPrepayID returns a WeChat-like prepay_id: wx, the Beijing time and
 // 20 random characters.
 func newPrepayID(now time.Time) string {
-	return "wx" + wechatpay.FormatV2Time(now) + randomHex(10)
+	return "wx" + apiv2.FormatTime(now) + randomHex(10)
 }
 
 // newOpenID returns a 28-character openid like WeChat's.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // maxV2Request bounds the XML body of an API v2 call.
@@ -53,19 +53,19 @@ func (f v2Format) render(n notice) (*message, error) {
 	}
 	if n.ResultCode == "SUCCESS" {
 		p["transaction_id"] = n.TransactionID
-		p["time_end"] = wechatpay.FormatV2Time(n.TimeEnd)
+		p["time_end"] = apiv2.FormatTime(n.TimeEnd)
 	} else {
 		p["err_code"], p["err_code_des"] = "PAYERROR", "支付失败"
 		delete(p, "cash_fee")
 		delete(p, "bank_type")
 	}
-	if n.SignType == wechatpay.SignTypeHMACSHA256 {
+	if n.SignType == apiv2.SignTypeHMACSHA256 {
 		p["sign_type"] = n.SignType
 	}
 	if n.Tamper == "appid" {
 		p["appid"] = foreignAppID
 	}
-	sign, err := wechatpay.SignV2(p, f.apiKey, n.SignType)
+	sign, err := apiv2.Sign(p, f.apiKey, n.SignType)
 	if err != nil {
 		return nil, fmt.Errorf("sign notification: %w", err)
 	}
@@ -79,7 +79,7 @@ func (f v2Format) render(n notice) (*message, error) {
 	return &message{
 		api:      "v2",
 		header:   http.Header{"Content-Type": {"text/xml"}},
-		body:     wechatpay.EncodeV2XML(p),
+		body:     apiv2.EncodeXML(p),
 		accepted: v2Accepted,
 	}, nil
 }
@@ -102,7 +102,7 @@ func v2Accepted(status int, body []byte) (bool, string) {
 	if status != http.StatusOK {
 		return false, fmt.Sprintf("HTTP status %d", status)
 	}
-	p, err := wechatpay.DecodeV2XML(body)
+	p, err := apiv2.DecodeXML(body)
 	if err != nil {
 		return false, "reply is not API v2 XML"
 	}
@@ -144,12 +144,12 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "请求体过大或读取失败"})
 		return
 	}
-	req, err := wechatpay.DecodeV2XML(body)
+	req, err := apiv2.DecodeXML(body)
 	if err != nil {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "XML格式错误"})
 		return
 	}
-	if err := wechatpay.VerifyV2(req, s.cfg.APIKey); err != nil {
+	if err := apiv2.Verify(req, s.cfg.APIKey); err != nil {
 		log.Info("order query with a bad signature", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"})
 		return
@@ -165,7 +165,7 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 
 	signType := req["sign_type"]
 	if signType == "" {
-		signType = wechatpay.SignTypeMD5
+		signType = apiv2.SignTypeMD5
 	}
 	resp := map[string]string{
 		"return_code": "SUCCESS",
@@ -189,14 +189,14 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 		resp["attach"] = f.Attach
 		if f.State == payment.TradeSuccess || f.State == payment.TradeRefund {
 			resp["transaction_id"] = f.TransactionID
-			resp["time_end"] = wechatpay.FormatV2Time(f.TimeEnd)
+			resp["time_end"] = apiv2.FormatTime(f.TimeEnd)
 			resp["cash_fee"] = resp["total_fee"]
 			resp["is_subscribe"] = "N"
 			resp["bank_type"] = "OTHERS"
 		}
 	}
 	// WeChat signs the answer with the request's sign_type but does not echo it.
-	sign, err := wechatpay.SignV2(resp, s.cfg.APIKey, signType)
+	sign, err := apiv2.Sign(resp, s.cfg.APIKey, signType)
 	if err != nil {
 		log.Error("sign order query answer", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "系统错误"})
@@ -211,5 +211,5 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 // for errors.
 func writeV2(w http.ResponseWriter, p map[string]string) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	_, _ = w.Write(wechatpay.EncodeV2XML(p))
+	_, _ = w.Write(apiv2.EncodeXML(p))
 }

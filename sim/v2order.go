@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // v2TimeLayout is API v2's yyyyMMddHHmmss, in Beijing time.
@@ -24,12 +24,12 @@ func (s *Server) v2Request(w http.ResponseWriter, r *http.Request, log *slog.Log
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "请求体过大或读取失败"})
 		return nil, false
 	}
-	req, err := wechatpay.DecodeV2XML(body)
+	req, err := apiv2.DecodeXML(body)
 	if err != nil {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "XML格式错误"})
 		return nil, false
 	}
-	if err := wechatpay.VerifyV2(req, s.cfg.APIKey); err != nil {
+	if err := apiv2.Verify(req, s.cfg.APIKey); err != nil {
 		log.Info("call with a bad signature", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"})
 		return nil, false
@@ -48,9 +48,9 @@ func (s *Server) writeV2Signed(w http.ResponseWriter, req, resp map[string]strin
 	resp["appid"], resp["mch_id"], resp["nonce_str"] = s.cfg.AppID, s.cfg.MchID, newNonce()
 	signType := req["sign_type"]
 	if signType == "" {
-		signType = wechatpay.SignTypeMD5
+		signType = apiv2.SignTypeMD5
 	}
-	sign, err := wechatpay.SignV2(resp, s.cfg.APIKey, signType)
+	sign, err := apiv2.Sign(resp, s.cfg.APIKey, signType)
 	if err != nil {
 		log.Error("sign answer", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "系统错误"})

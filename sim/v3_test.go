@@ -20,6 +20,8 @@ import (
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 // newSimV3 starts a simulator with the test keys; mod adjusts its config.
@@ -41,9 +43,9 @@ func newSimV3(t *testing.T, notifyURLV3 string, mod func(*Config)) string {
 	return srv.URL
 }
 
-func (m merchant) client(t *testing.T, base string, key *rsa.PrivateKey) *wechatpay.V3Client {
+func (m merchant) client(t *testing.T, base string, key *rsa.PrivateKey) *apiv3.Client {
 	t.Helper()
-	c, err := wechatpay.NewV3Client(context.Background(), wechatpay.V3ClientConfig{
+	c, err := apiv3.NewClient(context.Background(), apiv3.ClientConfig{
 		BaseURL: base, MchID: testMchID, MchCertSerial: m.kf.MchCertSerial, MchPrivateKey: key, Keys: m.keys})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +64,7 @@ func (m merchant) call(t *testing.T, base, method, uri string, body any) (int, [
 		}
 	}
 	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "NONCE"+randomAlnum(27)
-	sig, err := wechatpay.SignV3Message(m.key, wechatpay.V3RequestMessage(method, uri, ts, nonce, raw))
+	sig, err := apiv3.SignMessage(m.key, apiv3.RequestMessage(method, uri, ts, nonce, raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func (m merchant) call(t *testing.T, base, method, uri string, body any) (int, [
 	if h.Get("Request-ID") == "" {
 		t.Errorf("%s %s: no Request-ID", method, uri)
 	}
-	msg := wechatpay.V3NotifyMessage(h.Get("Wechatpay-Timestamp"), h.Get("Wechatpay-Nonce"), out)
+	msg := apiv3.NotifyMessage(h.Get("Wechatpay-Timestamp"), h.Get("Wechatpay-Nonce"), out)
 	if err := m.keys.Verifier().Verify(context.Background(), h.Get("Wechatpay-Serial"), msg, h.Get("Wechatpay-Signature")); err != nil {
 		t.Errorf("%s %s: answer %d does not verify: %v", method, uri, resp.StatusCode, err)
 	}
@@ -225,7 +227,7 @@ func TestV3Query(t *testing.T) {
 
 func TestV3Notification(t *testing.T) {
 	m := newMerchant(t)
-	parser, err := wechatpay.NewV3NotifyParser(strings.TrimSpace(string(mustRead(t, m.kf.APIv3KeyFile))), m.keys, nil)
+	parser, err := apiv3.NewNotifyParser(strings.TrimSpace(string(mustRead(t, m.kf.APIv3KeyFile))), m.keys, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,23 +386,23 @@ func TestV3NotificationGoesToPrepayNotifyURL(t *testing.T) {
 func v2Call(t *testing.T, base, path string, params map[string]string) map[string]string {
 	t.Helper()
 	params["appid"], params["mch_id"], params["nonce_str"] = testAppID, testMchID, newNonce()
-	sign, err := wechatpay.SignV2(params, testKey, "")
+	sign, err := apiv2.Sign(params, testKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	params["sign"] = sign
-	resp, err := http.Post(base+path, "text/xml", bytes.NewReader(wechatpay.EncodeV2XML(params)))
+	resp, err := http.Post(base+path, "text/xml", bytes.NewReader(apiv2.EncodeXML(params)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	p, err := wechatpay.DecodeV2XML(raw)
+	p, err := apiv2.DecodeXML(raw)
 	if err != nil {
 		t.Fatalf("%s: %s", path, raw)
 	}
 	if p["return_code"] == "SUCCESS" {
-		if err := wechatpay.VerifyV2(p, testKey); err != nil {
+		if err := apiv2.Verify(p, testKey); err != nil {
 			t.Errorf("%s answer does not verify: %v", path, err)
 		}
 	}
@@ -436,7 +438,7 @@ func TestV2UnifiedOrderAndClose(t *testing.T) {
 		t.Errorf("pay %+v", paid)
 	}
 	waitDone(t, base, "v2-order-1", 1)
-	n, err := wechatpay.V2Notification(decodeVerified(t, rc.received()[0]))
+	n, err := apiv2.PaymentNotification(decodeVerified(t, rc.received()[0]))
 	if err != nil || n.AmountFen != 300 || n.TransactionID != paid.TransactionID {
 		t.Errorf("notification %+v %v", n, err)
 	}
@@ -469,7 +471,7 @@ func TestV2UnifiedOrderAndClose(t *testing.T) {
 	for _, tradeType := range []string{payment.TradeTypeNative, payment.TradeTypeJSAPI} {
 		req := payment.PrepayRequest{OutTradeNo: "v2-client-" + tradeType, Description: "测试", AmountFen: 99, TradeType: tradeType,
 			OpenID: "oUser2", NotifyURL: rc.srv.URL, TimeExpire: time.Now().Add(time.Hour)}
-		c := client(base, wechatpay.SignTypeHMACSHA256)
+		c := client(base, apiv2.SignTypeHMACSHA256)
 		p1, err := c.Prepay(ctx, req)
 		if err != nil || p1.PrepayID == "" {
 			t.Fatalf("%s prepay: %+v %v", tradeType, p1, err)
@@ -615,7 +617,7 @@ func TestLoadConfigV3(t *testing.T) {
 func TestV3ClientPrepayAndClose(t *testing.T) {
 	base := newSimV3(t, "http://127.0.0.1:1/notify", nil)
 	m := newMerchant(t)
-	c, err := wechatpay.NewV3Client(context.Background(), wechatpay.V3ClientConfig{BaseURL: base, AppID: testAppID, MchID: testMchID,
+	c, err := apiv3.NewClient(context.Background(), apiv3.ClientConfig{BaseURL: base, AppID: testAppID, MchID: testMchID,
 		MchCertSerial: m.kf.MchCertSerial, MchPrivateKey: m.key, Keys: m.keys})
 	if err != nil {
 		t.Fatal(err)
@@ -628,7 +630,7 @@ func TestV3ClientPrepayAndClose(t *testing.T) {
 		if err != nil || (tradeType == payment.TradeTypeNative) != (p1.CodeURL != "") {
 			t.Fatalf("%s prepay: %+v %v", tradeType, p1, err)
 		}
-		if p1.JSAPI != nil && wechatpay.VerifyJSAPIPaySignV3(&m.key.PublicKey, *p1.JSAPI) != nil {
+		if p1.JSAPI != nil && apiv3.VerifyJSAPIPaySign(&m.key.PublicKey, *p1.JSAPI) != nil {
 			t.Errorf("%s paySign does not verify", tradeType)
 		}
 		if p2, err := c.Prepay(ctx, req); err != nil || p2.CodeURL != p1.CodeURL || (p1.JSAPI != nil && p2.JSAPI.Package != p1.JSAPI.Package) {

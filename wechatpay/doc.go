@@ -1,7 +1,8 @@
-// Package wechatpay speaks WeChat Pay's merchant APIs: it parses and signs
-// API v2 XML, turns verified notifications into payment.Notification values
-// and queries orders. API v2 names carry a V2 prefix; API v3 (JSON, RSA
-// signatures, AES-GCM) lives in this package under V3 names.
+// Package wechatpay holds what WeChat Pay's two merchant APIs share: the
+// error taxonomy (APIError and the sentinels callers test with errors.Is),
+// Beijing time, amounts in fen and the checks a prepay request must pass.
+// The protocols themselves live in wechatpay/apiv2 (XML, MD5/HMAC-SHA256
+// signatures) and wechatpay/apiv3 (JSON, RSA signatures, AES-GCM).
 //
 // Nothing here logs, and no error message ever contains an API key.
 package wechatpay

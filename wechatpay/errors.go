@@ -18,14 +18,35 @@ var ErrOrderPaid = errors.New("wechatpay: order already paid")
 // ORDERCLOSED, v3 ORDER_CLOSED).
 var ErrOrderClosed = errors.New("wechatpay: order closed")
 
-// WeChat error codes this package classifies.
+// WeChat error codes the protocol packages classify, and codes they derive
+// themselves for answers that carry none.
 const (
-	codeOrderNotExist = "ORDERNOTEXIST"
-	codeSystemError   = "SYSTEMERROR"
-	codeSignError     = "SIGNERROR"
-	codeHTTP          = "HTTP_ERROR"
-	codeFail          = "FAIL"
-	codeIDMismatch    = "ID_MISMATCH"
+	CodeOrderNotExist = "ORDERNOTEXIST"
+	CodeSystemError   = "SYSTEMERROR"
+	CodeSignError     = "SIGNERROR"
+	CodeHTTP          = "HTTP_ERROR"
+	CodeFail          = "FAIL"
+	CodeIDMismatch    = "ID_MISMATCH"
+)
+
+// Sentinels of both APIs; test for them with errors.Is.
+var (
+	ErrMalformed           = errors.New("wechatpay: malformed message")
+	ErrMissingSign         = errors.New("wechatpay: missing sign")
+	ErrBadSignature        = errors.New("wechatpay: bad signature")
+	ErrUnsupportedSignType = errors.New("wechatpay: unsupported sign_type")
+	// ErrStaleTimestamp: Wechatpay-Timestamp is more than five minutes away
+	// from the receiver's clock, either way (a replay, or a skewed clock).
+	ErrStaleTimestamp = errors.New("wechatpay: timestamp outside the accepted window")
+	// ErrProbe: Wechatpay-Signature starts with WECHATPAY/SIGNTEST/, which
+	// WeChat sends on purpose to check that signatures are verified.
+	ErrProbe = errors.New("wechatpay: signature probe")
+	// ErrUnknownKey: Wechatpay-Serial names no configured public key or
+	// platform certificate.
+	ErrUnknownKey = errors.New("wechatpay: unknown key serial")
+	// ErrDecrypt: the resource did not decrypt with the APIv3 key (a wrong
+	// key, or tampered ciphertext).
+	ErrDecrypt = errors.New("wechatpay: resource does not decrypt")
 )
 
 // APIError is what a WeChat call returned when it did not succeed: an HTTP
@@ -54,7 +75,7 @@ func (e *APIError) Error() string {
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrOrderNotExist:
-		return e.Code == codeOrderNotExist
+		return e.Code == CodeOrderNotExist
 	case ErrOrderPaid:
 		return e.Code == "ORDERPAID" || e.Code == "ORDER_PAID"
 	case ErrOrderClosed:
@@ -63,11 +84,11 @@ func (e *APIError) Is(target error) bool {
 	return false
 }
 
-// retryableCode reports whether WeChat asks to retry the call on this
+// RetryableCode reports whether WeChat asks to retry the call on this
 // err_code (or return_msg, which carries the reason when return_code is FAIL).
-func retryableCode(code string) bool {
+func RetryableCode(code string) bool {
 	switch code {
-	case codeSystemError, "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED", "系统错误", "系统繁忙", "系统繁忙,请稍后再试", "系统超时":
+	case CodeSystemError, "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED", "系统错误", "系统繁忙", "系统繁忙,请稍后再试", "系统超时":
 		return true
 	}
 	return false

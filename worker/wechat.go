@@ -11,7 +11,8 @@ import (
 
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
+	"github.com/payflow/payflow/wechatpay/apiv3"
 )
 
 // NewWeChat builds the WeChat Pay client for the configured API version:
@@ -20,9 +21,9 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	switch cfg.APIVersion {
 	case "v2":
-		return &wechatpay.V2Client{
+		return &apiv2.Client{
 			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
-			SignType: wechatpay.SignTypeHMACSHA256, HTTP: httpClient,
+			SignType: apiv2.SignTypeHMACSHA256, HTTP: httpClient,
 		}, nil
 	case "v3":
 		var missing []error
@@ -40,7 +41,7 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 		if err := errors.Join(missing...); err != nil {
 			return nil, err
 		}
-		keys, err := wechatpay.LoadV3Keys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
+		keys, err := apiv3.LoadKeys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
 		if err != nil {
 			return nil, fmt.Errorf("WeChat Pay keys: %w", err)
 		}
@@ -49,7 +50,7 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 			// The SDK's error names the file, never its content.
 			return nil, fmt.Errorf("WECHATPAY_MCH_PRIVATE_KEY_FILE: cannot load the merchant private key")
 		}
-		return wechatpay.NewV3Client(ctx, wechatpay.V3ClientConfig{
+		return apiv3.NewClient(ctx, apiv3.ClientConfig{
 			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, MchCertSerial: cfg.MchCertSerial,
 			MchPrivateKey: priv, Keys: keys, HTTP: httpClient,
 		})

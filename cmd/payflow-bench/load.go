@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // loadOptions describes one open-loop run of notifications.
@@ -311,7 +311,7 @@ func postNotification(ctx context.Context, url string, body []byte) (bool, strin
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	params, err := wechatpay.DecodeV2XML(b)
+	params, err := apiv2.DecodeXML(b)
 	if resp.StatusCode != http.StatusOK || err != nil || params["return_code"] != "SUCCESS" {
 		return false, fmt.Sprintf("HTTP %d %s", resp.StatusCode, clip(string(b), 200))
 	}
@@ -347,14 +347,14 @@ func preparePayment(ctx context.Context, o loadOptions, i int) (*benchPayment, e
 		"cash_fee":       strconv.FormatInt(amount, 10),
 		"out_trade_no":   no,
 		"transaction_id": pay.TransactionID,
-		"time_end":       wechatpay.FormatV2Time(time.Now()),
+		"time_end":       apiv2.FormatTime(time.Now()),
 	}
-	sign, err := wechatpay.SignV2(p, o.APIKey, wechatpay.SignTypeMD5)
+	sign, err := apiv2.Sign(p, o.APIKey, apiv2.SignTypeMD5)
 	if err != nil {
 		return nil, err
 	}
 	p["sign"] = sign
-	return &benchPayment{no: no, body: wechatpay.EncodeV2XML(p)}, nil
+	return &benchPayment{no: no, body: apiv2.EncodeXML(p)}, nil
 }
 
 // postJSON posts v as JSON and decodes the answer into out when the status

@@ -34,7 +34,7 @@ import (
 
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/wechatpay"
+	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
 // maxBody caps a notification's size, as the real api does.
@@ -43,7 +43,7 @@ const maxBody = 64 << 10
 // Handler serves POST /wechatpay/notify synchronously.
 type Handler struct {
 	DB     *pgxpool.Pool
-	WeChat *wechatpay.V2Client // queries the sim; carries AppID, MchID, APIKey
+	WeChat *apiv2.Client // queries the sim; carries AppID, MchID, APIKey
 	Logger *slog.Logger
 }
 
@@ -65,17 +65,17 @@ func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return http.StatusBadRequest, "unreadable body"
 	}
-	params, err := wechatpay.DecodeV2XML(body)
+	params, err := apiv2.DecodeXML(body)
 	if err != nil {
 		return http.StatusBadRequest, "malformed XML"
 	}
-	if err := wechatpay.VerifyV2(params, h.WeChat.APIKey.Reveal()); err != nil {
+	if err := apiv2.Verify(params, h.WeChat.APIKey.Reveal()); err != nil {
 		return http.StatusUnauthorized, "invalid sign"
 	}
 	if params["appid"] != h.WeChat.AppID || params["mch_id"] != h.WeChat.MchID {
 		return http.StatusForbidden, "not this merchant"
 	}
-	n, err := wechatpay.V2Notification(params)
+	n, err := apiv2.PaymentNotification(params)
 	if err != nil {
 		return http.StatusBadRequest, "malformed notification"
 	}
@@ -137,7 +137,7 @@ func (h *Handler) markPaid(ctx context.Context, t payment.Trade) error {
 }
 
 func reply(w http.ResponseWriter, status int, ok bool, msg string) {
-	b := wechatpay.V2Reply(ok, msg)
+	b := apiv2.Reply(ok, msg)
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
@@ -165,7 +165,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer pool.Close()
 	h := &Handler{
 		DB:     pool,
-		WeChat: &wechatpay.V2Client{BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: config.NewSecret(cfg.APIKey), HTTP: &http.Client{Timeout: 10 * time.Second}},
+		WeChat: &apiv2.Client{BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: config.NewSecret(cfg.APIKey), HTTP: &http.Client{Timeout: 10 * time.Second}},
 		Logger: logger,
 	}
 	mux := http.NewServeMux()
