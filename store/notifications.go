@@ -294,7 +294,7 @@ func truncateText(s string, n int) string {
 func orderNotifications(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]payment.NotificationRecord, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT id, coalesce(source, ''), coalesce(transaction_id, ''), coalesce(amount_fen, 0), received_at,
-			received_count, outcome, coalesce(inbox_state, ''), delivered_at, content
+			received_count, outcome, coalesce(inbox_state, ''), delivered_at, examined_at, kind, coalesce(event_type, ''), content
 		FROM notifications WHERE out_trade_no = $1
 		ORDER BY received_at, id`, outTradeNo)
 	if err != nil {
@@ -304,7 +304,7 @@ func orderNotifications(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]pa
 		var r payment.NotificationRecord
 		var content []byte
 		err := row.Scan(&r.ID, &r.Version, &r.TransactionID, &r.AmountFen, &r.ReceivedAt,
-			&r.ReceivedCount, &r.Outcome, &r.InboxState, &r.DeliveredAt, &content)
+			&r.ReceivedCount, &r.Outcome, &r.InboxState, &r.DeliveredAt, &r.ExaminedAt, &r.Kind, &r.EventType, &content)
 		r.Content = content
 		r.ReceivedAt = r.ReceivedAt.UTC()
 		return r, err
