@@ -48,7 +48,7 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*type
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cli.ProjectFromOptions(context.Background(), opts)
+	return opts.LoadProject(context.Background())
 }
 
 func mustLoad(t *testing.T, profiles ...string) *types.Project {
@@ -478,6 +478,7 @@ var contractSearchAttributes = map[string]string{
 	"TransactionId": "Keyword",
 	"AmountFen":     "Int",
 	"PaymentSource": "Keyword",
+	"RefundedFen":   "Int", // addition of 2026-11-26
 }
 
 func adminSearchAttributes(t *testing.T, p *types.Project) map[string]string {
