@@ -20,12 +20,13 @@ $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 # From Debian: PostgreSQL 15 server binaries (tests, `make run`) and, for
-# the tests, Chromium (the Temporal UI browser test).
+# the tests, Chromium (the Temporal UI browser test) and nginx (the proxy
+# configuration is run by deploy/nginx_test.go).
 deps:
 	@scripts/ensure-deps.sh
 
 deps-test:
-	@scripts/ensure-deps.sh --with-browser
+	@scripts/ensure-deps.sh --with-browser --with-nginx
 
 # Static checks: gofmt, go vet, staticcheck, and Temporal's workflowcheck
 # (workflow code must be deterministic), the tools built from the Go module

@@ -12,15 +12,11 @@ import (
 	"github.com/payflow/payflow/store"
 )
 
-// updateTimeout bounds how long a request waits for its order's workflow
-// (prepay at WeChat, close at WeChat).
-const updateTimeout = 15 * time.Second
-
 // prepay creates the order's workflow and waits, in the same call, for its
 // prepay, filling in what the client needs to pay. It answers the HTTP
 // error itself.
 func (s *Server) prepay(w http.ResponseWriter, r *http.Request, o *payment.Order) bool {
-	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), UpdateTimeout)
 	defer cancel()
 	res, err := s.Gateway.Create(ctx, *o)
 	if err != nil {
@@ -40,6 +36,10 @@ func (s *Server) prepay(w http.ResponseWriter, r *http.Request, o *payment.Order
 // closeOrder is POST /orders/{out_trade_no}/close: the merchant cancels an
 // unpaid order, at WeChat too. Closing a CLOSED order answers it again.
 func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	o, ok := s.loadOrder(w, r)
 	if !ok {
 		return
@@ -52,7 +52,7 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), UpdateTimeout)
 	defer cancel()
 	res, err := s.Gateway.Close(ctx, o)
 	if status, msg, ok := updateError(err); ok {
@@ -75,6 +75,10 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 // syncOrder is POST /orders/{out_trade_no}/sync: ask WeChat about the
 // order now (an operator who knows the user paid).
 func (s *Server) syncOrder(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	o, ok := s.loadOrder(w, r)
 	if !ok {
 		return
@@ -115,7 +119,8 @@ func (s *Server) loadOrder(w http.ResponseWriter, r *http.Request) (payment.Orde
 	return o, true
 }
 
-// contextWithTimeout bounds a request's wait for its order's workflow.
+// contextWithTimeout bounds a request's wait for its order's workflow
+// (within the request's own deadline, RequestTimeout).
 func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), d)
 }

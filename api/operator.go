@@ -1,9 +1,7 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -17,25 +15,12 @@ import (
 // maxOperatorBody caps operator request bodies.
 const maxOperatorBody = 4 << 10
 
-// decodeStrict reads exactly one JSON object with known fields into v.
-func decodeStrict(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errors.New("body must be one JSON object with the documented fields")
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("body must hold exactly one JSON object")
-	}
-	return nil
-}
-
 // resolveOrder is POST /orders/{out_trade_no}/resolve: an operator settles
 // an order in REVIEW without SQL, through the order's workflow, which
 // records who resolved it, how and why in the order's log.
 func (s *Server) resolveOrder(w http.ResponseWriter, r *http.Request) {
 	var req workflows.ResolveRequest
-	if err := decodeStrict(w, r, maxOperatorBody, &req); err != nil {
+	if err := decodeJSON(w, r, maxOperatorBody, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error()+` ({"action":"accept_paid|close|refund","operator":"…","reason":"…"})`)
 		return
 	}
@@ -47,7 +32,7 @@ func (s *Server) resolveOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "order is "+string(o.Status)+"; only an order in REVIEW is resolved")
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, updateTimeout)
+	ctx, cancel := contextWithTimeout(r, UpdateTimeout)
 	defer cancel()
 	res, err := s.Gateway.Resolve(ctx, o, req)
 	if status, msg, ok := updateError(err); ok {

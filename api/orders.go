@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -66,17 +65,13 @@ func (req *createOrderRequest) validate() error {
 // WeChat order payable for 7 days, so nothing longer makes sense.
 const maxTimeoutSeconds = 7 * 24 * 3600
 
-// decodeOrderRequest parses the body strictly: one JSON object, known
-// fields only, integers for amounts.
+// decodeOrderRequest parses the body strictly (decodeJSON: one JSON
+// object, the contract's fields only, integers for amounts, nothing after
+// it) and validates it.
 func decodeOrderRequest(w http.ResponseWriter, r *http.Request) (createOrderRequest, error) {
 	var req createOrderRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxOrderBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, errors.New("body must be a JSON object with out_trade_no, amount_fen (integer fen) and description")
-	}
-	if dec.More() {
-		return req, errors.New("body must hold one JSON object")
+	if err := decodeJSON(w, r, maxOrderBody, &req); err != nil {
+		return req, err
 	}
 	return req, req.validate()
 }

@@ -54,11 +54,17 @@ type Server struct {
 	Metrics        *metrics.Metrics // nil records nothing
 	MetricsHandler http.Handler     // serves GET /metrics; none when nil
 
+	// Tokens are API_TOKENS: every request but the public routes (the
+	// notify endpoints, /healthz, /readyz, /metrics) must carry one as
+	// "Authorization: Bearer <token>". None: no check (bin/api then only
+	// starts on a loopback address; config.CheckAPIAccess).
+	Tokens []config.Secret
+
 	OrderTimeout time.Duration // ORDER_TIMEOUT
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
 }
 
-// Handler routes the contract's paths.
+// Handler routes the contract's paths, behind the bearer-token guard.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)
@@ -75,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 	if s.MetricsHandler != nil {
 		r.Handle("/metrics", s.MetricsHandler).Methods(http.MethodGet)
 	}
-	return r
+	return s.guard(r)
 }
 
 func (s *Server) now() time.Time {

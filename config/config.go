@@ -3,39 +3,78 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Secret holds a key or other confidential value. Its String and
-// MarshalText forms are masked, so a Secret printed by accident (slog,
-// fmt, JSON) never shows its value; Reveal is the one way to read it.
-type Secret struct{ v string }
+// Secret holds a key, token or other confidential value. Every printed
+// form of it is masked: fmt under any verb (%v, %+v, %#v, %s, %q, %x...),
+// log/slog (LogValue), JSON and text encodings (MarshalText). The value
+// sits behind a pointer, so even a Secret in an unexported struct field,
+// which fmt prints by reflection without calling its methods, shows an
+// address rather than the value. Reveal is the one way to read it.
+type Secret struct{ v *string }
 
 // NewSecret wraps s.
-func NewSecret(s string) Secret { return Secret{v: s} }
+func NewSecret(s string) Secret { return Secret{v: &s} }
 
-// Reveal returns the secret value, for the code that signs or decrypts.
-func (s Secret) Reveal() string { return s.v }
-
-// Set reports whether a value is present.
-func (s Secret) Set() bool { return s.v != "" }
-
-func (s Secret) String() string {
-	if s.v == "" {
+// Reveal returns the secret value, for the code that signs, decrypts or
+// compares.
+func (s Secret) Reveal() string {
+	if s.v == nil {
 		return ""
 	}
-	return "[redacted]"
+	return *s.v
+}
+
+// Set reports whether a value is present.
+func (s Secret) Set() bool { return s.Reveal() != "" }
+
+// redacted is what every printed form of a set Secret shows.
+const redacted = "[redacted]"
+
+// String is the masked form: "[redacted]", or "" when no value is set.
+func (s Secret) String() string {
+	if !s.Set() {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v masked too.
+func (s Secret) GoString() string { return "config.Secret(" + strconv.Quote(s.String()) + ")" }
+
+// Format masks the secret under every fmt verb, flags and width included.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
 }
 
 // MarshalText keeps secrets out of JSON and text encodings.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// LogValue keeps secrets out of log/slog output.
-func (s Secret) LogValue() string { return s.String() }
+// LogValue keeps secrets out of log/slog output (slog.LogValuer).
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+var (
+	_ fmt.Formatter          = Secret{}
+	_ fmt.Stringer           = Secret{}
+	_ fmt.GoStringer         = Secret{}
+	_ slog.LogValuer         = Secret{}
+	_ encoding.TextMarshaler = Secret{}
+)
 
 // Config is every setting of the api and the worker.
 type Config struct {
@@ -44,7 +83,8 @@ type Config struct {
 	TemporalNamespace string
 	TaskQueue         string
 	APIAddr           string
-	WorkerAddr        string // the worker's health and metrics listener
+	WorkerAddr        string   // the worker's health and metrics listener
+	APITokens         []Secret // API_TOKENS: bearer tokens of the order API; none = open on loopback only
 
 	AppID string
 	MchID string
@@ -101,6 +141,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	var errs []error
 	var err error
+	if c.APITokens, err = parseTokens(getenv("API_TOKENS")); err != nil {
+		errs = append(errs, fmt.Errorf("API_TOKENS: %w", err))
+	}
 	if c.OrderTimeout, err = duration(get("ORDER_TIMEOUT", "30m")); err != nil {
 		errs = append(errs, fmt.Errorf("ORDER_TIMEOUT: %w", err))
 	}
@@ -134,6 +177,88 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("WECHATPAY_APIV3_KEY must be 32 bytes"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// MinTokenLength is the shortest bearer token API_TOKENS accepts: 16
+// characters, so a guessable word is refused (`make run` makes 64 hex).
+const MinTokenLength = 16
+
+// parseTokens splits API_TOKENS at commas. Blanks around a token and empty
+// entries ("a,,b", a trailing comma) are ignored; an empty list means
+// unset. Each token must be at least MinTokenLength characters of the
+// RFC 6750 token alphabet (letters, digits, - . _ ~ + / and trailing =),
+// so that it can travel in an Authorization header as it is. Errors name
+// the token by its position, never by its value.
+func parseTokens(s string) ([]Secret, error) {
+	var tokens []Secret
+	var errs []error
+	n := 0
+	for _, part := range strings.Split(s, ",") {
+		tok := strings.TrimSpace(part)
+		if tok == "" {
+			continue
+		}
+		n++
+		switch {
+		case len(tok) < MinTokenLength:
+			errs = append(errs, fmt.Errorf("token %d is shorter than %d characters", n, MinTokenLength))
+		case !isBearerToken(tok):
+			errs = append(errs, fmt.Errorf("token %d has characters other than A-Z a-z 0-9 - . _ ~ + / and trailing =", n))
+		default:
+			tokens = append(tokens, NewSecret(tok))
+		}
+	}
+	return tokens, errors.Join(errs...)
+}
+
+// isBearerToken reports whether s is an RFC 6750 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isBearerToken(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for _, r := range body {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-._~+/", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckAPIAccess is the order API's fail-closed rule, checked by bin/api
+// before it connects to anything: without API_TOKENS it may listen only on
+// a loopback address (127.0.0.0/8, ::1, localhost), so an order API is
+// never exposed by accident. ":8080" and "0.0.0.0:8080" listen on every
+// interface and are refused like any other address.
+func (c Config) CheckAPIAccess() error {
+	if len(c.APITokens) > 0 {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API_ADDR %q: %w", c.APIAddr, err)
+	}
+	if IsLoopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("API_TOKENS is not set and API_ADDR %s is not a loopback address: "+
+		"the order API would be open to anyone who can reach it. Set API_TOKENS (comma-separated bearer tokens) "+
+		"or bind API_ADDR to 127.0.0.1, ::1 or localhost", c.APIAddr)
+}
+
+// IsLoopbackHost reports whether host (as in host:port, without brackets)
+// is "localhost" or a loopback IP address. An empty host means every
+// interface and is not loopback.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func duration(s string) (time.Duration, error) {

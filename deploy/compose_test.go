@@ -29,6 +29,7 @@ func testEnv() map[string]string {
 		"WECHATPAY_MCHID":      "sentinel-mchid",
 		"WECHATPAY_API_KEY":    "sentinel-v2-api-key",
 		"WECHATPAY_APIV3_KEY":  "sentinel-v3-api-key",
+		"API_TOKENS":           "sentinel-api-token-0123456789",
 	}
 }
 
@@ -47,7 +48,7 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*type
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cli.ProjectFromOptions(context.Background(), opts)
+	return opts.LoadProject(context.Background())
 }
 
 func mustLoad(t *testing.T, profiles ...string) *types.Project {
@@ -319,6 +320,15 @@ func TestComposeAppEnvironment(t *testing.T) {
 			t.Errorf("%s: DATABASE_URL=%q, want %q", name, env["DATABASE_URL"], want)
 		}
 	}
+	// The order API's tokens go to the api alone.
+	if got := envOf(service(t, p, "api"))["API_TOKENS"]; got != sentinel["API_TOKENS"] {
+		t.Errorf("api: API_TOKENS=%q, want the environment's", got)
+	}
+	for name, s := range p.Services {
+		if _, ok := envOf(s)["API_TOKENS"]; ok && name != "api" {
+			t.Errorf("%s gets API_TOKENS", name)
+		}
+	}
 	// Overrides reach the processes.
 	env := testEnv()
 	env["TEMPORAL_NAMESPACE"], env["TEMPORAL_TASK_QUEUE"] = "payments-prod", "pay-q"
@@ -338,7 +348,7 @@ func TestComposeAppEnvironment(t *testing.T) {
 }
 
 func TestComposeRequiredSecrets(t *testing.T) {
-	for _, k := range []string{"POSTGRES_PASSWORD", "TEMPORAL_DB_PASSWORD", "WECHATPAY_APPID", "WECHATPAY_MCHID"} {
+	for _, k := range []string{"POSTGRES_PASSWORD", "TEMPORAL_DB_PASSWORD", "WECHATPAY_APPID", "WECHATPAY_MCHID", "API_TOKENS"} {
 		env := testEnv()
 		delete(env, k)
 		if _, err := loadCompose(t, env); err == nil || !strings.Contains(err.Error(), k) {
@@ -369,6 +379,7 @@ func TestComposeNoHardcodedSecrets(t *testing.T) {
 		"POSTGRES_PASSWORD":   {"POSTGRES_PASSWORD", "TEMPORAL_DB_PASSWORD"},
 		"POSTGRES_PWD":        {"TEMPORAL_DB_PASSWORD"},
 		"SQL_PASSWORD":        {"TEMPORAL_DB_PASSWORD"},
+		"API_TOKENS":          {"API_TOKENS"},
 	}
 	seen := 0
 	for name, s := range doc.Services {
@@ -386,6 +397,9 @@ func TestComposeNoHardcodedSecrets(t *testing.T) {
 				if strings.Contains(val, ":-") && !strings.HasSuffix(val, ":-}") {
 					t.Errorf("%s: %s=%q has a default value", name, k, val)
 				}
+			}
+			if k == "API_TOKENS" && !strings.HasPrefix(val, "${API_TOKENS:?") {
+				t.Errorf("%s: API_TOKENS=%q, want it required: ${API_TOKENS:?…}", name, val)
 			}
 			if k == "DATABASE_URL" && !strings.Contains(val, "${POSTGRES_PASSWORD:?") {
 				t.Errorf("%s: DATABASE_URL=%q does not take its password from ${POSTGRES_PASSWORD:?…}", name, val)
@@ -412,20 +426,15 @@ func TestComposeReplicasAndProxy(t *testing.T) {
 	if !strings.HasPrefix(proxy.Image, "nginx:1.27") {
 		t.Errorf("proxy image %q", proxy.Image)
 	}
-	published := false
-	for _, port := range proxy.Ports {
-		if port.Target == 8080 && port.Published == "8080" {
-			published = true
-		}
-	}
-	if !published {
-		t.Errorf("proxy does not publish 8080: %+v", proxy.Ports)
+	// The proxy publishes its TLS listener, and nothing else.
+	if len(proxy.Ports) != 1 || proxy.Ports[0].Target != 8443 || proxy.Ports[0].Published != "443" {
+		t.Errorf("proxy publishes %+v, want 443 → 8443 (TLS) alone", proxy.Ports)
 	}
 	conf, err := os.ReadFile("nginx/nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"upstream api", "server api:8080", "proxy_pass http://api", "listen 8080"} {
+	for _, want := range []string{"upstream api", "server api:8080", "proxy_pass http://api", "listen 8443 ssl", "listen 8080"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("nginx.conf lacks %q", want)
 		}
@@ -469,6 +478,7 @@ var contractSearchAttributes = map[string]string{
 	"TransactionId": "Keyword",
 	"AmountFen":     "Int",
 	"PaymentSource": "Keyword",
+	"RefundedFen":   "Int", // addition of 2026-11-26
 }
 
 func adminSearchAttributes(t *testing.T, p *types.Project) map[string]string {

@@ -50,7 +50,8 @@ func countRequest(query string) *workflowservice.CountWorkflowExecutionsRequest 
 	return &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query}
 }
 
-// doRaw sends body as it is and returns the status.
+// doRaw sends body as it is and returns the status; a request to one of
+// the apis under test carries that api's token.
 func doRaw(t *testing.T, method, url, body string) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewBufferString(body))
@@ -58,6 +59,7 @@ func doRaw(t *testing.T, method, url, body string) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

@@ -37,7 +37,8 @@ func TestTemporalOutageInbox(t *testing.T) {
 			s.DumpLogs(os.Stderr, 20000) // bytes of each log
 		}
 	}()
-	d := &deployment{name: "outage", apiURL: s.APIURLs[0], simURL: s.SimURL}
+	d := &deployment{name: "outage", apiURL: s.APIURLs[0], simURL: s.SimURL, token: s.APIToken}
+	registerAPI(d)
 
 	const n = 5
 	nos := make([]string, n)

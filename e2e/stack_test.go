@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,11 +54,13 @@ type stack struct {
 	v2, v3 *deployment
 }
 
-// deployment is one sim + worker + api, on its own task queue.
+// deployment is one sim + worker + api, on its own task queue. The api
+// requires a bearer token (API_TOKENS), as in production.
 type deployment struct {
 	name        string
 	taskQueue   string
 	apiURL      string
+	token       string // the api's bearer token; do sends it to apiURL
 	simURL      string
 	workerAddr  string
 	api, worker *proc
@@ -155,7 +160,8 @@ func startStack(ctx context.Context) (*stack, error) {
 func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*deployment, error) {
 	apiAddr, simAddr := freeAddr(), freeAddr()
 	d := &deployment{name: name, taskQueue: "e2e-" + name, workerAddr: freeAddr(),
-		apiURL: "http://" + apiAddr, simURL: "http://" + simAddr}
+		apiURL: "http://" + apiAddr, simURL: "http://" + simAddr, token: newToken()}
+	registerAPI(d)
 	notifyPath := "/wechatpay/notify"
 	if name == "v3" {
 		notifyPath = "/wechatpay/v3/notify"
@@ -172,7 +178,7 @@ func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*depl
 	d.worker = newProc(s, name+"-worker", filepath.Join(s.bins, "worker"), slices.Concat(common, []string{
 		"WORKER_ADDR=" + d.workerAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath}))
 	d.api = newProc(s, name+"-api", filepath.Join(s.bins, "api"), slices.Concat(common, []string{
-		"API_ADDR=" + apiAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath}))
+		"API_ADDR=" + apiAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath, "API_TOKENS=" + d.token}))
 	for _, p := range []*proc{d.sim, d.worker, d.api} {
 		if err := p.start(); err != nil {
 			return d, err
@@ -355,7 +361,32 @@ func waitHTTP(ctx context.Context, url string) error {
 	return fmt.Errorf("%s not ready", url)
 }
 
+// apiTokens maps the base URL of each api under test to its bearer token.
+var apiTokens sync.Map
+
+// registerAPI makes do send d's token with every request to d's api.
+func registerAPI(d *deployment) { apiTokens.Store(d.apiURL, d.token) }
+
+// authorize adds the bearer token of the api that url points to, if it
+// is one of ours (the sims get none).
+func authorize(req *http.Request) {
+	base := req.URL.Scheme + "://" + req.URL.Host
+	if tok, ok := apiTokens.Load(base); ok && tok.(string) != "" {
+		req.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+}
+
+// newToken makes a random bearer token: 64 hex characters.
+func newToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
 // do sends a JSON request and decodes a JSON answer into out (if non-nil).
+// A request to one of the apis under test carries that api's token.
 func do(t *testing.T, method, url string, body any, out any) int {
 	t.Helper()
 	var rd io.Reader
@@ -371,6 +402,7 @@ func do(t *testing.T, method, url string, body any, out any) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)

@@ -4,7 +4,13 @@
 #     WeChat's signed v3 notification makes it PAID;
 #  2. the same, but WeChat's notifications are all lost; the order's
 #     workflow finds the payment with its own order query.
+# The order API needs the bearer token that `make run` put in .run/api-token.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ ! -s .run/api-token ]]; then
+  echo "no .run/api-token: start the stack with make run first" >&2; exit 1
+fi
+AUTH="Authorization: Bearer $(cat .run/api-token)"
 API=http://127.0.0.1:${RUN_API_PORT:-8080}
 SIM=http://127.0.0.1:${RUN_SIM_PORT:-8090}
 UI=http://127.0.0.1:${RUN_TEMPORAL_UI_PORT:-8233}
@@ -12,7 +18,7 @@ UI=http://127.0.0.1:${RUN_TEMPORAL_UI_PORT:-8233}
 wait_paid() { # out_trade_no seconds
   local body
   for _ in $(seq 1 $(( $2 * 2 ))); do
-    body=$(curl -fsS "$API/orders/$1")
+    body=$(curl -fsS -H "$AUTH" "$API/orders/$1")
     if grep -q '"status":"PAID"' <<<"$body"; then echo "$body"; return 0; fi
     sleep 0.5
   done
@@ -22,7 +28,7 @@ wait_paid() { # out_trade_no seconds
 pay() { # label out_trade_no sim-options
   echo "== $1: order $2 (¥12.34)"
   echo "-- create it and prepay at WeChat (NATIVE: a QR code URL comes back)"
-  curl -fsS -XPOST "$API/orders" -d "{\"out_trade_no\":\"$2\",\"amount_fen\":1234,\"description\":\"demo order\",\"trade_type\":\"NATIVE\"}"; echo
+  curl -fsS -XPOST "$API/orders" -H "$AUTH" -d "{\"out_trade_no\":\"$2\",\"amount_fen\":1234,\"description\":\"demo order\",\"trade_type\":\"NATIVE\"}"; echo
   echo "-- the user scans and pays"
   curl -fsS -XPOST "$SIM/sim/pay" -d "{\"out_trade_no\":\"$2\"$3}"; echo
 }

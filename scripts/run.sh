@@ -2,6 +2,8 @@
 # Brings up the whole local stack in the background: PostgreSQL (a cluster
 # in .run/pg), the Temporal dev server with its Web UI, wechatpay-sim, the
 # worker and the api. State and logs live in .run/; `make stop` stops it all.
+# The api runs as in production: its order API needs the bearer token in
+# .run/api-token (made once, mode 0600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -41,6 +43,12 @@ WECHATPAY_APPID=wx8888888888888888
 WECHATPAY_MCHID=1900000109
 set +a
 
+# The order API's bearer token (API_TOKENS), made once: 64 hex characters.
+if [[ ! -s "$RUN/api-token" ]]; then
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$RUN/api-token")
+fi
+chmod 600 "$RUN/api-token"
+
 echo "postgres on 127.0.0.1:$PG_PORT"
 if [[ ! -f "$RUN/pg/PG_VERSION" ]]; then
   mkdir -p "$RUN/pg"
@@ -77,7 +85,8 @@ export SIM_NOTIFY_URL_V3="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
 echo "wechatpay-sim, worker, api"
 start wechatpay-sim "$ROOT/bin/wechatpay-sim"
 start worker "$ROOT/bin/worker"
-start api "$ROOT/bin/api"
+# API_TOKENS only in the api's environment (never on a command line).
+(API_TOKENS=$(<"$RUN/api-token") && export API_TOKENS && start api "$ROOT/bin/api")
 wait_http "http://127.0.0.1:$SIM_PORT/healthz" "wechatpay-sim"
 wait_http "http://127.0.0.1:$WORKER_PORT/readyz" "worker"
 wait_http "http://127.0.0.1:$API_PORT/readyz" "api"
@@ -86,6 +95,7 @@ cat <<MSG
 
 The local stack is up (logs in .run/logs, stop it with: make stop)
   api            http://127.0.0.1:$API_PORT   (POST /orders, GET /orders/{out_trade_no}, POST /wechatpay/notify)
+  API token      .run/api-token: the order API needs "Authorization: Bearer <it>" (the notify endpoints do not)
   Temporal UI    http://127.0.0.1:$UI_PORT/namespaces/default/workflows
   wechatpay-sim  http://127.0.0.1:$SIM_PORT   (POST /sim/pay: "the user paid")
   PostgreSQL     postgres://postgres@127.0.0.1:$PG_PORT/payments
@@ -93,7 +103,7 @@ The local stack is up (logs in .run/logs, stop it with: make stop)
 Demo: a notified payment and one whose notifications are all lost:
   make demo
 or by hand:
-  curl -s -XPOST http://127.0.0.1:$API_PORT/orders -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo","trade_type":"NATIVE"}'
+  curl -s -XPOST http://127.0.0.1:$API_PORT/orders -H "Authorization: Bearer \$(cat .run/api-token)" -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo","trade_type":"NATIVE"}'
   curl -s -XPOST http://127.0.0.1:$SIM_PORT/sim/pay -d '{"out_trade_no":"DEMO0001"}'
-  curl -s http://127.0.0.1:$API_PORT/orders/DEMO0001
+  curl -s http://127.0.0.1:$API_PORT/orders/DEMO0001 -H "Authorization: Bearer \$(cat .run/api-token)"
 MSG

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
 	"github.com/payflow/payflow/wechatpay/apiv2"
@@ -152,7 +153,7 @@ func decodeVerified(t *testing.T, body []byte) map[string]string {
 }
 
 func client(base, signType string) *apiv2.Client {
-	return &apiv2.Client{BaseURL: base, AppID: testAppID, MchID: testMchID, APIKey: testKey, SignType: signType}
+	return &apiv2.Client{BaseURL: base, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(testKey), SignType: signType}
 }
 
 func TestPayNotifies(t *testing.T) {
@@ -217,7 +218,7 @@ func TestOrderQuery(t *testing.T) {
 	}
 
 	wrongKey := client(base, "")
-	wrongKey.APIKey = strings.Repeat("0", 32)
+	wrongKey.APIKey = config.NewSecret(strings.Repeat("0", 32))
 	var ae *wechatpay.APIError
 	if _, err := wrongKey.QueryOrder(ctx, "order-0002"); !errors.As(err, &ae) || ae.Code != "SIGNERROR" || ae.Message != "签名错误" || wechatpay.Retryable(err) {
 		t.Errorf("wrong key: err = %v", err)

@@ -22,7 +22,7 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 	switch cfg.APIVersion {
 	case "v2":
 		return &apiv2.Client{
-			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey.Reveal(),
+			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey,
 			SignType: apiv2.SignTypeHMACSHA256, HTTP: httpClient,
 		}, nil
 	case "v3":

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,7 +32,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Fail closed, before connecting to anything: no order API open to
+	// the network without tokens.
+	if err := cfg.CheckAPIAccess(); err != nil {
+		return err
+	}
 	logger := boot.Logger()
+	if len(cfg.APITokens) == 0 {
+		logger.Warn("API_TOKENS is not set: the order API needs no token, so it listens on loopback only", "addr", cfg.APIAddr)
+	} else {
+		logger.Info("order API: bearer tokens required", "tokens", len(cfg.APITokens))
+	}
 	deps, err := boot.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -52,6 +63,15 @@ func run() error {
 		AppID:   cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
+		Tokens: cfg.APITokens,
 	}
-	return boot.Serve(ctx, boot.NewHTTPServer(cfg.APIAddr, srv.Handler()), logger)
+	return boot.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
+}
+
+// httpServer is the shared listener set-up with the api's WriteTimeout,
+// which outlasts every wait of an order API request (api.RequestTimeout).
+func httpServer(addr string, h http.Handler) *http.Server {
+	hs := boot.NewHTTPServer(addr, h)
+	hs.WriteTimeout = api.WriteTimeout
+	return hs
 }

@@ -357,8 +357,9 @@ func preparePayment(ctx context.Context, o loadOptions, i int) (*benchPayment, e
 }
 
 // postJSON posts v as JSON and decodes the answer into out when the status
-// is want.
-func postJSON(ctx context.Context, url string, v any, want int, out any) error {
+// is want; each of prepare (Stack.Authorize for the order API) is applied
+// to the request.
+func postJSON(ctx context.Context, url string, v any, want int, out any, prepare ...func(*http.Request)) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -368,6 +369,9 @@ func postJSON(ctx context.Context, url string, v any, want int, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for _, f := range prepare {
+		f(req)
+	}
 	resp, err := loadHTTP.Do(req)
 	if err != nil {
 		return err

@@ -293,7 +293,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 	lo.DB = db
 	lo.Prefix = "BF" + runID
 	lo.CreateOrder = func(ctx context.Context, no string, amount int64) error {
-		return postJSON(ctx, s.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil)
+		return postJSON(ctx, s.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil, s.Authorize)
 	}
 	if tr.Payflow, err = runLoad(ctx, lo, logger); err != nil {
 		return tr, fmt.Errorf("payflow load: %w", err)

@@ -160,7 +160,7 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 		var resp struct {
 			CodeURL string `json:"code_url"`
 		}
-		status, b, err := p.do(ctx, http.MethodPost, api+"/orders", body, &resp)
+		status, b, err := p.do(ctx, http.MethodPost, api+"/orders", body, &resp, p.st.Authorize)
 		switch {
 		case err == nil && status == http.StatusCreated:
 			o.Created, o.Prepaid = true, resp.CodeURL != ""
@@ -183,8 +183,9 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 	}
 }
 
-// do sends a JSON request and decodes a 2xx JSON answer into out.
-func (p *payer) do(ctx context.Context, method, url string, in, out any) (int, string, error) {
+// do sends a JSON request and decodes a 2xx JSON answer into out; each of
+// prepare (Stack.Authorize for the order API) is applied to the request.
+func (p *payer) do(ctx context.Context, method, url string, in, out any, prepare ...func(*http.Request)) (int, string, error) {
 	var rd io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -198,6 +199,9 @@ func (p *payer) do(ctx context.Context, method, url string, in, out any) (int, s
 		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for _, f := range prepare {
+		f(req)
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return 0, "", err

@@ -11,6 +11,8 @@ package stack
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +92,11 @@ type Options struct {
 	// postmaster must not mistake for a bug.
 	DurableCommits bool
 
+	// APIToken is the bearer token the apis require (API_TOKENS), as in
+	// production; "" makes a random one. Stack.Authorize adds it to a
+	// request.
+	APIToken string
+
 	Env    []string // more environment for api and worker
 	SimEnv []string // more environment for the sim
 
@@ -118,6 +125,7 @@ type Stack struct {
 	Sim     *Process
 
 	APIURLs       []string // http://host:port of each api, in APIs' order
+	APIToken      string   // the apis' bearer token (API_TOKENS); see Authorize
 	SimURL        string
 	NotifyBaseURL string
 
@@ -149,7 +157,10 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	s := &Stack{opts: opts, TaskQueue: opts.TaskQueue, Dir: opts.Dir}
+	s := &Stack{opts: opts, TaskQueue: opts.TaskQueue, Dir: opts.Dir, APIToken: opts.APIToken}
+	if s.APIToken == "" {
+		s.APIToken = newToken()
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -229,7 +240,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	for i, u := range s.APIURLs {
 		addr := strings.TrimPrefix(u, "http://")
 		s.APIs = append(s.APIs, s.newProc(fmt.Sprintf("api-%d", i+1), filepath.Join(s.BinDir, "api"), addr, "/readyz",
-			slices.Concat(s.AppEnv(), []string{"API_ADDR=" + addr})))
+			slices.Concat(s.AppEnv(), []string{"API_ADDR=" + addr, "API_TOKENS=" + s.APIToken})))
 	}
 	procs := slices.Concat([]*Process{s.Sim}, s.Workers, s.APIs)
 	s.logf("starting %d workers, %d apis and the sim", len(s.Workers), len(s.APIs))
@@ -301,6 +312,21 @@ func (s *Stack) commonEnv() []string {
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 	}
+}
+
+// Authorize adds the apis' bearer token to a request of the order API
+// (everything but the notify endpoints and the probes needs it).
+func (s *Stack) Authorize(req *http.Request) {
+	req.Header.Set("Authorization", "Bearer "+s.APIToken)
+}
+
+// newToken makes a random bearer token: 64 hex characters.
+func newToken() string {
+	b := make([]byte, 32)
+	if _, err := crand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	}
+	return hex.EncodeToString(b)
 }
 
 func notifyPath(version string) string {

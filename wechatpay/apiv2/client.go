@@ -13,6 +13,7 @@ import (
 
 	"github.com/payflow/payflow/wechatpay"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 )
 
@@ -24,10 +25,11 @@ const maxResponse = 1 << 20
 // SignType, HTTP and Nonce fields mean MD5, http.DefaultClient and 32
 // random hex characters.
 type Client struct {
-	BaseURL, AppID, MchID, APIKey string
-	SignType                      string        // MD5 when empty
-	HTTP                          *http.Client  // http.DefaultClient when nil
-	Nonce                         func() string // random 32 hex chars when nil
+	BaseURL, AppID, MchID string
+	APIKey                config.Secret // the API v2 key: masked whenever the client is printed
+	SignType              string        // MD5 when empty
+	HTTP                  *http.Client  // http.DefaultClient when nil
+	Nonce                 func() string // random 32 hex chars when nil
 }
 
 // QueryOrder asks WeChat for the trade of outTradeNo (POST /pay/orderquery).
@@ -109,7 +111,7 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 	for k, v := range fields {
 		req[k] = v
 	}
-	sign, err := Sign(req, c.APIKey, signType)
+	sign, err := Sign(req, c.APIKey.Reveal(), signType)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: sign request: %w", op, err)
 	}
@@ -157,7 +159,7 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 		}
 		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: code, Message: wechatpay.Truncate(msg, 256), Retryable: code == wechatpay.CodeSystemError}
 	}
-	if err := verify(resp, c.APIKey, signType); err != nil {
+	if err := verify(resp, c.APIKey.Reveal(), signType); err != nil {
 		if !errors.Is(err, wechatpay.ErrBadSignature) {
 			err = fmt.Errorf("%w: %w", wechatpay.ErrBadSignature, err)
 		}

@@ -3,6 +3,7 @@ package apiv2
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/payflow/payflow/wechatpay"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 )
 
@@ -123,7 +125,7 @@ func TestQueryOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := fakeOrderQuery(t, tt.status, tt.resp, tt.sign)
-			c := &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: tt.signType, HTTP: srv.Client()}
+			c := &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(docKey), SignType: tt.signType, HTTP: srv.Client()}
 			got, err := c.QueryOrder(context.Background(), "order-0001")
 			if tt.wantErr == nil && tt.wantCode == "" {
 				if err != nil {
@@ -164,7 +166,7 @@ func TestQueryOrderNetworkError(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	c := &Client{BaseURL: url, AppID: testAppID, MchID: testMchID, APIKey: docKey}
+	c := &Client{BaseURL: url, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(docKey)}
 	_, err := c.QueryOrder(context.Background(), "order-0001")
 	if err == nil || !wechatpay.Retryable(err) {
 		t.Fatalf("err = %v, want a retryable error", err)
@@ -193,5 +195,16 @@ func TestRetryable(t *testing.T) {
 	}
 	if !errors.Is(&wechatpay.APIError{Code: "ORDERNOTEXIST"}, wechatpay.ErrOrderNotExist) || errors.Is(&wechatpay.APIError{Code: "SYSTEMERROR"}, wechatpay.ErrOrderNotExist) {
 		t.Error("wechatpay.APIError.Is wrong")
+	}
+}
+
+// The client holds the API key as a config.Secret: printing the client,
+// as a log line or an error might, never shows the key.
+func TestClientNeverPrintsItsKey(t *testing.T) {
+	c := &Client{BaseURL: "http://127.0.0.1:1", AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(docKey)}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
+		if out := fmt.Sprintf(verb, c) + fmt.Sprintf(verb, *c); strings.Contains(out, docKey) || strings.Contains(out, fmt.Sprintf("%x", docKey)) {
+			t.Fatalf("%s shows the key: %s", verb, out)
+		}
 	}
 }

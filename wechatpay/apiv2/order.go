@@ -98,7 +98,7 @@ func (c *Client) jsapiParams(prepayID string, now time.Time) (*payment.JSAPIPara
 		Package:   "prepay_id=" + prepayID,
 		SignType:  signType,
 	}
-	sign, err := Sign(jsapiV2Fields(*p), c.APIKey, signType)
+	sign, err := Sign(jsapiV2Fields(*p), c.APIKey.Reveal(), signType)
 	if err != nil {
 		return nil, fmt.Errorf("sign JSAPI parameters: %w", err)
 	}

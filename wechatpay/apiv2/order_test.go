@@ -18,6 +18,7 @@ import (
 
 	"github.com/payflow/payflow/wechatpay"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 )
 
@@ -80,7 +81,7 @@ func newV2OrderTest(t *testing.T, signType string, answer func(path string, req 
 	f := &v2FakeWeChat{t: t, answer: answer}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	return &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: docKey, SignType: signType,
+	return &Client{BaseURL: srv.URL, AppID: testAppID, MchID: testMchID, APIKey: config.NewSecret(docKey), SignType: signType,
 		HTTP: srv.Client(), Nonce: func() string { return "ibuaiVcKdpRxkhJA" }}, f
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay/apiv2"
 )
@@ -68,7 +69,7 @@ func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return http.StatusBadRequest, "malformed XML"
 	}
-	if err := apiv2.Verify(params, h.WeChat.APIKey); err != nil {
+	if err := apiv2.Verify(params, h.WeChat.APIKey.Reveal()); err != nil {
 		return http.StatusUnauthorized, "invalid sign"
 	}
 	if params["appid"] != h.WeChat.AppID || params["mch_id"] != h.WeChat.MchID {
@@ -164,7 +165,7 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	defer pool.Close()
 	h := &Handler{
 		DB:     pool,
-		WeChat: &apiv2.Client{BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, HTTP: &http.Client{Timeout: 10 * time.Second}},
+		WeChat: &apiv2.Client{BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: config.NewSecret(cfg.APIKey), HTTP: &http.Client{Timeout: 10 * time.Second}},
 		Logger: logger,
 	}
 	mux := http.NewServeMux()
