@@ -35,12 +35,12 @@ const (
 // Names lists every metric name this package defines (histograms by their
 // base name, without _bucket/_sum/_count).
 func Names() []string {
-	return []string{
+	return append([]string{
 		NotificationsReceivedName, NotificationsAckedName, NotificationsRejectedName,
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
 		ReconciliationFoundName, TemporalMetricsErrorsName,
-	}
+	}, refundNames()...)
 }
 
 // LatencyBuckets are the histogram buckets of the notify acknowledgement
@@ -55,7 +55,7 @@ var (
 	versions = []string{"v2", "v3"}
 	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox"}
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
-	statuses = []string{"PAID", "CLOSED", "REVIEW"}
+	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 )
 
 // Metrics records payflow's own metrics. A nil *Metrics records nothing, so
@@ -71,6 +71,7 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	failures       *prometheus.CounterVec
 	reconciliation prometheus.Counter
+	refunds        *refundMetrics
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -107,7 +108,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		ordersFinal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: OrdersFinalName,
-			Help: "Orders that reached a final status (PAID, CLOSED, REVIEW).",
+			Help: "Orders that reached a final status (PAID, CLOSED, REVIEW, REFUNDED).",
 		}, []string{"status"}),
 		attempts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: ActivityAttemptsName,
@@ -121,6 +122,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ReconciliationFoundName,
 			Help: "Discrepancies found by reconciliation against WeChat Pay.",
 		}),
+		refunds: newRefundMetrics(f),
 	}
 	for _, v := range versions {
 		m.received.WithLabelValues(v)
@@ -181,8 +183,8 @@ func (m *Metrics) SignalWithStart(d time.Duration, err error) {
 	}
 }
 
-// OrderFinal counts an order reaching a final status: PAID, CLOSED or
-// REVIEW.
+// OrderFinal counts an order reaching a final status: PAID, CLOSED,
+// REVIEW or REFUNDED.
 func (m *Metrics) OrderFinal(status string) {
 	if m == nil {
 		return
