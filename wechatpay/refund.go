@@ -3,6 +3,9 @@ package wechatpay
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
+
+	"github.com/payflow/payflow/payment"
 )
 
 // Refund sentinels. The errors that match them also wrap the
@@ -69,4 +72,29 @@ func ClassifyRefundQuery(err error) error {
 		return fmt.Errorf("%w: %w", ErrRefundNotExist, err)
 	}
 	return err
+}
+
+// MaxRefundReason is WeChat's limit on a refund's reason (string(80)), in
+// characters.
+const MaxRefundReason = 80
+
+// CheckRefundRequest rejects a refund request WeChat would refuse anyway
+// (numbers, amounts, currency, reason, notify_url), with an error wrapping
+// ErrMalformed; a client calls it before sending anything.
+func CheckRefundRequest(req payment.RefundRequest) error {
+	switch {
+	case !payment.ValidOutTradeNo(req.OutTradeNo):
+		return fmt.Errorf("invalid out_trade_no %q: %w", Truncate(req.OutTradeNo, 40), ErrMalformed)
+	case !payment.ValidOutRefundNo(req.OutRefundNo):
+		return fmt.Errorf("invalid out_refund_no %q: %w", Truncate(req.OutRefundNo, 70), ErrMalformed)
+	case req.AmountFen <= 0 || req.TotalFen < req.AmountFen:
+		return fmt.Errorf("%s: refund %d of a total of %d fen: %w", req.OutRefundNo, req.AmountFen, req.TotalFen, ErrMalformed)
+	case req.Currency != "" && req.Currency != payment.DefaultCurrency:
+		return fmt.Errorf("%s: currency %q is not CNY: %w", req.OutRefundNo, Truncate(req.Currency, 8), ErrMalformed)
+	case !TextOK(req.Reason) || utf8.RuneCountInString(req.Reason) > MaxRefundReason:
+		return fmt.Errorf("%s: reason must be UTF-8 text of at most %d characters: %w", req.OutRefundNo, MaxRefundReason, ErrMalformed)
+	case !TextOK(req.NotifyURL):
+		return fmt.Errorf("%s: notify_url is not UTF-8 text: %w", req.OutRefundNo, ErrMalformed)
+	}
+	return nil
 }

@@ -3,7 +3,6 @@ package apiv3
 import (
 	"context"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/refunddomestic"
@@ -11,10 +10,6 @@ import (
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay"
 )
-
-// maxRefundReason is WeChat's limit on a refund's reason (string[1,80]),
-// in characters.
-const maxRefundReason = 80
 
 // ApplyRefund asks WeChat to refund req.AmountFen of the order
 // req.OutTradeNo under req.OutRefundNo (POST /v3/refund/domestic/refunds,
@@ -34,7 +29,7 @@ const maxRefundReason = 80
 //     request WeChat would refuse (numbers, amounts, reason).
 func (c *Client) ApplyRefund(ctx context.Context, req payment.RefundRequest) (payment.RefundTrade, error) {
 	const op = "v3 refund"
-	if err := checkRefundRequest(req); err != nil {
+	if err := wechatpay.CheckRefundRequest(req); err != nil {
 		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s: %w", op, err)
 	}
 	currency := req.Currency
@@ -145,26 +140,6 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: SUCCESS without success_time: %w", op, outRefundNo, wechatpay.ErrMalformed)
 	}
 	return rt, nil
-}
-
-// checkRefundRequest rejects what WeChat would refuse anyway, with an
-// error wrapping wechatpay.ErrMalformed.
-func checkRefundRequest(req payment.RefundRequest) error {
-	switch {
-	case !payment.ValidOutTradeNo(req.OutTradeNo):
-		return fmt.Errorf("invalid out_trade_no %q: %w", wechatpay.Truncate(req.OutTradeNo, 40), wechatpay.ErrMalformed)
-	case !payment.ValidOutRefundNo(req.OutRefundNo):
-		return fmt.Errorf("invalid out_refund_no %q: %w", wechatpay.Truncate(req.OutRefundNo, 70), wechatpay.ErrMalformed)
-	case req.AmountFen <= 0 || req.TotalFen < req.AmountFen:
-		return fmt.Errorf("%s: refund %d of a total of %d fen: %w", req.OutRefundNo, req.AmountFen, req.TotalFen, wechatpay.ErrMalformed)
-	case req.Currency != "" && req.Currency != payment.DefaultCurrency:
-		return fmt.Errorf("%s: currency %q is not CNY: %w", req.OutRefundNo, wechatpay.Truncate(req.Currency, 8), wechatpay.ErrMalformed)
-	case !wechatpay.TextOK(req.Reason) || utf8.RuneCountInString(req.Reason) > maxRefundReason:
-		return fmt.Errorf("%s: reason must be UTF-8 text of at most %d characters: %w", req.OutRefundNo, maxRefundReason, wechatpay.ErrMalformed)
-	case !wechatpay.TextOK(req.NotifyURL):
-		return fmt.Errorf("%s: notify_url is not UTF-8 text: %w", req.OutRefundNo, wechatpay.ErrMalformed)
-	}
-	return nil
 }
 
 func statusOf(result *core.APIResult) int {
