@@ -34,7 +34,7 @@ type RefundsAPI interface {
 // builds one value with its dependencies and registers its methods.
 type Refunds struct {
 	Store     RefundStore
-	WeChat    RefundsAPI
+	WeChat    RefundsAPI // nil when refunds are unavailable (no v3 credentials)
 	MchID     string
 	NotifyURL string // WECHATPAY_REFUND_NOTIFY_URL: the notify_url of refund requests
 	Now       func() time.Time
@@ -52,6 +52,7 @@ const (
 	ErrTypeRefundNotFound      = "RefundNotFound"      // we have no such refund
 	ErrTypeInvalidRefund       = "InvalidRefund"       // the parameters cannot make a refund
 	ErrTypeRefundQueryRejected = "RefundQueryRejected" // WeChat refused the refund query, or its answer was not about our refund
+	ErrTypeRefundsUnavailable  = "RefundsUnavailable"  // no WeChat client for refunds: the v3 credentials are not configured
 )
 
 // Outcomes of ApplyRefund.
@@ -68,6 +69,12 @@ const (
 	QueryFound    = "found"     // WeChat knows the refund (Trade)
 	QueryNotFound = "not_found" // WeChat's signed RESOURCE_NOT_EXISTS: no refund under that number
 )
+
+// unavailable is the error of a call to WeChat without a refund client.
+func (r *Refunds) unavailable(op, no string) error {
+	return temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("%s %s: refunds need WeChat Pay API v3 credentials, which are not configured", op, no), ErrTypeRefundsUnavailable, nil)
+}
 
 func (r *Refunds) now() time.Time {
 	if r.Now != nil {
@@ -225,7 +232,7 @@ type ApplyRefundResult struct {
 // not verify, our configuration: the refund may or may not exist, so the
 // workflow queries before asking again). A refund that is final here is
 // not asked again (already_final). Errors: ErrTypeRefundNotFound and
-// ErrTypeOrderNotFound; ErrTypeInvalidRefund for a portal refund (never
+// ErrTypeOrderNotFound; ErrTypeRefundsUnavailable without a v3 client; ErrTypeInvalidRefund for a portal refund (never
 // asked for by us) or a request WeChat would refuse as malformed; store
 // failures are retried.
 func (r *Refunds) ApplyRefund(ctx context.Context, in ApplyRefundInput) (ApplyRefundResult, error) {
@@ -253,6 +260,9 @@ func (r *Refunds) ApplyRefund(ctx context.Context, in ApplyRefundInput) (ApplyRe
 			fmt.Sprintf("apply refund %s: %v", in.OutRefundNo, err), ErrTypeInvalidRefund, err)
 	}
 
+	if r.WeChat == nil {
+		return ApplyRefundResult{}, r.unavailable("apply refund", in.OutRefundNo)
+	}
 	trade, err := r.WeChat.ApplyRefund(ctx, req)
 	res := ApplyRefundResult{Refund: ref}
 	var ae *wechatpay.APIError
@@ -299,6 +309,9 @@ type QueryRefundResult struct {
 // refusal of the query or an answer about another refund is a
 // non-retryable ErrTypeRefundQueryRejected.
 func (r *Refunds) QueryRefund(ctx context.Context, in QueryRefundInput) (QueryRefundResult, error) {
+	if r.WeChat == nil {
+		return QueryRefundResult{}, r.unavailable("query refund", in.OutRefundNo)
+	}
 	trade, err := r.WeChat.QueryRefund(ctx, in.OutRefundNo)
 	switch {
 	case err == nil:

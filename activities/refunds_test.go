@@ -333,6 +333,12 @@ func TestQueryRefundActivity(t *testing.T) {
 	}
 	rt.wechat.qerr["Q-param"] = &wechatpay.APIError{Op: "v3 refund query", HTTPStatus: 400, Code: "PARAM_ERROR"}
 	appErr(t, rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q-param"}, &res), ErrTypeRefundQueryRejected)
+
+	// Without v3 credentials there is no refund client: refused, not retried.
+	rt.r.WeChat = nil
+	appErr(t, rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q1"}, &res), ErrTypeRefundsUnavailable)
+	var ap ApplyRefundResult
+	appErr(t, rt.run(t, rt.r.ApplyRefund, ApplyRefundInput{OutTradeNo: "order-q", OutRefundNo: "Q1"}, &ap), ErrTypeRefundsUnavailable)
 }
 
 func TestMarkRefundActivity(t *testing.T) {

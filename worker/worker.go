@@ -29,6 +29,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	refunds, err := NewRefundsAPI(ctx, cfg, wechat, logger)
+	if err != nil {
+		return err
+	}
 	deps, err := boot.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -53,6 +57,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Metrics: tel.Metrics,
 	})
 	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
+	w.RegisterActivity(&activities.Refunds{
+		Store: st, WeChat: refunds, MchID: cfg.MchID, NotifyURL: cfg.RefundNotifyURL, Now: time.Now, Metrics: tel.Metrics,
+	})
+	tel.Registry.MustRegister(openRefundsCollector(st, cfg.MchID))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
