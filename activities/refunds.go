@@ -273,6 +273,9 @@ func (r *Refunds) ApplyRefund(ctx context.Context, in ApplyRefundInput) (ApplyRe
 			return ApplyRefundResult{}, refundStoreError("refund accepted", in.OutRefundNo, err)
 		}
 		res.Outcome, res.Trade = ApplyAccepted, trade
+	// WeChat's refund answers first: PARAM_ERROR, INVALID_REQUEST and
+	// NO_AUTH refuse this refund (FAILED), even where a fault
+	// classification of order calls would call them configuration faults.
 	case errors.Is(err, wechatpay.ErrNotEnough) && errors.As(err, &ae):
 		res.Outcome, res.Code, res.Message = ApplyNotEnough, ae.Code, ae.Message
 	case errors.Is(err, wechatpay.ErrRefundRefused) && errors.As(err, &ae):
@@ -342,7 +345,8 @@ func (r *Refunds) QueryRefund(ctx context.Context, in QueryRefundInput) (QueryRe
 
 // refundFault reports whether err says nothing about the refund and should
 // be retried: what wechatpay.Retryable says, and an answer that does not
-// verify. (wechatpay.Fault, once there, says the same in one place.)
+// verify. With the fault classification of package wechatpay this is
+// `_, ok := wechatpay.Fault(err); return ok`.
 func refundFault(err error) bool {
 	return wechatpay.Retryable(err) || errors.Is(err, wechatpay.ErrBadSignature)
 }

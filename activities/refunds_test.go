@@ -331,8 +331,9 @@ func TestQueryRefundActivity(t *testing.T) {
 			t.Errorf("%s: %v, want a retryable error", no, err)
 		}
 	}
-	rt.wechat.qerr["Q-param"] = &wechatpay.APIError{Op: "v3 refund query", HTTPStatus: 400, Code: "PARAM_ERROR"}
-	appErr(t, rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q-param"}, &res), ErrTypeRefundQueryRejected)
+	// A signed refusal that is neither RESOURCE_NOT_EXISTS nor a fault.
+	rt.wechat.qerr["Q-refused"] = &wechatpay.APIError{Op: "v3 refund query", HTTPStatus: 403, Code: "REFUND_QUERY_FORBIDDEN"}
+	appErr(t, rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q-refused"}, &res), ErrTypeRefundQueryRejected)
 
 	// Without v3 credentials there is no refund client: refused, not retried.
 	rt.r.WeChat = nil

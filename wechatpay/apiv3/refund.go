@@ -98,7 +98,7 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 		return *p
 	}
 	if r == nil {
-		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: empty answer: %w", op, outRefundNo, wechatpay.ErrMalformed)
+		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: empty answer: %w", op, outRefundNo, errRefundAnswer)
 	}
 	if got := str(r.OutRefundNo); got != outRefundNo {
 		return payment.RefundTrade{}, &wechatpay.APIError{Op: op, HTTPStatus: statusOf(result), Code: wechatpay.CodeIDMismatch,
@@ -114,10 +114,10 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 	case payment.RefundSuccess, payment.RefundClosed, payment.RefundProcessing, payment.RefundAbnormal:
 	default:
 		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: answer: status %q: %w", op, outRefundNo,
-			wechatpay.Truncate(string(rt.Status), 20), wechatpay.ErrMalformed)
+			wechatpay.Truncate(string(rt.Status), 20), errRefundAnswer)
 	}
 	if rt.RefundID == "" {
-		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: answer lacks refund_id: %w", op, outRefundNo, wechatpay.ErrMalformed)
+		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: answer lacks refund_id: %w", op, outRefundNo, errRefundAnswer)
 	}
 	if r.Amount != nil {
 		if r.Amount.Refund != nil {
@@ -128,7 +128,7 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 		}
 	}
 	if rt.AmountFen <= 0 {
-		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: answer lacks amount.refund: %w", op, outRefundNo, wechatpay.ErrMalformed)
+		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: answer lacks amount.refund: %w", op, outRefundNo, errRefundAnswer)
 	}
 	if r.CreateTime != nil {
 		rt.CreateTime = *r.CreateTime
@@ -137,10 +137,16 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 		rt.SuccessTime = *r.SuccessTime
 	}
 	if rt.Status == payment.RefundSuccess && rt.SuccessTime.IsZero() {
-		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: SUCCESS without success_time: %w", op, outRefundNo, wechatpay.ErrMalformed)
+		return payment.RefundTrade{}, fmt.Errorf("wechatpay %s %s: SUCCESS without success_time: %w", op, outRefundNo, errRefundAnswer)
 	}
 	return rt, nil
 }
+
+// errRefundAnswer marks a verified refund answer that lacks what the call
+// needs. It must say nothing about the refund (a fault, queried again):
+// with the fault classification of package wechatpay, this is
+// wechatpay.ErrBadAnswer.
+var errRefundAnswer = wechatpay.ErrMalformed
 
 func statusOf(result *core.APIResult) int {
 	if result != nil && result.Response != nil {

@@ -278,35 +278,28 @@ func TestV3QueryRefund(t *testing.T) {
 		t.Errorf("unknown refund: %v", err)
 	}
 	for _, tc := range []struct {
-		no        string
-		code      string
-		is        error
-		retryable bool
+		no, code string
+		is       error
+		retry    string
 	}{
-		{"R-500", "SYSTEM_ERROR", nil, true},
-		{"R-429", "FREQUENCY_LIMITED", nil, true},
-		{"R-502", "HTTP_ERROR", nil, true},
-		{"R-param", "PARAM_ERROR", nil, false},
-		{"R-sign", "SIGN_ERROR", nil, false},
-		{"R-badsig", "", wechatpay.ErrBadSignature, false},
-		{"R-other", "ID_MISMATCH", nil, false},
-		{"R-nostatus", "", wechatpay.ErrMalformed, false},
-		{"R-weird", "", wechatpay.ErrMalformed, false},
-		{"R-noid", "", wechatpay.ErrMalformed, false},
-		{"R-nosuccesstime", "", wechatpay.ErrMalformed, false},
-		{"R-garbage", "", wechatpay.ErrMalformed, false},
-		{"bad/no", "", wechatpay.ErrMalformed, false},
+		{"R-500", "SYSTEM_ERROR", nil, "yes"},
+		{"R-429", "FREQUENCY_LIMITED", nil, "yes"},
+		{"R-502", "HTTP_ERROR", nil, "yes"},
+		{"R-param", "PARAM_ERROR", nil, ""},
+		{"R-sign", "SIGN_ERROR", nil, ""},
+		{"R-badsig", "", wechatpay.ErrBadSignature, ""},
+		{"R-other", "ID_MISMATCH", nil, ""},
+		{"R-nostatus", "", wechatpay.ErrMalformed, ""},
+		{"R-weird", "", wechatpay.ErrMalformed, ""},
+		{"R-noid", "", wechatpay.ErrMalformed, ""},
+		{"R-nosuccesstime", "", wechatpay.ErrMalformed, ""},
+		{"R-garbage", "", wechatpay.ErrMalformed, ""},
+		{"bad/no", "", wechatpay.ErrMalformed, "no"},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			_, err := c.QueryRefund(t.Context(), tc.no)
 			t.Log(err)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
-			if errors.Is(err, wechatpay.ErrRefundNotExist) || errors.Is(err, wechatpay.ErrRefundRefused) || errors.Is(err, wechatpay.ErrNotEnough) {
-				t.Errorf("classified as a refund answer: %v", err)
-			}
+			checkRefundErr(t, err, tc.code, 0, tc.is, tc.retry)
 		})
 	}
 }
@@ -314,50 +307,71 @@ func TestV3QueryRefund(t *testing.T) {
 func TestV3ApplyRefundErrors(t *testing.T) {
 	c, _ := newV3RefundTest(t, nil)
 	for _, tc := range []struct {
-		no        string
-		status    int
-		code      string
-		is        error
-		retryable bool
+		no     string
+		status int
+		code   string
+		is     error
+		retry  string
 	}{
-		{"R-notenough", 403, "NOT_ENOUGH", wechatpay.ErrNotEnough, false},
-		{"R-account", 403, "USER_ACCOUNT_ABNORMAL", wechatpay.ErrRefundRefused, false},
-		{"R-invalid", 400, "INVALID_REQUEST", wechatpay.ErrRefundRefused, false},
-		{"R-param", 400, "PARAM_ERROR", wechatpay.ErrRefundRefused, false},
-		{"R-noauth", 403, "NO_AUTH", wechatpay.ErrRefundRefused, false},
-		{"R-none", 404, "RESOURCE_NOT_EXISTS", wechatpay.ErrRefundRefused, false},
+		{"R-notenough", 403, "NOT_ENOUGH", wechatpay.ErrNotEnough, "no"},
+		{"R-account", 403, "USER_ACCOUNT_ABNORMAL", wechatpay.ErrRefundRefused, "no"},
+		{"R-invalid", 400, "INVALID_REQUEST", wechatpay.ErrRefundRefused, ""},
+		{"R-param", 400, "PARAM_ERROR", wechatpay.ErrRefundRefused, ""},
+		{"R-noauth", 403, "NO_AUTH", wechatpay.ErrRefundRefused, ""},
+		{"R-none", 404, "RESOURCE_NOT_EXISTS", wechatpay.ErrRefundRefused, "no"},
 		// Our configuration, not this refund: never a refusal.
-		{"R-sign", 401, "SIGN_ERROR", nil, false},
-		{"R-mch", 400, "MCH_NOT_EXISTS", nil, false},
+		{"R-sign", 401, "SIGN_ERROR", nil, ""},
+		{"R-mch", 400, "MCH_NOT_EXISTS", nil, ""},
 		// Faults: the refund may or may not have been accepted.
-		{"R-500", 500, "SYSTEM_ERROR", nil, true},
-		{"R-429", 429, "FREQUENCY_LIMITED", nil, true},
-		{"R-502", 502, "HTTP_ERROR", nil, true},
-		{"R-badsig", 0, "", wechatpay.ErrBadSignature, false},
-		{"R-garbage", 0, "", wechatpay.ErrMalformed, false},
-		{"R-other", 200, "ID_MISMATCH", nil, false},
-		{"R-othertrade", 200, "ID_MISMATCH", nil, false},
+		{"R-500", 500, "SYSTEM_ERROR", nil, "yes"},
+		{"R-429", 429, "FREQUENCY_LIMITED", nil, "yes"},
+		{"R-502", 502, "HTTP_ERROR", nil, "yes"},
+		{"R-badsig", 0, "", wechatpay.ErrBadSignature, ""},
+		{"R-garbage", 0, "", wechatpay.ErrMalformed, ""},
+		{"R-other", 200, "ID_MISMATCH", nil, ""},
+		{"R-othertrade", 200, "ID_MISMATCH", nil, ""},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			_, err := c.ApplyRefund(t.Context(), refundRequest(tc.no))
 			t.Log(err)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
+			checkRefundErr(t, err, tc.code, tc.status, tc.is, tc.retry)
 			var ae *wechatpay.APIError
-			if errors.As(err, &ae) && ae.HTTPStatus != tc.status {
-				t.Errorf("HTTP status %d, want %d", ae.HTTPStatus, tc.status)
-			}
-			for _, s := range []error{wechatpay.ErrNotEnough, wechatpay.ErrRefundRefused, wechatpay.ErrRefundNotExist} {
-				if s != tc.is && errors.Is(err, s) {
-					t.Errorf("matches %v too", s)
-				}
-			}
-			if errors.Is(err, wechatpay.ErrRefundRefused) && (ae == nil || ae.Message == "") {
+			if errors.Is(err, wechatpay.ErrRefundRefused) && (!errors.As(err, &ae) || ae.Message == "") {
 				t.Errorf("a refusal without WeChat's message: %v", err)
 			}
 		})
+	}
+}
+
+// checkRefundErr checks err's *wechatpay.APIError code and HTTP status
+// (none when code is ""), the one refund sentinel it matches (is, or none),
+// and its retryability when retry is "yes" or "no". Retryability is left
+// open ("") where the fault classification decides it: configuration codes
+// and unverifiable answers are retried faults there, and a refund refusal
+// is told by its sentinel whatever that says.
+func checkRefundErr(t *testing.T, err error, code string, status int, is error, retry string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var ae *wechatpay.APIError
+	if errors.As(err, &ae) != (code != "") {
+		t.Fatalf("err = %v (%T), want an *wechatpay.APIError: %v", err, err, code != "")
+	}
+	if ae != nil && (ae.Code != code || (status != 0 && ae.HTTPStatus != status)) {
+		t.Errorf("code %s HTTP %d, want %s %d", ae.Code, ae.HTTPStatus, code, status)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("err = %v, want it to match %v", err, is)
+	}
+	for _, s := range []error{wechatpay.ErrNotEnough, wechatpay.ErrRefundRefused, wechatpay.ErrRefundNotExist,
+		wechatpay.ErrOrderNotExist, wechatpay.ErrOrderPaid, wechatpay.ErrOrderClosed} {
+		if s != is && errors.Is(err, s) {
+			t.Errorf("err = %v matches %v", err, s)
+		}
+	}
+	if retry != "" && wechatpay.Retryable(err) != (retry == "yes") {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %s", err, wechatpay.Retryable(err), retry)
 	}
 }
 
