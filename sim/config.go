@@ -27,6 +27,10 @@ type Config struct {
 	NotifyURLV3       string // SIM_NOTIFY_URL_V3: where v3 notifications go unless the trade's prepay named one
 	NotifyVersion     string // SIM_NOTIFY_VERSION: v2 or v3, the format for trades not prepaid
 	DropNotifications bool   // SIM_DROP_NOTIFICATIONS: /sim/pay sends no notification at all
+
+	// Refunds.
+	RefundProcessing time.Duration // SIM_REFUND_PROCESSING: how long a refund stays PROCESSING (scaled by SIM_TIME_SCALE)
+	RefundNotifyURL  string        // SIM_REFUND_NOTIFY_URL: where v2 refund notifications go (portal refunds); SIM_NOTIFY_URL when empty
 }
 
 // Defaults of the optional settings.
@@ -36,6 +40,8 @@ const (
 
 	DefaultNotifyURLV3   = "http://127.0.0.1:8080/wechatpay/v3/notify"
 	DefaultNotifyVersion = "v2"
+
+	DefaultRefundProcessing = 10 * time.Second
 )
 
 // LoadConfig reads the configuration from the environment through getenv
@@ -60,6 +66,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PlatformKey:   get("SIM_PLATFORM_KEY", ""),
 		NotifyURLV3:   get("SIM_NOTIFY_URL_V3", DefaultNotifyURLV3),
 		NotifyVersion: get("SIM_NOTIFY_VERSION", DefaultNotifyVersion),
+
+		RefundProcessing: DefaultRefundProcessing,
+		RefundNotifyURL:  get("SIM_REFUND_NOTIFY_URL", ""),
 	}
 	var errs []error
 	if s := get("SIM_DROP_NOTIFICATIONS", ""); s != "" {
@@ -82,6 +91,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("SIM_QUERY_DELAY: not a Go duration: %q", s))
 		}
 		c.QueryDelay = d
+	}
+	if s := get("SIM_REFUND_PROCESSING", ""); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_REFUND_PROCESSING: not a Go duration: %q", s))
+		}
+		c.RefundProcessing = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
@@ -122,6 +138,12 @@ func (c Config) Validate() error {
 	if c.QueryDelay < 0 {
 		errs = append(errs, errors.New("SIM_QUERY_DELAY must be >= 0"))
 	}
+	if c.RefundProcessing < 0 {
+		errs = append(errs, errors.New("SIM_REFUND_PROCESSING must be >= 0"))
+	}
+	if c.RefundNotifyURL != "" && !httpURL(c.RefundNotifyURL) {
+		errs = append(errs, errors.New("SIM_REFUND_NOTIFY_URL must be an http(s) URL"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -153,6 +175,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("notify_url_v3", c.NotifyURLV3),
 		slog.String("notify_version", c.NotifyVersion),
 		slog.Bool("drop_notifications", c.DropNotifications),
+		slog.Duration("refund_processing", c.RefundProcessing),
+		slog.String("refund_notify_url", c.RefundNotifyURL),
 	)
 }
 
