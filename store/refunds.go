@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/payflow/payflow/payment"
 )
 
-// MaxRefundsPerOrder is WeChat's limit on the refunds of one payment.
-const MaxRefundsPerOrder = 50
+// WeChat's limits: refunds of one payment, and characters of a reason.
+const (
+	MaxRefundsPerOrder = 50
+	MaxRefundReason    = 80
+)
 
 // Refund errors. Each is a reason to refuse a refund before anything is
 // sent to WeChat; test for them with errors.Is.
@@ -224,6 +228,8 @@ func (p AcceptRefundParams) check() error {
 		return fmt.Errorf("%w: out_refund_no must be 1 to 64 of 0-9 A-Z a-z _ - | * @", ErrInvalidRefund)
 	case p.AmountFen <= 0:
 		return fmt.Errorf("%w: amount %d fen is not positive", ErrInvalidRefund, p.AmountFen)
+	case !utf8.ValidString(p.Reason) || utf8.RuneCountInString(p.Reason) > MaxRefundReason:
+		return fmt.Errorf("%w: reason must be UTF-8 of at most %d characters", ErrInvalidRefund, MaxRefundReason)
 	case p.Source != payment.RefundSourceAPI && p.Source != payment.RefundSourcePortal:
 		return fmt.Errorf("%w: source %q", ErrInvalidRefund, p.Source)
 	case p.Source == payment.RefundSourceAPI && (p.RefundID != "" || (p.Status != "" && p.Status != payment.RefundProcessing)):
