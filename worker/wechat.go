@@ -26,40 +26,34 @@ func NewWeChat(ctx context.Context, cfg config.Config) (activities.WeChat, error
 			SignType: apiv2.SignTypeHMACSHA256, HTTP: httpClient,
 		}, nil
 	case "v3":
-		return newV3Client(ctx, cfg, httpClient)
+		var missing []error
+		for _, v := range []struct{ name, value string }{
+			{"WECHATPAY_MCH_PRIVATE_KEY_FILE", cfg.MchPrivateKeyFile},
+			{"WECHATPAY_MCH_CERT_SERIAL", cfg.MchCertSerial},
+		} {
+			if v.value == "" {
+				missing = append(missing, fmt.Errorf("%s is required when WECHATPAY_API_VERSION=v3", v.name))
+			}
+		}
+		if cfg.PublicKeyFile == "" && cfg.PlatformCertDir == "" {
+			missing = append(missing, errors.New("WECHATPAY_PUBLIC_KEY_FILE (or WECHATPAY_PLATFORM_CERT_DIR) is required when WECHATPAY_API_VERSION=v3"))
+		}
+		if err := errors.Join(missing...); err != nil {
+			return nil, err
+		}
+		keys, err := apiv3.LoadKeys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
+		if err != nil {
+			return nil, fmt.Errorf("WeChat Pay keys: %w", err)
+		}
+		priv, err := utils.LoadPrivateKeyWithPath(cfg.MchPrivateKeyFile)
+		if err != nil {
+			// The SDK's error names the file, never its content.
+			return nil, fmt.Errorf("WECHATPAY_MCH_PRIVATE_KEY_FILE: cannot load the merchant private key")
+		}
+		return apiv3.NewClient(ctx, apiv3.ClientConfig{
+			BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, MchCertSerial: cfg.MchCertSerial,
+			MchPrivateKey: priv, Keys: keys, HTTP: httpClient,
+		})
 	}
 	return nil, fmt.Errorf("WECHATPAY_API_VERSION must be v2 or v3, got %q", cfg.APIVersion)
-}
-
-// newV3Client builds the API v3 client from the merchant credentials; the
-// refunds use it too (see NewRefundsAPI), whatever WECHATPAY_API_VERSION says.
-func newV3Client(ctx context.Context, cfg config.Config, httpClient *http.Client) (*apiv3.Client, error) {
-	var missing []error
-	for _, v := range []struct{ name, value string }{
-		{"WECHATPAY_MCH_PRIVATE_KEY_FILE", cfg.MchPrivateKeyFile},
-		{"WECHATPAY_MCH_CERT_SERIAL", cfg.MchCertSerial},
-	} {
-		if v.value == "" {
-			missing = append(missing, fmt.Errorf("%s is required when WECHATPAY_API_VERSION=v3", v.name))
-		}
-	}
-	if cfg.PublicKeyFile == "" && cfg.PlatformCertDir == "" {
-		missing = append(missing, errors.New("WECHATPAY_PUBLIC_KEY_FILE (or WECHATPAY_PLATFORM_CERT_DIR) is required when WECHATPAY_API_VERSION=v3"))
-	}
-	if err := errors.Join(missing...); err != nil {
-		return nil, err
-	}
-	keys, err := apiv3.LoadKeys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
-	if err != nil {
-		return nil, fmt.Errorf("WeChat Pay keys: %w", err)
-	}
-	priv, err := utils.LoadPrivateKeyWithPath(cfg.MchPrivateKeyFile)
-	if err != nil {
-		// The SDK's error names the file, never its content.
-		return nil, fmt.Errorf("WECHATPAY_MCH_PRIVATE_KEY_FILE: cannot load the merchant private key")
-	}
-	return apiv3.NewClient(ctx, apiv3.ClientConfig{
-		BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, MchCertSerial: cfg.MchCertSerial,
-		MchPrivateKey: priv, Keys: keys, HTTP: httpClient,
-	})
 }
