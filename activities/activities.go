@@ -15,13 +15,16 @@ import (
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
+	"github.com/payflow/payflow/wechatpay"
 )
 
 // Orders is the part of the store the activities use.
 type Orders interface {
 	OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error)
 	MarkPaid(ctx context.Context, p store.MarkPaidParams) (store.PaidOutcome, error)
-	MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (bool, error)
+	MarkReview(ctx context.Context, p store.MarkReviewParams) (store.ReviewOutcome, error)
+	MarkExamined(ctx context.Context, ns []payment.Notification) error
+	ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error)
 	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
 	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
 	MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (store.ClosedOutcome, error)
@@ -46,16 +49,30 @@ type Activities struct {
 	NotifyURL string // the notify_url put in prepay requests
 	Now       func() time.Time
 	Metrics   *metrics.Metrics // counts final statuses; nil counts nothing
+	// Settings are the worker's settings a run works with (LoadOrder
+	// hands them to it).
+	Settings Settings
+}
+
+// Settings are the worker's settings an order's run works with. LoadOrder
+// returns them, so a run keeps the ones it started with.
+type Settings struct {
+	QueryAfter       time.Duration `json:"query_after,omitempty"`        // ORDER_QUERY_AFTER
+	OrderTimeout     time.Duration `json:"order_timeout,omitempty"`      // ORDER_TIMEOUT, for orders stored without an expiry
+	RefundQueryAfter time.Duration `json:"refund_query_after,omitempty"` // REFUND_QUERY_AFTER
 }
 
 // Error types the workflow tells apart. They are listed as non-retryable
 // where retrying cannot help.
 const (
 	ErrTypeOrderNotExist = "OrderNotExist"  // WeChat knows no such order
-	ErrTypeQueryRejected = "QueryRejected"  // WeChat refused the query or its answer did not verify
+	ErrTypeQueryRejected = "QueryRejected"  // kept for recorded histories: no activity returns it since faults are retried
 	ErrTypeOrderNotFound = "OrderNotFound"  // we have no such order
 	ErrTypePrepay        = "PrepayRejected" // WeChat refused the prepay, or it would differ from the first
 	ErrTypeOrderPaid     = "OrderPaid"      // WeChat will not close or prepay: the order is paid
+	// ErrTypePrepayConflict: the order was prepaid before with other order
+	// parameters; what was prepaid may still be paid, so nothing closes.
+	ErrTypePrepayConflict = "PrepayConflict"
 )
 
 func (a *Activities) now() time.Time {
@@ -63,6 +80,19 @@ func (a *Activities) now() time.Time {
 		return a.Now()
 	}
 	return time.Now()
+}
+
+// wechatError classifies a WeChat call's error for Temporal, in one place:
+// a fault (no trustworthy answer: the wire, 5xx, 429, an unsigned or badly
+// signed answer, our keys, clock or configuration) is counted and retried,
+// never decided on; WeChat's signed refusals are returned as they are for
+// the caller to map.
+func (a *Activities) wechatError(call string, err error) (fault bool) {
+	kind, ok := wechatpay.Fault(err)
+	if ok {
+		a.Metrics.WeChatFault(call, kind)
+	}
+	return ok
 }
 
 // isNotFound lets a caller treat a missing order as an answer, not an error.

@@ -21,29 +21,37 @@ type LoadOrderInput struct {
 	OutTradeNo string `json:"out_trade_no"`
 }
 
-// LoadOrderResult is what the workflow needs to own an order it did not
-// start with: found, its status and its lifetime.
+// LoadOrderResult is what an order's run starts from: the order (found,
+// its status, amounts and lifetime), its refunds that are not final, and
+// the worker's settings.
 type LoadOrderResult struct {
 	Found         bool           `json:"found"`
 	Status        payment.Status `json:"status"`
 	TransactionID string         `json:"transaction_id"`
 	AmountFen     int64          `json:"amount_fen"`
+	PaidFen       int64          `json:"paid_fen,omitempty"`
+	RefundedFen   int64          `json:"refunded_fen,omitempty"`
 	TradeType     string         `json:"trade_type"`
 	CreatedAt     time.Time      `json:"created_at"`
 	ExpiresAt     *time.Time     `json:"expires_at"`
+	// OpenRefunds are the order's refunds not final yet (PROCESSING,
+	// ABNORMAL), oldest first.
+	OpenRefunds []payment.Refund `json:"open_refunds,omitempty"`
+	Settings    Settings         `json:"settings"`
 }
 
 // LoadOrder reads the order; a missing order is an answer, not an error.
 func (a *Activities) LoadOrder(ctx context.Context, in LoadOrderInput) (LoadOrderResult, error) {
 	o, err := a.Orders.OrderRow(ctx, in.OutTradeNo)
 	if isNotFound(err) {
-		return LoadOrderResult{}, nil
+		return LoadOrderResult{Settings: a.Settings}, nil
 	}
 	if err != nil {
 		return LoadOrderResult{}, fmt.Errorf("load order %s: %w", in.OutTradeNo, err)
 	}
-	return LoadOrderResult{Found: true, Status: o.Status, TransactionID: o.TransactionID, AmountFen: o.AmountFen, TradeType: o.TradeType,
-		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt}, nil
+	return LoadOrderResult{Found: true, Status: o.Status, TransactionID: o.TransactionID, AmountFen: o.AmountFen,
+		PaidFen: o.PaidFen, RefundedFen: o.RefundedFen, TradeType: o.TradeType,
+		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, Settings: a.Settings}, nil
 }
 
 // PrepayInput names the order to prepay; everything else comes from it.
@@ -82,9 +90,9 @@ func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, 
 		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
 	}
 	if found {
-		if storedHash != hash {
+		if storedHash != hash && storedHash != legacyParamsHash(req) {
 			return PrepayResult{}, temporal.NewNonRetryableApplicationError(
-				"prepay "+in.OutTradeNo+": already prepaid with different parameters", ErrTypePrepay, store.ErrPrepayConflict)
+				"prepay "+in.OutTradeNo+": already prepaid with different order parameters", ErrTypePrepayConflict, store.ErrPrepayConflict)
 		}
 		return PrepayResult{Prepay: stored}, nil
 	}
@@ -105,7 +113,7 @@ func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, 
 	saved, err := a.Orders.SavePrepay(ctx, in.OutTradeNo, hash, p)
 	if errors.Is(err, store.ErrPrepayConflict) {
 		return PrepayResult{}, temporal.NewNonRetryableApplicationError(
-			"prepay "+in.OutTradeNo+": already prepaid with different parameters", ErrTypePrepay, err)
+			"prepay "+in.OutTradeNo+": already prepaid with different order parameters", ErrTypePrepayConflict, err)
 	}
 	if err != nil {
 		return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
@@ -113,14 +121,25 @@ func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, 
 	return PrepayResult{Prepay: saved}, nil
 }
 
-// paramsHash identifies a prepay request's parameters.
+// paramsHash identifies a prepay by the order's own parameters. The
+// deployment's notify_url is left out: changing WECHATPAY_NOTIFY_URL must
+// not make an order prepaid before look like a different one.
 func paramsHash(req payment.PrepayRequest) (string, error) {
+	req.NotifyURL, req.ClientIP = "", ""
 	b, err := json.Marshal(req)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// legacyParamsHash is the fingerprint prepays were stored with before it
+// left out the notify_url: an order prepaid then still matches itself.
+func legacyParamsHash(req payment.PrepayRequest) string {
+	b, _ := json.Marshal(req) // a struct of strings, ints and a time: never fails
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // CloseAtWeChatInput names the order to close at WeChat.
@@ -135,7 +154,10 @@ type CloseAtWeChatResult struct {
 
 // CloseAtWeChat closes the order at WeChat so it can no longer be paid.
 // Closing twice is harmless; a paid order fails with ErrTypeOrderPaid so the
-// workflow confirms the payment instead.
+// workflow confirms the payment instead. Anything that is not WeChat's
+// signed word (a fault, or a refusal such as closing too soon after the
+// order was made) is a retryable error: the order stays open until WeChat
+// has closed it.
 func (a *Activities) CloseAtWeChat(ctx context.Context, in CloseAtWeChatInput) (CloseAtWeChatResult, error) {
 	err := a.WeChat.CloseOrder(ctx, in.OutTradeNo)
 	switch {
@@ -146,12 +168,9 @@ func (a *Activities) CloseAtWeChat(ctx context.Context, in CloseAtWeChatInput) (
 	case errors.Is(err, wechatpay.ErrOrderPaid):
 		return CloseAtWeChatResult{}, temporal.NewNonRetryableApplicationError(
 			"close "+in.OutTradeNo+": WeChat Pay says the order is paid", ErrTypeOrderPaid, err)
-	case !wechatpay.Retryable(err):
-		return CloseAtWeChatResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("close %s: %v", in.OutTradeNo, err), ErrTypeQueryRejected, err)
-	default:
-		return CloseAtWeChatResult{}, fmt.Errorf("close %s: %w", in.OutTradeNo, err)
 	}
+	a.wechatError("close", err)
+	return CloseAtWeChatResult{}, fmt.Errorf("close %s: %w", in.OutTradeNo, err)
 }
 
 // MarkClosedInput closes the order in our database.

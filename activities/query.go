@@ -21,9 +21,10 @@ type QueryOrderResult struct {
 	Trade payment.Trade `json:"trade"`
 }
 
-// QueryOrder asks WeChat's order-query API for the trade. Transient failures
-// (network, 5xx, SYSTEMERROR) are retried by Temporal; an order WeChat does
-// not know and an answer that cannot be trusted are not.
+// QueryOrder asks WeChat's order-query API for the trade. Only WeChat's
+// signed answer counts: a trade, or "no such order" (final). Everything
+// else is a fault, counted and retried by Temporal with backoff (longer for
+// rate limits), never decided on.
 func (a *Activities) QueryOrder(ctx context.Context, in QueryOrderInput) (QueryOrderResult, error) {
 	trade, err := a.WeChat.QueryOrder(ctx, in.OutTradeNo)
 	switch {
@@ -32,10 +33,7 @@ func (a *Activities) QueryOrder(ctx context.Context, in QueryOrderInput) (QueryO
 	case errors.Is(err, wechatpay.ErrOrderNotExist):
 		return QueryOrderResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("query %s: WeChat Pay has no such order", in.OutTradeNo), ErrTypeOrderNotExist, err)
-	case !wechatpay.Retryable(err):
-		return QueryOrderResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("query %s: %v", in.OutTradeNo, err), ErrTypeQueryRejected, err)
-	default:
-		return QueryOrderResult{}, fmt.Errorf("query %s: %w", in.OutTradeNo, err)
 	}
+	a.wechatError("query", err)
+	return QueryOrderResult{}, fmt.Errorf("query %s: %w", in.OutTradeNo, err)
 }

@@ -2,11 +2,13 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
+	"go.temporal.io/sdk/temporal"
 )
 
 // MarkPaidInput is a payment confirmed by WeChat's order query and verified
@@ -16,10 +18,11 @@ type MarkPaidInput struct {
 	TransactionID string         `json:"transaction_id"`
 	PaidAt        time.Time      `json:"paid_at"`
 	Source        payment.Source `json:"source"`
+	PaidFen       int64          `json:"paid_fen,omitempty"` // what WeChat says was paid
 }
 
 // MarkPaidResult is what the database made of it: "paid", "already_paid"
-// or "review" (a second transaction, or paid after close).
+// or "review" (a second transaction, or paid after close: now or before).
 type MarkPaidResult struct {
 	Outcome string `json:"outcome"`
 }
@@ -37,14 +40,20 @@ func (a *Activities) MarkPaid(ctx context.Context, in MarkPaidInput) (MarkPaidRe
 		TransactionID: in.TransactionID,
 		PaidAt:        paidAt,
 		Remarks:       PaidRemarks(in.TransactionID, in.Source),
+		PaidFen:       in.PaidFen,
 	})
 	if err := storeError("mark paid", in.OutTradeNo, err); err != nil {
 		return MarkPaidResult{}, err
 	}
-	// Counted only when this call changed the order: a retried or replayed
-	// activity finds it already decided and counts nothing.
-	if out == store.OutcomePaid {
+	// Counted only when this call changed the order, whichever way: a
+	// retried or replayed activity finds it decided and counts nothing.
+	switch out {
+	case store.OutcomePaid:
 		a.Metrics.OrderFinal(string(payment.StatusPaid))
+	case store.OutcomeReview:
+		a.Metrics.OrderFinal(string(payment.StatusReview))
+	case store.OutcomeAlreadyReview:
+		out = store.OutcomeReview
 	}
 	return MarkPaidResult{Outcome: string(out)}, nil
 }
@@ -65,23 +74,50 @@ type MarkReviewInput struct {
 	OutTradeNo string `json:"out_trade_no"`
 	Reason     string `json:"reason"`
 	Key        string `json:"key"`
+	// A payment WeChat confirmed that does not add up: the order keeps it
+	// so that it can be refunded.
+	TransactionID string    `json:"transaction_id,omitempty"`
+	PaidFen       int64     `json:"paid_fen,omitempty"`
+	PaidAt        time.Time `json:"paid_at,omitzero"`
+	// AllowFromPaid: the bill reconciliation's request for a PAID order.
+	AllowFromPaid bool `json:"allow_from_paid,omitempty"`
 }
 
-// MarkReviewResult reports whether the order changed.
+// MarkReviewResult reports whether the order changed, and its status.
 type MarkReviewResult struct {
-	Changed bool `json:"changed"`
+	Changed bool           `json:"changed"`
+	Status  payment.Status `json:"status,omitempty"`
 }
 
-// MarkReview moves the order to REVIEW with one log row saying why.
+// MarkReview moves the order to REVIEW with one log row saying why. A PAID
+// order stays PAID unless the bill reconciliation asks.
 func (a *Activities) MarkReview(ctx context.Context, in MarkReviewInput) (MarkReviewResult, error) {
-	changed, err := a.Orders.MarkReview(ctx, in.OutTradeNo, in.Reason, in.Key)
+	out, err := a.Orders.MarkReview(ctx, store.MarkReviewParams{
+		OutTradeNo: in.OutTradeNo, Reason: in.Reason, Key: in.Key,
+		TransactionID: in.TransactionID, PaidFen: in.PaidFen, PaidAt: in.PaidAt, AllowFromPaid: in.AllowFromPaid,
+	})
 	if err := storeError("mark review", in.OutTradeNo, err); err != nil {
 		return MarkReviewResult{}, err
 	}
-	if changed {
+	if out.Changed {
 		a.Metrics.OrderFinal(string(payment.StatusReview))
 	}
-	return MarkReviewResult{Changed: changed}, nil
+	return MarkReviewResult{Changed: out.Changed, Status: out.Status}, nil
+}
+
+// MarkExaminedInput lists the notifications the order's workflow examined.
+type MarkExaminedInput struct {
+	OutTradeNo    string                 `json:"out_trade_no"`
+	Notifications []payment.Notification `json:"notifications"`
+}
+
+// MarkExamined records in the audit trail that the order's workflow
+// examined the notifications, so the safety net knows none is stranded.
+func (a *Activities) MarkExamined(ctx context.Context, in MarkExaminedInput) error {
+	if err := a.Orders.MarkExamined(ctx, in.Notifications); err != nil {
+		return fmt.Errorf("mark examined %s: %w", in.OutTradeNo, err)
+	}
+	return nil
 }
 
 // OrderLogInput is an event in the order's history that changes no status.
@@ -117,10 +153,60 @@ type RecordNotificationResult struct {
 }
 
 // RecordNotification stores the notification, once per notification id.
+// A payment notification for an order we do not have is a REVIEW that
+// operators must hear about: counted when first recorded.
 func (a *Activities) RecordNotification(ctx context.Context, in RecordNotificationInput) (RecordNotificationResult, error) {
 	ins, err := a.Orders.RecordNotification(ctx, in.Notification, in.Outcome)
 	if err != nil {
 		return RecordNotificationResult{}, fmt.Errorf("record notification %s: %w", in.Notification.ID, err)
 	}
+	if ins && in.Outcome == OutcomeUnknownOrder {
+		a.Metrics.OrderFinal(string(payment.StatusReview))
+	}
 	return RecordNotificationResult{Inserted: ins}, nil
+}
+
+// OutcomeUnknownOrder is the audit outcome of a notification for an order
+// we do not have.
+const OutcomeUnknownOrder = "unknown_order"
+
+// Error types of a resolution the database refused.
+const (
+	ErrTypeNotInReview   = "NotInReview"
+	ErrTypeNoTransaction = "NoTransaction"
+)
+
+// ResolveReviewInput is an operator's decision about an order in REVIEW.
+type ResolveReviewInput struct {
+	OutTradeNo string         `json:"out_trade_no"`
+	To         payment.Status `json:"to"` // PAID or CLOSED
+	Remarks    string         `json:"remarks"`
+	Key        string         `json:"key"`
+}
+
+// ResolveReviewResult is the order's status afterwards.
+type ResolveReviewResult struct {
+	Changed bool           `json:"changed"`
+	Status  payment.Status `json:"status"`
+}
+
+// ResolveReview moves an order out of REVIEW as an operator decided, with
+// its log row; counted like any change to a final status.
+func (a *Activities) ResolveReview(ctx context.Context, in ResolveReviewInput) (ResolveReviewResult, error) {
+	changed, status, err := a.Orders.ResolveReview(ctx, in.OutTradeNo, in.To, in.Remarks, in.Key)
+	switch {
+	case errors.Is(err, store.ErrNotInReview):
+		return ResolveReviewResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("order %s is %s, not in REVIEW", in.OutTradeNo, status), ErrTypeNotInReview, err)
+	case errors.Is(err, store.ErrNoTransaction):
+		return ResolveReviewResult{}, temporal.NewNonRetryableApplicationError(
+			"order "+in.OutTradeNo+" has no transaction: nothing was paid that could be accepted", ErrTypeNoTransaction, err)
+	}
+	if err := storeError("resolve", in.OutTradeNo, err); err != nil {
+		return ResolveReviewResult{}, err
+	}
+	if changed {
+		a.Metrics.OrderFinal(string(status))
+	}
+	return ResolveReviewResult{Changed: changed, Status: status}, nil
 }

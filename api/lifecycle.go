@@ -3,69 +3,27 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
-	"github.com/payflow/payflow/workflows"
 )
 
 // updateTimeout bounds how long a request waits for its order's workflow
 // (prepay at WeChat, close at WeChat).
 const updateTimeout = 15 * time.Second
 
-// lifecycleStart is how the workflow owning a stored order is started:
-// a new run, or the one already running (USE_EXISTING).
-func (s *Server) lifecycleStart(o payment.Order) (client.StartWorkflowOptions, workflows.PaymentInput) {
-	in := workflows.PaymentInput{
-		OutTradeNo: o.OutTradeNo,
-		Lifecycle:  workflows.NewLifecycle(o.CreatedAt, o.ExpiresAt, o.TradeType, s.OrderTimeout, s.QueryAfter),
-	}
-	return client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(o.OutTradeNo),
-		TaskQueue:                s.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    workflows.OrderAttributes(o.OutTradeNo, o.AmountFen),
-		Memo:                     workflows.Memo(o.OutTradeNo, o.AmountFen, o.TradeType, in.Lifecycle.ExpiresAt),
-		StaticSummary:            workflows.Summary(o.OutTradeNo, o.AmountFen),
-	}, in
-}
-
-// startLifecycle makes sure a workflow owns the stored order.
-func (s *Server) startLifecycle(ctx context.Context, o payment.Order) error {
-	opts, in := s.lifecycleStart(o)
-	if _, err := s.Temporal.ExecuteWorkflow(ctx, opts, workflows.PaymentWorkflow, in); err != nil {
-		return fmt.Errorf("start workflow %s: %w", opts.ID, err)
-	}
-	return nil
-}
-
-// update runs a workflow update and waits for its result.
-func (s *Server) update(ctx context.Context, outTradeNo, name string, result any) error {
-	ctx, cancel := context.WithTimeout(ctx, updateTimeout)
-	defer cancel()
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.WorkflowID(outTradeNo), UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return err
-	}
-	return h.Get(ctx, result)
-}
-
-// prepay waits for the order's workflow to prepay at WeChat and fills in
-// what the client needs to pay. It answers the HTTP error itself.
+// prepay creates the order's workflow and waits, in the same call, for its
+// prepay, filling in what the client needs to pay. It answers the HTTP
+// error itself.
 func (s *Server) prepay(w http.ResponseWriter, r *http.Request, o *payment.Order) bool {
-	var res workflows.PrepayResult
-	if err := s.update(r.Context(), o.OutTradeNo, workflows.UpdatePrepay, &res); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	res, err := s.Gateway.Create(ctx, *o)
+	if err != nil {
 		s.Logger.Error("prepay", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable,
 			"the order was created but its prepay did not finish in time; GET /orders/"+o.OutTradeNo+" shows it once done")
@@ -94,18 +52,14 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, o)
 		return
 	}
-	if err := s.startLifecycle(r.Context(), o); err != nil {
-		s.Logger.Error("close: start workflow", "out_trade_no", o.OutTradeNo, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "could not reach the order's workflow; retry")
+	ctx, cancel := context.WithTimeout(r.Context(), updateTimeout)
+	defer cancel()
+	res, err := s.Gateway.Close(ctx, o)
+	if status, msg, ok := updateError(err); ok {
+		writeError(w, status, msg)
 		return
 	}
-	var res workflows.CloseResult
-	err := s.update(r.Context(), o.OutTradeNo, workflows.UpdateClose, &res)
-	var appErr *temporal.ApplicationError
 	switch {
-	case errors.As(err, &appErr) && (appErr.Type() == workflows.ErrTypeAlreadyPaid || appErr.Type() == workflows.ErrTypeInReview):
-		writeError(w, http.StatusConflict, appErr.Message())
-		return
 	case err != nil:
 		s.Logger.Error("close", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the close did not finish in time; retry")
@@ -131,8 +85,7 @@ func (s *Server) syncOrder(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	opts, in := s.lifecycleStart(o)
-	if _, err := s.Temporal.SignalWithStartWorkflow(r.Context(), opts.ID, workflows.SignalSync, nil, opts, workflows.PaymentWorkflow, in); err != nil {
+	if err := s.Gateway.Sync(r.Context(), o); err != nil {
 		s.Logger.Error("sync", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not reach the order's workflow; retry")
 		return
@@ -160,4 +113,9 @@ func (s *Server) loadOrder(w http.ResponseWriter, r *http.Request) (payment.Orde
 		return payment.Order{}, false
 	}
 	return o, true
+}
+
+// contextWithTimeout bounds a request's wait for its order's workflow.
+func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
 }

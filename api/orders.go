@@ -112,16 +112,13 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The order is durable now. Its workflow owns it from here; should the
-	// start fail, the reconciliation schedule starts it later.
-	if err := s.startLifecycle(r.Context(), order); err != nil {
-		s.Logger.Error("start order workflow", "out_trade_no", order.OutTradeNo, "err", err)
-		if order.TradeType != "" {
-			writeError(w, http.StatusServiceUnavailable, "the order was created but could not be prepaid now; retry with POST /orders/"+order.OutTradeNo+"/sync later")
+	// start fail, the safety net starts it later.
+	if order.TradeType != "" {
+		if !s.prepay(w, r, &order) {
 			return
 		}
-	}
-	if order.TradeType != "" && !s.prepay(w, r, &order) {
-		return
+	} else if _, err := s.Gateway.Create(r.Context(), order); err != nil {
+		s.Logger.Error("start order workflow", "out_trade_no", order.OutTradeNo, "err", err)
 	}
 	s.Logger.Info("order created", "out_trade_no", order.OutTradeNo, "amount_fen", order.AmountFen, "trade_type", order.TradeType)
 	writeJSON(w, http.StatusCreated, order)

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
@@ -25,37 +26,35 @@ import (
 type Orders interface {
 	CreateOrder(ctx context.Context, o store.NewOrder) (payment.Order, error)
 	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
+	InboxRows(ctx context.Context, state string, limit int) ([]store.InboxRow, error)
+	RedriveInbox(ctx context.Context, id string) error
 	Ping(ctx context.Context) error
 }
 
-// Temporal is the part of the Temporal client the api uses.
+// Temporal is the part of the Temporal client the api uses itself; every
+// message to an order's workflow goes through the Gateway.
 type Temporal interface {
-	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
-		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
-	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
-	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	CheckHealth(ctx context.Context, request *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
 }
 
 // Server serves the HTTP API. Build it with its dependencies and mount
 // Handler.
 type Server struct {
-	Orders    Orders
-	Temporal  Temporal
-	TaskQueue string
-	AppID     string
-	MchID     string
-	Handoff   *handoff.Handoff    // makes verified notifications durable
-	APIKey    config.Secret       // API v2 key
-	V3        *apiv3.NotifyParser // nil when API v3 is not configured
-	Logger    *slog.Logger
-	Now       func() time.Time
+	Orders   Orders
+	Temporal Temporal
+	Gateway  *gateway.Gateway // the one way into an order's workflow
+	AppID    string
+	MchID    string
+	Handoff  *handoff.Handoff    // makes verified notifications durable
+	APIKey   config.Secret       // API v2 key
+	V3       *apiv3.NotifyParser // nil when API v3 is not configured
+	Logger   *slog.Logger
+	Now      func() time.Time
 
 	Metrics        *metrics.Metrics // nil records nothing
 	MetricsHandler http.Handler     // serves GET /metrics; none when nil
 
 	OrderTimeout time.Duration // ORDER_TIMEOUT
-	QueryAfter   time.Duration // ORDER_QUERY_AFTER
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
 }
 
@@ -68,6 +67,9 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/orders/{out_trade_no}", s.getOrder).Methods(http.MethodGet)
 	r.HandleFunc("/orders/{out_trade_no}/close", s.closeOrder).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{out_trade_no}/sync", s.syncOrder).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}/resolve", s.resolveOrder).Methods(http.MethodPost)
+	r.HandleFunc("/inbox", s.inboxRows).Methods(http.MethodGet)
+	r.HandleFunc("/inbox/{id}/redrive", s.redriveInbox).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	if s.MetricsHandler != nil {

@@ -210,9 +210,9 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID)
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
 	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL}); err != nil {
-		t.Fatalf("trigger the reconciliation schedule: %v", err)
+		t.Fatalf("trigger the safety net schedule: %v", err)
 	}
 	var queue string
 	eventually(t, 30*time.Second, "reconciliation to start the order's workflow", func() bool {
@@ -231,8 +231,8 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		}
 		for _, a := range desc.Info.RecentActions {
 			run := st.tc.GetWorkflow(ctx, a.StartWorkflowResult.WorkflowID, a.StartWorkflowResult.FirstExecutionRunID)
-			var res workflows.ReconcileResult
-			if run.Get(ctx, &res) == nil && contains(res.Started, no) {
+			var res workflows.SafetyNetResult
+			if run.Get(ctx, &res) == nil && contains(res.Handed["orders"], no) {
 				return true
 			}
 		}

@@ -194,6 +194,9 @@ func (s *stack) env(d *deployment) []string {
 		"TEMPORAL_ADDRESS=" + s.temporalHP,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE=" + d.taskQueue,
+		// The safety net hands over what is older than this: short, so the
+		// tests need not wait a minute for stranded notifications.
+		"RECONCILE_GRACE=2s",
 		"WECHATPAY_APPID=" + appID,
 		"WECHATPAY_MCHID=" + mchID,
 		"WECHATPAY_API_KEY=" + apiKey,

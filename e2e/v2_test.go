@@ -258,8 +258,13 @@ func TestV2AmountMismatchGoesToReview(t *testing.T) {
 	// WeChat's order query reports a different amount from the order.
 	d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 2000, "query_amount_fen": 1})
 	o := d.waitStatus(t, no, payment.StatusReview)
-	if len(paidLogs(o)) != 0 || o.TransactionID != "" {
+	if len(paidLogs(o)) != 0 {
 		t.Fatalf("mismatched payment was marked paid: %+v", o)
+	}
+	// The order keeps WeChat's transaction and what was paid under it, so
+	// that the money can be refunded.
+	if o.TransactionID == "" || o.PaidFen != 1 {
+		t.Fatalf("order in review does not keep the payment: transaction %q, paid %d fen", o.TransactionID, o.PaidFen)
 	}
 	last := o.Logs[len(o.Logs)-1]
 	if last.ToStatus != payment.StatusReview || !strings.Contains(last.Remarks, "amount") {

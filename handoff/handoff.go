@@ -11,13 +11,8 @@ import (
 	"log/slog"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-
-	"github.com/payflow/payflow/metrics"
+	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/payment"
-	"github.com/payflow/payflow/workflows"
 )
 
 // Outcomes, for the audit trail, logs and metrics.
@@ -28,27 +23,25 @@ const (
 	Inbox         = "inbox"          // Temporal did not answer; committed to the PostgreSQL inbox
 )
 
-// Temporal is the part of the Temporal client a handoff uses.
-type Temporal interface {
-	SignalWithStartWorkflow(ctx context.Context, workflowID, signalName string, signalArg any,
-		options client.StartWorkflowOptions, workflow any, workflowArgs ...any) (client.WorkflowRun, error)
-}
-
 // Store is the part of the store a handoff uses: the order (to recognise a
 // late duplicate) and the audit trail with its inbox.
 type Store interface {
 	OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error)
 	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
+	AuditExamined(ctx context.Context, n payment.Notification, outcome string) error
 	EnqueueNotification(ctx context.Context, n payment.Notification) error
+}
+
+// Gateway is how a handoff reaches an order's workflow (package gateway).
+type Gateway interface {
+	Notify(ctx context.Context, n payment.Notification, startNew bool, status payment.Status) error
 }
 
 // Handoff delivers notifications to workflows.
 type Handoff struct {
-	Temporal  Temporal
-	Store     Store
-	TaskQueue string
-	Metrics   *metrics.Metrics // nil records nothing
-	Logger    *slog.Logger
+	Gateway Gateway
+	Store   Store
+	Logger  *slog.Logger
 }
 
 // Accept makes a verified notification durable and returns how. It returns
@@ -65,8 +58,14 @@ func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (string, e
 	cancel()
 	if err == nil {
 		// Temporal holds it; the audit row is a record, not a guarantee, so
-		// a database hiccup here does not fail the acknowledgement.
-		if aerr := h.Store.AuditNotification(ctx, n, outcome); aerr != nil {
+		// a database hiccup here does not fail the acknowledgement. A late
+		// copy of the payment the order is PAID by is examined by being
+		// recognised here.
+		audit := h.Store.AuditNotification
+		if outcome == AlreadyPaid {
+			audit = h.Store.AuditExamined
+		}
+		if aerr := audit(ctx, n, outcome); aerr != nil {
 			h.Logger.Warn("notification held by Temporal, but not written to the audit trail", "id", n.ID, "err", aerr)
 		}
 		return outcome, nil
@@ -91,11 +90,10 @@ func deliverBudget(ctx context.Context) time.Duration {
 
 // Deliver gives the notification to the order's workflow through Temporal.
 func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (string, error) {
-	// RejectDuplicate: a closed workflow is not silently restarted for a
+	// A completed run is not silently followed by a new one for a
 	// duplicate of a payment it already completed.
-	err := h.signalWithStart(ctx, n, enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if !errors.As(err, &started) {
+	err := h.Gateway.Notify(ctx, n, false, "")
+	if !errors.Is(err, gateway.ErrRunCompleted) {
 		if err != nil {
 			return "", err
 		}
@@ -104,37 +102,19 @@ func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (string, 
 	// The workflow has finished. If the order is PAID by this transaction
 	// the notification is a late duplicate: acknowledge, start nothing.
 	order, gerr := h.Store.OrderRow(ctx, n.OutTradeNo)
-	if gerr == nil && order.Status == payment.StatusPaid && order.TransactionID == n.TransactionID {
+	if gerr == nil && n.Kind == payment.KindPayment && n.Succeeded() &&
+		(order.Status == payment.StatusPaid || order.Status == payment.StatusRefunded) && order.TransactionID == n.TransactionID {
 		return AlreadyPaid, nil
 	}
-	// Anything else (another transaction, a failed payment, an order in
-	// REVIEW, an unknown order) still needs looking at: start a new run.
-	if err := h.signalWithStart(ctx, n, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE); err != nil {
+	// Anything else (another transaction, a failed payment, a refund, an
+	// order in REVIEW, an unknown order) still needs looking at: a new run,
+	// whose search attributes start with the order's real status.
+	var status payment.Status
+	if gerr == nil {
+		status = order.Status
+	}
+	if err := h.Gateway.Notify(ctx, n, true, status); err != nil {
 		return "", err
 	}
 	return RecordedAgain, nil
-}
-
-func (h *Handoff) signalWithStart(ctx context.Context, n payment.Notification, reuse enums.WorkflowIdReusePolicy) error {
-	opts := client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(n.OutTradeNo),
-		TaskQueue:                h.TaskQueue,
-		WorkflowIDReusePolicy:    reuse,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    workflows.StartAttributes(n),
-		StaticSummary:            workflows.Summary(n.OutTradeNo, n.AmountFen),
-	}
-	start := time.Now()
-	_, err := h.Temporal.SignalWithStartWorkflow(ctx, opts.ID, workflows.SignalNotification, n, opts,
-		workflows.PaymentWorkflow, workflows.PaymentInput{OutTradeNo: n.OutTradeNo})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		h.Metrics.SignalWithStart(time.Since(start), nil) // an answer, not a failure
-	} else {
-		h.Metrics.SignalWithStart(time.Since(start), err)
-	}
-	if err != nil {
-		return fmt.Errorf("signal with start %s: %w", opts.ID, err)
-	}
-	return nil
 }

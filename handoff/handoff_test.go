@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/payflow/payflow/payment"
 )
 
@@ -17,9 +15,9 @@ import (
 // retries until the context ends.
 type deadTemporal struct{}
 
-func (deadTemporal) SignalWithStartWorkflow(ctx context.Context, _, _ string, _ any, _ client.StartWorkflowOptions, _ any, _ ...any) (client.WorkflowRun, error) {
+func (deadTemporal) Notify(ctx context.Context, _ payment.Notification, _ bool, _ payment.Status) error {
 	<-ctx.Done()
-	return nil, errors.New("temporal unavailable: " + ctx.Err().Error())
+	return errors.New("temporal unavailable: " + ctx.Err().Error())
 }
 
 // inboxOnly records what was enqueued, failing if its context is already
@@ -30,6 +28,9 @@ func (inboxOnly) OrderRow(context.Context, string) (payment.Order, error) {
 	return payment.Order{}, nil
 }
 func (inboxOnly) AuditNotification(context.Context, payment.Notification, string) error {
+	return errors.New("not expected")
+}
+func (inboxOnly) AuditExamined(context.Context, payment.Notification, string) error {
 	return errors.New("not expected")
 }
 func (s *inboxOnly) EnqueueNotification(ctx context.Context, n payment.Notification) error {
@@ -44,7 +45,7 @@ func (s *inboxOnly) EnqueueNotification(ctx context.Context, n payment.Notificat
 // to commit, and answers well inside the deadline.
 func TestAcceptFallsBackToInboxInTime(t *testing.T) {
 	st := &inboxOnly{}
-	h := &Handoff{Temporal: deadTemporal{}, Store: st, TaskQueue: "q", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := &Handoff{Gateway: deadTemporal{}, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	start := time.Now()

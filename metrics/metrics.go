@@ -30,6 +30,9 @@ const (
 	ActivityFailuresName       = "payflow_activity_failures_total"
 	ReconciliationFoundName    = "payflow_reconciliation_found_total"
 	TemporalMetricsErrorsName  = "payflow_temporal_metrics_errors_total"
+	WeChatFaultsName           = "payflow_wechat_faults_total"
+	InboxParkedName            = "payflow_inbox_parked"
+	InboxRelayedName           = "payflow_inbox_relayed_total"
 )
 
 // Names lists every metric name this package defines (histograms by their
@@ -39,7 +42,8 @@ func Names() []string {
 		NotificationsReceivedName, NotificationsAckedName, NotificationsRejectedName,
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
-		ReconciliationFoundName, TemporalMetricsErrorsName,
+		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
+		InboxParkedName, InboxRelayedName,
 	}, refundNames()...)
 }
 
@@ -56,6 +60,10 @@ var (
 	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox"}
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
+	// WeChat calls and fault kinds (wechatpay.Fault's labels).
+	wechatCalls  = []string{"query", "close", "prepay"}
+	wechatFaults = []string{"network", "server_error", "rate_limited", "accepted", "unsigned", "bad_signature",
+		"unknown_key", "clock_skew", "system_error", "config", "malformed"}
 )
 
 // Metrics records payflow's own metrics. A nil *Metrics records nothing, so
@@ -71,6 +79,9 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	failures       *prometheus.CounterVec
 	reconciliation prometheus.Counter
+	wechatFaults   *prometheus.CounterVec
+	inboxParked    prometheus.Gauge
+	inboxRelayed   *prometheus.CounterVec
 	refunds        *refundMetrics
 }
 
@@ -108,7 +119,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		ordersFinal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: OrdersFinalName,
-			Help: "Orders that reached a final status (PAID, CLOSED, REVIEW, REFUNDED).",
+			Help: "Changes of an order to PAID, CLOSED, REVIEW or REFUNDED, whatever path made them; a retry that changed nothing is not counted.",
 		}, []string{"status"}),
 		attempts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: ActivityAttemptsName,
@@ -122,6 +133,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ReconciliationFoundName,
 			Help: "Discrepancies found by reconciliation against WeChat Pay.",
 		}),
+		wechatFaults: f.NewCounterVec(prometheus.CounterOpts{
+			Name: WeChatFaultsName,
+			Help: "WeChat Pay calls that got no trustworthy answer (the wire, 5xx, 429, an unsigned answer, our keys or clock), by call and kind; retried, never decided on.",
+		}, []string{"call", "kind"}),
+		inboxParked: f.NewGauge(prometheus.GaugeOpts{
+			Name: InboxParkedName,
+			Help: "Inbox rows parked after too many failed deliveries: acknowledged notifications waiting for an operator to re-drive them.",
+		}),
+		inboxRelayed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: InboxRelayedName,
+			Help: "Inbox rows the relay handled, by result (delivered, failed: tried again later, parked).",
+		}, []string{"result"}),
 		refunds: newRefundMetrics(f),
 	}
 	for _, v := range versions {
@@ -136,6 +159,14 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	for _, s := range statuses {
 		m.ordersFinal.WithLabelValues(s)
+	}
+	for _, r := range []string{"delivered", "failed", "parked"} {
+		m.inboxRelayed.WithLabelValues(r)
+	}
+	for _, c := range wechatCalls {
+		for _, k := range wechatFaults {
+			m.wechatFaults.WithLabelValues(c, k)
+		}
 	}
 	return m
 }
@@ -190,6 +221,32 @@ func (m *Metrics) OrderFinal(status string) {
 		return
 	}
 	m.ordersFinal.WithLabelValues(status).Inc()
+}
+
+// WeChatFault counts a WeChat Pay call that got no trustworthy answer.
+func (m *Metrics) WeChatFault(call, kind string) {
+	if m == nil {
+		return
+	}
+	m.wechatFaults.WithLabelValues(call, kind).Inc()
+}
+
+// InboxParked sets the number of parked inbox rows.
+func (m *Metrics) InboxParked(n int) {
+	if m == nil {
+		return
+	}
+	m.inboxParked.Set(float64(n))
+}
+
+// InboxRelayed counts a relay batch's results.
+func (m *Metrics) InboxRelayed(delivered, failed, parked int) {
+	if m == nil {
+		return
+	}
+	m.inboxRelayed.WithLabelValues("delivered").Add(float64(delivered))
+	m.inboxRelayed.WithLabelValues("failed").Add(float64(failed))
+	m.inboxRelayed.WithLabelValues("parked").Add(float64(parked))
 }
 
 // ActivityAttempt counts one execution of an activity, and a failure when

@@ -223,16 +223,22 @@ type JSAPIParams struct {
 // NotificationRecord is a verified notification as the audit trail keeps
 // it: once per notification id, however often WeChat sent it.
 type NotificationRecord struct {
-	ID            string          `json:"id"`
-	Version       Source          `json:"version"`
-	TransactionID string          `json:"transaction_id"`
-	AmountFen     int64           `json:"amount_fen"`
-	ReceivedAt    time.Time       `json:"received_at"`
-	ReceivedCount int             `json:"received_count"`
-	Outcome       string          `json:"outcome"`
-	InboxState    string          `json:"inbox_state,omitempty"` // pending or delivered, when it went through the inbox
-	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
-	Content       json.RawMessage `json:"content"` // the verified notification
+	ID            string     `json:"id"`
+	Version       Source     `json:"version"`
+	TransactionID string     `json:"transaction_id"`
+	AmountFen     int64      `json:"amount_fen"`
+	ReceivedAt    time.Time  `json:"received_at"`
+	ReceivedCount int        `json:"received_count"`
+	Outcome       string     `json:"outcome"`
+	InboxState    string     `json:"inbox_state,omitempty"` // pending or delivered, when it went through the inbox
+	DeliveredAt   *time.Time `json:"delivered_at,omitempty"`
+	// ExaminedAt is when the order's workflow examined the notification
+	// (or, for a late copy of the payment the order is PAID by, when the
+	// api recognised it); null until then.
+	ExaminedAt *time.Time      `json:"examined_at"`
+	Kind       Kind            `json:"kind,omitempty"`
+	EventType  string          `json:"event_type,omitempty"`
+	Content    json.RawMessage `json:"content"` // the verified notification
 }
 
 // RefundStatus is a refund's status, in WeChat's own words, plus FAILED.

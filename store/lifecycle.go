@@ -131,3 +131,63 @@ func (s *Store) PendingOrders(ctx context.Context, createdBefore time.Time, limi
 	}
 	return out, nil
 }
+
+// ErrNotInReview: ResolveReview found the order in another status.
+var ErrNotInReview = errors.New("order is not in REVIEW")
+
+// ErrNoTransaction: a REVIEW order without a transaction cannot be
+// accepted as paid (no payment is known to have happened).
+var ErrNoTransaction = errors.New("order has no transaction to accept as paid")
+
+// ResolveReview settles an order in REVIEW as an operator decided: to PAID
+// (the payment stands; the order must have a transaction) or to CLOSED, with
+// one log row saying who, how and why (remarks), once per key. It returns
+// whether the order changed and its status afterwards.
+func (s *Store) ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error) {
+	if to != payment.StatusPaid && to != payment.StatusClosed {
+		return false, "", fmt.Errorf("resolve %s: cannot resolve to %s", outTradeNo, to)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+	}
+	defer tx.Rollback(ctx)
+	status, txid, err := lockOrder(ctx, tx, outTradeNo)
+	if err != nil {
+		return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+	}
+	if status != payment.StatusReview {
+		if status == to {
+			// A repeated resolution that already happened.
+			var done bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM order_logs WHERE out_trade_no = $1 AND idempotency_key = $2)`,
+				outTradeNo, key).Scan(&done); err != nil {
+				return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+			}
+			if done {
+				return false, status, nil
+			}
+		}
+		return false, status, fmt.Errorf("resolve %s: %w (it is %s)", outTradeNo, ErrNotInReview, status)
+	}
+	if to == payment.StatusPaid {
+		if txid == "" {
+			return false, status, fmt.Errorf("resolve %s: %w", outTradeNo, ErrNoTransaction)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE orders SET paid_fen = coalesce(paid_fen, amount_fen), paid_at = coalesce(paid_at, now())
+			WHERE out_trade_no = $1`, outTradeNo); err != nil {
+			return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+		}
+	}
+	changed, err := changeStatus(ctx, tx, outTradeNo, status, to, remarks, key)
+	if err != nil {
+		return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
+	}
+	if !changed {
+		return false, status, nil
+	}
+	return true, to, nil
+}

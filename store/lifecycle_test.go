@@ -76,7 +76,9 @@ func TestPaidAfterCloseGoesToReview(t *testing.T) {
 	if err != nil || out != OutcomeReview {
 		t.Fatalf("mark paid after close: %v %v", out, err)
 	}
-	if o := getOrder(t, s, "CLOSE00003"); o.Status != payment.StatusReview || o.TransactionID != "" {
+	// The order keeps the late transaction and what was paid: the money is
+	// refunded against it.
+	if o := getOrder(t, s, "CLOSE00003"); o.Status != payment.StatusReview || o.TransactionID != "tx-late" || o.PaidFen != o.AmountFen {
 		t.Fatalf("order = %+v", o)
 	}
 }

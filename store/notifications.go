@@ -17,12 +17,20 @@ import (
 const (
 	inboxPending   = "pending"
 	inboxDelivered = "delivered"
+	inboxParked    = "parked"
 )
 
 // AuditNotification keeps a verified notification that Temporal holds. A
 // repeat (same id) only counts the delivery.
 func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome string) error {
-	return s.insertNotification(ctx, n, outcome, "")
+	return s.insertNotification(ctx, n, outcome, "", false)
+}
+
+// AuditExamined keeps a verified notification that needs no workflow and
+// is examined by being received: a late copy of the payment an order is
+// PAID by, or an event of a kind that changes nothing.
+func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outcome string) error {
+	return s.insertNotification(ctx, n, outcome, "", true)
 }
 
 // EnqueueNotification commits a verified notification that Temporal could
@@ -30,10 +38,10 @@ func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, o
 // notification already kept (Temporal got an earlier copy, or it is already
 // queued) is only counted.
 func (s *Store) EnqueueNotification(ctx context.Context, n payment.Notification) error {
-	return s.insertNotification(ctx, n, "inbox", inboxPending)
+	return s.insertNotification(ctx, n, "inbox", inboxPending, false)
 }
 
-func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string) error {
+func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string, examined bool) error {
 	if n.ID == "" {
 		return errors.New("keep notification: empty id")
 	}
@@ -42,14 +50,49 @@ func (s *Store) insertNotification(ctx context.Context, n payment.Notification, 
 		return fmt.Errorf("keep notification %s: %w", n.ID, err)
 	}
 	_, err = s.pool.Exec(ctx, `
-		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''))
+		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state,
+			kind, event_type, examined_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''), $10, nullif($11, ''), CASE WHEN $12 THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET
 			received_count = notifications.received_count + 1,
-			last_received_at = EXCLUDED.received_at`,
-		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState)
+			last_received_at = EXCLUDED.received_at,
+			examined_at = coalesce(notifications.examined_at, EXCLUDED.examined_at)`,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState,
+		string(n.Kind), n.EventType, examined)
 	if err != nil {
 		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// MarkExamined records that the order's workflow examined these
+// notifications. The workflow may get there before the api has written a
+// notification's audit row (it writes it once Temporal holds the
+// notification), so a missing row is inserted, with no delivery counted;
+// the api's own write then only counts the delivery.
+func (s *Store) MarkExamined(ctx context.Context, ns []payment.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, n := range ns {
+		if n.ID == "" {
+			continue
+		}
+		content, err := json.Marshal(n)
+		if err != nil {
+			return fmt.Errorf("mark examined %s: %w", n.ID, err)
+		}
+		b.Queue(`
+			INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at,
+				received_count, kind, event_type, examined_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'recorded', coalesce($7, now()), 0, $8, nullif($9, ''), now())
+			ON CONFLICT (id) DO UPDATE SET examined_at = coalesce(notifications.examined_at, now())`,
+			n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, nullTime(n.ReceivedAt),
+			string(n.Kind), n.EventType)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("mark examined: %w", err)
 	}
 	return nil
 }
@@ -59,64 +102,191 @@ func (s *Store) insertNotification(ctx context.Context, n payment.Notification, 
 // a notification id it has seen, and every status change is guarded.
 const inboxLease = 2 * time.Minute
 
-// ClaimInbox delivers up to limit pending notifications, oldest first. The
-// rows are claimed with a lease in one short statement (FOR UPDATE SKIP
-// LOCKED: other relays take other rows), then delivered outside any
-// transaction, so no lock is held while Temporal is slow or down. The first
-// failed delivery ends the batch and releases the rest.
-func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.Notification) (string, error)) (int, error) {
+// InboxParkAfter is how many failed deliveries park an inbox row: it stops
+// being tried, is counted and alerted on, and waits for an operator to
+// re-drive it (RedriveInbox).
+const InboxParkAfter = 10
+
+// inboxBackoff is the wait before a row's next attempt after n failures:
+// 5 s doubling, at most 10 minutes.
+func inboxBackoff(n int) time.Duration {
+	d := 5 * time.Second
+	for i := 1; i < n && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
+}
+
+// Delivery is what a relay made of one inbox row.
+type Delivery struct {
+	Outcome string // how the order's workflow took it
+	// Examined: the notification needs no workflow (a late copy of the
+	// payment the order is PAID by) and counts as examined now.
+	Examined bool
+	// Err: the row could not be delivered. Paused says the fault is not the
+	// row's (Temporal is unreachable): the batch stops and no attempt is
+	// counted; otherwise the row's attempt is counted and the batch goes on.
+	Err    error
+	Paused bool
+}
+
+// InboxResult is what a ClaimInbox batch did.
+type InboxResult struct {
+	Claimed, Delivered, Failed, Parked int
+	Paused                             bool // Temporal was unreachable: the rest of the batch was released
+}
+
+// ClaimInbox delivers up to limit pending notifications that are due,
+// oldest first. The rows are claimed with a lease in one short statement
+// (FOR UPDATE SKIP LOCKED: other relays take other rows), then delivered
+// outside any transaction, so no lock is held while Temporal is slow or
+// down. A row that fails is tried again later with backoff and never holds
+// up the rows behind it; after InboxParkAfter failures it is parked.
+func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.Notification) Delivery) (InboxResult, error) {
 	rows, err := s.pool.Query(ctx, `
 		UPDATE notifications SET claimed_until = now() + $3::interval
 		WHERE id IN (
 			SELECT id FROM notifications
-			WHERE inbox_state = $1 AND (claimed_until IS NULL OR claimed_until < now())
-			ORDER BY received_at
+			WHERE inbox_state = $1 AND coalesce(inbox_next_attempt_at, received_at) <= now()
+			AND (claimed_until IS NULL OR claimed_until < now())
+			ORDER BY coalesce(inbox_next_attempt_at, received_at)
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		RETURNING id, content, received_at`, inboxPending, limit, inboxLease.String())
+		RETURNING id, content, received_at, inbox_attempts`, inboxPending, limit, inboxLease.String())
 	if err != nil {
-		return 0, fmt.Errorf("claim inbox: %w", err)
+		return InboxResult{}, fmt.Errorf("claim inbox: %w", err)
 	}
 	type row struct {
 		id       string
 		content  []byte
 		received time.Time
+		attempts int
 	}
 	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var v row
-		return v, r.Scan(&v.id, &v.content, &v.received)
+		return v, r.Scan(&v.id, &v.content, &v.received, &v.attempts)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("claim inbox: %w", err)
+		return InboxResult{}, fmt.Errorf("claim inbox: %w", err)
 	}
 	sort.Slice(claimed, func(i, j int) bool { return claimed[i].received.Before(claimed[j].received) })
-
-	delivered := 0
+	res := InboxResult{Claimed: len(claimed)}
 	for i, r := range claimed {
 		var n payment.Notification
+		d := Delivery{}
 		if err := json.Unmarshal(r.content, &n); err != nil {
-			return delivered, fmt.Errorf("claim inbox: decode %s: %w", r.id, err)
+			d.Err = fmt.Errorf("decode: %w", err)
+		} else {
+			d = deliver(n)
 		}
-		outcome, err := deliver(n)
-		if err != nil {
+		if d.Err != nil && d.Paused {
 			ids := make([]string, 0, len(claimed)-i)
 			for _, rest := range claimed[i:] {
 				ids = append(ids, rest.id)
 			}
 			// Released at once rather than at the lease's end: Temporal may
 			// be back by the next pass.
-			_, _ = s.pool.Exec(ctx, `UPDATE notifications SET claimed_until = NULL WHERE id = ANY($1)`, ids)
-			return delivered, fmt.Errorf("deliver %s: %w", r.id, err)
+			_, _ = s.pool.Exec(ctx, `UPDATE notifications SET claimed_until = NULL, inbox_last_error = $2 WHERE id = ANY($1)`,
+				ids, truncateText(d.Err.Error(), 500))
+			res.Paused = true
+			return res, nil
+		}
+		if d.Err != nil {
+			attempts := r.attempts + 1
+			state := inboxPending
+			if attempts >= InboxParkAfter {
+				state = inboxParked
+				res.Parked++
+			}
+			res.Failed++
+			_, err := s.pool.Exec(ctx, `
+				UPDATE notifications SET inbox_state = $2, inbox_attempts = $3, inbox_next_attempt_at = now() + $4::interval,
+					inbox_last_error = $5, claimed_until = NULL
+				WHERE id = $1`, r.id, state, attempts, inboxBackoff(attempts).String(), truncateText(d.Err.Error(), 500))
+			if err != nil {
+				return res, fmt.Errorf("claim inbox: record failure of %s: %w", r.id, err)
+			}
+			continue
 		}
 		_, err = s.pool.Exec(ctx, `
-			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL
-			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+outcome)
+			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL,
+				inbox_attempts = inbox_attempts + 1,
+				examined_at = CASE WHEN $4 THEN coalesce(examined_at, now()) ELSE examined_at END
+			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+d.Outcome, d.Examined)
 		if err != nil {
-			return delivered, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
+			return res, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
 		}
-		delivered++
+		res.Delivered++
 	}
-	return delivered, nil
+	return res, nil
+}
+
+// InboxRow is an inbox row as operators see it.
+type InboxRow struct {
+	ID            string     `json:"id"`
+	OutTradeNo    string     `json:"out_trade_no"`
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"last_error,omitempty"`
+	ReceivedAt    time.Time  `json:"received_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+}
+
+// InboxRows lists inbox rows in state (pending or parked), oldest first.
+func (s *Store) InboxRows(ctx context.Context, state string, limit int) ([]InboxRow, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, coalesce(out_trade_no, ''), inbox_state, inbox_attempts, coalesce(inbox_last_error, ''), received_at, inbox_next_attempt_at
+		FROM notifications WHERE inbox_state = $1 ORDER BY received_at, id LIMIT $2`, state, limit)
+	if err != nil {
+		return nil, fmt.Errorf("inbox rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (InboxRow, error) {
+		var v InboxRow
+		err := r.Scan(&v.ID, &v.OutTradeNo, &v.State, &v.Attempts, &v.LastError, &v.ReceivedAt, &v.NextAttemptAt)
+		v.ReceivedAt = v.ReceivedAt.UTC()
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox rows: %w", err)
+	}
+	if out == nil {
+		out = []InboxRow{}
+	}
+	return out, nil
+}
+
+// ErrNotParked: RedriveInbox found no parked inbox row with that id.
+var ErrNotParked = errors.New("no parked inbox row with that id")
+
+// RedriveInbox puts a parked inbox row back in line, due now, with its
+// attempts reset: an operator fixed what kept it from being delivered.
+func (s *Store) RedriveInbox(ctx context.Context, id string) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE notifications SET inbox_state = $2, inbox_attempts = 0, inbox_next_attempt_at = now(), claimed_until = NULL
+		WHERE id = $1 AND inbox_state = $3`, id, inboxPending, inboxParked)
+	if err != nil {
+		return fmt.Errorf("redrive inbox %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("redrive inbox %s: %w", id, ErrNotParked)
+	}
+	return nil
+}
+
+// ParkedInbox counts parked inbox rows (a gauge for alerts).
+func (s *Store) ParkedInbox(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM notifications WHERE inbox_state = $1`, inboxParked).Scan(&n); err != nil {
+		return 0, fmt.Errorf("parked inbox: %w", err)
+	}
+	return n, nil
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // orderNotifications returns the audit trail of an order, oldest first;
@@ -124,7 +294,7 @@ func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.
 func orderNotifications(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]payment.NotificationRecord, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT id, coalesce(source, ''), coalesce(transaction_id, ''), coalesce(amount_fen, 0), received_at,
-			received_count, outcome, coalesce(inbox_state, ''), delivered_at, content
+			received_count, outcome, coalesce(inbox_state, ''), delivered_at, examined_at, kind, coalesce(event_type, ''), content
 		FROM notifications WHERE out_trade_no = $1
 		ORDER BY received_at, id`, outTradeNo)
 	if err != nil {
@@ -134,7 +304,7 @@ func orderNotifications(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]pa
 		var r payment.NotificationRecord
 		var content []byte
 		err := row.Scan(&r.ID, &r.Version, &r.TransactionID, &r.AmountFen, &r.ReceivedAt,
-			&r.ReceivedCount, &r.Outcome, &r.InboxState, &r.DeliveredAt, &content)
+			&r.ReceivedCount, &r.Outcome, &r.InboxState, &r.DeliveredAt, &r.ExaminedAt, &r.Kind, &r.EventType, &content)
 		r.Content = content
 		r.ReceivedAt = r.ReceivedAt.UTC()
 		return r, err

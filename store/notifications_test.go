@@ -56,25 +56,29 @@ func TestInboxDeliveredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A failing delivery (Temporal still down) keeps the rows pending.
-	n, err := s.ClaimInbox(ctx, 50, func(payment.Notification) (string, error) { return "", errors.New("temporal unavailable") })
-	if n != 0 || err == nil {
-		t.Fatalf("failing claim = %d, %v", n, err)
+	// A failing delivery (Temporal still down) keeps the rows pending and
+	// counts nothing against them.
+	down := func(payment.Notification) Delivery {
+		return Delivery{Err: errors.New("temporal unavailable"), Paused: true}
+	}
+	res, err := s.ClaimInbox(ctx, 50, down)
+	if res.Delivered != 0 || !res.Paused || err != nil {
+		t.Fatalf("failing claim = %+v, %v", res, err)
 	}
 
 	// While a relay is stuck delivering (Temporal slow or down), another
 	// copy of a claimed notification is still recorded at once: no lock is
 	// held across the delivery.
-	n, err = s.ClaimInbox(ctx, 1, func(x payment.Notification) (string, error) {
+	res, err = s.ClaimInbox(ctx, 1, func(x payment.Notification) Delivery {
 		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		if err := s.EnqueueNotification(qctx, x); err != nil {
 			t.Errorf("recording a copy of a claimed notification: %v", err)
 		}
-		return "", errors.New("temporal unavailable")
+		return Delivery{Err: errors.New("temporal unavailable"), Paused: true}
 	})
-	if n != 0 || err == nil {
-		t.Fatalf("stuck claim = %d, %v", n, err)
+	if res.Delivered != 0 || !res.Paused || err != nil {
+		t.Fatalf("stuck claim = %+v, %v", res, err)
 	}
 
 	// Two relays at once: every row is delivered exactly once.
@@ -87,19 +91,19 @@ func TestInboxDeliveredOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				n, err := s.ClaimInbox(ctx, 3, func(x payment.Notification) (string, error) {
+				res, err := s.ClaimInbox(ctx, 3, func(x payment.Notification) Delivery {
 					mu.Lock()
 					seen[x.ID]++
 					mu.Unlock()
 					time.Sleep(5 * time.Millisecond)
-					return "recorded", nil
+					return Delivery{Outcome: "recorded"}
 				})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				total.Add(int64(n))
-				if n == 0 {
+				total.Add(int64(res.Delivered))
+				if res.Claimed == 0 {
 					return
 				}
 			}
@@ -122,5 +126,59 @@ func TestInboxDeliveredOnce(t *testing.T) {
 	}
 	if o.Notifications[0].ReceivedCount != 3 {
 		t.Fatalf("q00 received_count = %d, want 3", o.Notifications[0].ReceivedCount)
+	}
+}
+
+// One row that cannot be delivered never holds up the others: it is tried
+// again later with backoff, parked after InboxParkAfter attempts, and an
+// operator can re-drive it.
+func TestInboxBadRowDoesNotBlock(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "INBOX00002")
+	for _, id := range []string{"bad", "good1", "good2"} {
+		if err := s.EnqueueNotification(ctx, note(id, "INBOX00002")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deliver := func(n payment.Notification) Delivery {
+		if n.ID == "bad" {
+			return Delivery{Err: errors.New("payload rejected")}
+		}
+		return Delivery{Outcome: "recorded"}
+	}
+	res, err := s.ClaimInbox(ctx, 50, deliver)
+	if err != nil || res.Delivered != 2 || res.Failed != 1 || res.Parked != 0 {
+		t.Fatalf("first batch = %+v, %v; want both good rows delivered past the bad one", res, err)
+	}
+	// Not due again at once.
+	if res, _ := s.ClaimInbox(ctx, 50, deliver); res.Claimed != 0 {
+		t.Fatalf("bad row retried at once: %+v", res)
+	}
+	for i := 2; i <= InboxParkAfter; i++ {
+		if _, err := s.pool.Exec(ctx, `UPDATE notifications SET inbox_next_attempt_at = now() WHERE id = 'bad'`); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.ClaimInbox(ctx, 50, deliver)
+		if err != nil || res.Failed != 1 || (res.Parked == 1) != (i == InboxParkAfter) {
+			t.Fatalf("attempt %d = %+v, %v", i, res, err)
+		}
+	}
+	rows, err := s.InboxRows(ctx, "parked", 10)
+	if err != nil || len(rows) != 1 || rows[0].ID != "bad" || rows[0].Attempts != InboxParkAfter || rows[0].LastError != "payload rejected" {
+		t.Fatalf("parked rows = %+v, %v", rows, err)
+	}
+	if n, _ := s.ParkedInbox(ctx); n != 1 {
+		t.Fatalf("parked = %d", n)
+	}
+	if err := s.RedriveInbox(ctx, "good1"); !errors.Is(err, ErrNotParked) {
+		t.Fatalf("redrive of a delivered row: %v", err)
+	}
+	if err := s.RedriveInbox(ctx, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = s.ClaimInbox(ctx, 50, func(payment.Notification) Delivery { return Delivery{Outcome: "recorded"} })
+	if err != nil || res.Delivered != 1 {
+		t.Fatalf("after redrive = %+v, %v", res, err)
 	}
 }

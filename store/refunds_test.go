@@ -149,7 +149,7 @@ func TestAcceptRefundNeedsAPayment(t *testing.T) {
 		t.Fatal(err)
 	}
 	createOrder(t, s, "order-review-unpaid")
-	if _, err := s.MarkReview(ctx, "order-review-unpaid", "unknown trade state for too long", "review:unknown"); err != nil {
+	if _, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review-unpaid", Reason: "unknown trade state for too long", Key: "review:unknown"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, no := range []string{"order-pending", "order-closed", "order-review-unpaid"} {
@@ -158,9 +158,10 @@ func TestAcceptRefundNeedsAPayment(t *testing.T) {
 		}
 	}
 
-	// REVIEW with a transaction (say a second transaction) can be refunded.
+	// REVIEW with a transaction (say one the bill does not have) can be refunded.
 	paidOrder(t, s, "order-review", 500)
-	if _, err := s.MarkReview(ctx, "order-review", "second transaction", "review:second"); err != nil {
+	if out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review", Reason: "not in the bill", Key: "review:bill",
+		AllowFromPaid: true}); err != nil || !out.Changed {
 		t.Fatal(err)
 	}
 	accept(t, s, apiRefund("order-review", "RV1", 200))

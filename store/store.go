@@ -226,8 +226,11 @@ type PaidOutcome string
 
 const (
 	OutcomePaid        PaidOutcome = "paid"         // the order is now PAID by this transaction
-	OutcomeAlreadyPaid PaidOutcome = "already_paid" // it was already PAID by this transaction; nothing written
-	OutcomeReview      PaidOutcome = "review"       // the order is (now or already) in REVIEW
+	OutcomeAlreadyPaid PaidOutcome = "already_paid" // it was already PAID (or REFUNDED) by this transaction; nothing written
+	OutcomeReview      PaidOutcome = "review"       // the order went to REVIEW now, with its log row
+	// OutcomeAlreadyReview: the order was in REVIEW already; nothing written.
+	// The workflow sees it as "review" too; only metrics tell them apart.
+	OutcomeAlreadyReview PaidOutcome = "already_review"
 )
 
 // MarkPaidParams describe a payment confirmed by WeChat.
@@ -236,6 +239,10 @@ type MarkPaidParams struct {
 	TransactionID string
 	PaidAt        time.Time // the database's now() when zero
 	Remarks       string    // the PAID log row's remarks; they should name the transaction id
+	// PaidFen is what WeChat says was paid (the order's amount when zero).
+	// An order sent to REVIEW by a payment after close keeps it, with the
+	// transaction, so that the money can be refunded.
+	PaidFen int64
 }
 
 // MarkPaid records a confirmed payment. From PENDING the order becomes PAID;
@@ -281,7 +288,7 @@ func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, er
 			return "", fmt.Errorf("mark paid %s: %w", no, err)
 		}
 		outcome = OutcomePaid
-	case payment.StatusPaid:
+	case payment.StatusPaid, payment.StatusRefunded:
 		if paidBy == txid {
 			return OutcomeAlreadyPaid, nil
 		}
@@ -290,20 +297,45 @@ func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, er
 	case payment.StatusClosed:
 		remarks = fmt.Sprintf("paid after close: transaction %s", txid)
 		key = "review:paid-after-close:" + txid
+		// The order keeps the transaction and what was paid, unless the
+		// transaction paid another order too.
+		if err := keepTransaction(ctx, tx, p); err != nil {
+			return "", fmt.Errorf("mark paid %s: %w", no, err)
+		}
 	case payment.StatusReview:
-		return OutcomeReview, nil
+		return OutcomeAlreadyReview, nil
 	default:
 		return "", fmt.Errorf("mark paid %s: unexpected status %q", no, status)
 	}
 	if outcome == OutcomeReview {
-		if _, err := changeStatus(ctx, tx, no, status, payment.StatusReview, remarks, key); err != nil {
+		changed, err := changeStatus(ctx, tx, no, status, payment.StatusReview, remarks, key)
+		if err != nil {
 			return "", fmt.Errorf("mark paid %s: %w", no, err)
+		}
+		if !changed {
+			outcome = OutcomeAlreadyReview
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return "", fmt.Errorf("mark paid %s: %w", no, err)
 	}
 	return outcome, nil
+}
+
+// keepTransaction records on a locked order without a transaction the
+// transaction WeChat confirmed and what was paid under it, unless the
+// transaction is already another order's.
+func keepTransaction(ctx context.Context, tx pgx.Tx, p MarkPaidParams) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE orders SET transaction_id = $2, paid_at = coalesce($3, now()),
+			paid_fen = coalesce(nullif($4, 0), amount_fen), updated_at = now()
+		WHERE out_trade_no = $1 AND transaction_id IS NULL
+		AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.transaction_id = $2)`,
+		p.OutTradeNo, p.TransactionID, nullTime(p.PaidAt), p.PaidFen)
+	if err != nil {
+		return fmt.Errorf("keep transaction: %w", err)
+	}
+	return nil
 }
 
 // markPaid moves a locked PENDING order to PAID with its log row.
@@ -342,34 +374,68 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// MarkReview moves the order to REVIEW with one log row (remarks reason,
-// idempotency key idemKey). It changes nothing and returns false if the key
-// was used before or the order is already in REVIEW.
-func (s *Store) MarkReview(ctx context.Context, outTradeNo, reason, idemKey string) (changed bool, err error) {
-	if idemKey == "" {
-		return false, fmt.Errorf("mark review %s: empty idempotency key", outTradeNo)
+// MarkReviewParams send an order to REVIEW.
+type MarkReviewParams struct {
+	OutTradeNo string
+	Reason     string // the log row's remarks
+	Key        string // idempotency key: a repeat is a no-op
+	// TransactionID, PaidFen and PaidAt: a payment WeChat confirmed that
+	// does not add up (an amount that differs); the order keeps it so that
+	// the money can be refunded. Empty when there is none.
+	TransactionID string
+	PaidFen       int64
+	PaidAt        time.Time
+	// AllowFromPaid lets a PAID order go to REVIEW: only the bill
+	// reconciliation asks for it (a payment WeChat's books do not have).
+	// Otherwise the only way from PAID to REVIEW is a second transaction.
+	AllowFromPaid bool
+}
+
+// ReviewOutcome says what MarkReview did.
+type ReviewOutcome struct {
+	Changed bool           // the order went to REVIEW now, with its log row
+	Status  payment.Status // the order's status afterwards
+}
+
+// MarkReview moves the order to REVIEW with one log row. It changes nothing
+// when the key was used before, the order is already in REVIEW, or it is
+// PAID/REFUNDED and AllowFromPaid is not set.
+func (s *Store) MarkReview(ctx context.Context, p MarkReviewParams) (ReviewOutcome, error) {
+	no := p.OutTradeNo
+	if p.Key == "" {
+		return ReviewOutcome{}, fmt.Errorf("mark review %s: empty idempotency key", no)
 	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+		return ReviewOutcome{}, fmt.Errorf("mark review %s: %w", no, err)
 	}
 	defer tx.Rollback(ctx)
-
-	status, _, err := lockOrder(ctx, tx, outTradeNo)
+	status, _, err := lockOrder(ctx, tx, no)
 	if err != nil {
-		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+		return ReviewOutcome{}, fmt.Errorf("mark review %s: %w", no, err)
 	}
-	if status == payment.StatusReview {
-		return false, nil
+	switch {
+	case status == payment.StatusReview,
+		status == payment.StatusRefunded,
+		status == payment.StatusPaid && !p.AllowFromPaid:
+		return ReviewOutcome{Status: status}, nil
 	}
-	changed, err = changeStatus(ctx, tx, outTradeNo, status, payment.StatusReview, reason, idemKey)
+	if p.TransactionID != "" {
+		if err := keepTransaction(ctx, tx, MarkPaidParams{OutTradeNo: no, TransactionID: p.TransactionID, PaidAt: p.PaidAt, PaidFen: p.PaidFen}); err != nil {
+			return ReviewOutcome{}, fmt.Errorf("mark review %s: %w", no, err)
+		}
+	}
+	changed, err := changeStatus(ctx, tx, no, status, payment.StatusReview, p.Reason, p.Key)
 	if err != nil {
-		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+		return ReviewOutcome{}, fmt.Errorf("mark review %s: %w", no, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("mark review %s: %w", outTradeNo, err)
+		return ReviewOutcome{}, fmt.Errorf("mark review %s: %w", no, err)
 	}
-	return changed, nil
+	if !changed {
+		return ReviewOutcome{Status: status}, nil
+	}
+	return ReviewOutcome{Changed: true, Status: payment.StatusReview}, nil
 }
 
 // AppendLog records an event that changes no status: from_status and

@@ -195,7 +195,7 @@ func TestUnknownOrderWrites(t *testing.T) {
 	if _, err := s.MarkPaid(ctx, MarkPaidParams{OutTradeNo: "no-such-order", TransactionID: "42"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkPaid: %v, want ErrNotFound", err)
 	}
-	if _, err := s.MarkReview(ctx, "no-such-order", "why", "k"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "no-such-order", Reason: "why", Key: "k"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("MarkReview: %v, want ErrNotFound", err)
 	}
 	if _, err := s.AppendLog(ctx, "no-such-order", "note", "k"); !errors.Is(err, ErrNotFound) {
@@ -270,8 +270,8 @@ func TestMarkPaid(t *testing.T) {
 		}
 		// In REVIEW nothing more happens, whatever arrives.
 		for _, txid := range []string{"4200003", "4200004", "4200005"} {
-			if out := pay(t, s, "order-second", txid); out != OutcomeReview {
-				t.Fatalf("outcome for %s in review = %s, want review", txid, out)
+			if out := pay(t, s, "order-second", txid); out != OutcomeAlreadyReview {
+				t.Fatalf("outcome for %s in review = %s, want already_review", txid, out)
 			}
 		}
 		lastLog(t, s, "order-second", payment.StatusReview, 3)
@@ -291,8 +291,8 @@ func TestMarkPaid(t *testing.T) {
 		if want := "paid after close: transaction 4200006"; l.FromStatus != payment.StatusClosed || l.Remarks != want {
 			t.Fatalf("review log = %+v, want remarks %q", l, want)
 		}
-		if out := pay(t, s, "order-closed", "4200006"); out != OutcomeReview {
-			t.Fatalf("repeated outcome = %s, want review", out)
+		if out := pay(t, s, "order-closed", "4200006"); out != OutcomeAlreadyReview {
+			t.Fatalf("repeated outcome = %s, want already_review", out)
 		}
 		lastLog(t, s, "order-closed", payment.StatusReview, 2)
 	})
@@ -370,16 +370,16 @@ func TestMarkReview(t *testing.T) {
 	ctx := context.Background()
 	createOrder(t, s, "order-review")
 
-	changed, err := s.MarkReview(ctx, "order-review", "amount differs: paid 1 fen", "review:amount:4200200")
-	if err != nil || !changed {
-		t.Fatalf("MarkReview = %v, %v; want changed", changed, err)
+	out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review", Reason: "amount differs: paid 1 fen", Key: "review:amount:4200200"})
+	if err != nil || !out.Changed || out.Status != payment.StatusReview {
+		t.Fatalf("MarkReview = %+v, %v; want changed", out, err)
 	}
 	// The same key again (a retried activity), and another reason while in
 	// REVIEW, both change nothing.
 	for _, key := range []string{"review:amount:4200200", "review:other"} {
-		changed, err := s.MarkReview(ctx, "order-review", "again", key)
-		if err != nil || changed {
-			t.Fatalf("MarkReview(%s) = %v, %v; want unchanged", key, changed, err)
+		out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review", Reason: "again", Key: key})
+		if err != nil || out.Changed {
+			t.Fatalf("MarkReview(%s) = %+v, %v; want unchanged", key, out, err)
 		}
 	}
 	o := getOrder(t, s, "order-review")
@@ -389,8 +389,87 @@ func TestMarkReview(t *testing.T) {
 	if l := o.Logs[1]; l.FromStatus != payment.StatusPending || l.ToStatus != payment.StatusReview || l.Remarks != "amount differs: paid 1 fen" {
 		t.Fatalf("review log = %+v", l)
 	}
-	if _, err := s.MarkReview(ctx, "order-review", "why", ""); err == nil {
+	if _, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review", Reason: "why"}); err == nil {
 		t.Fatal("MarkReview without a key succeeded")
+	}
+}
+
+// A PAID order goes to REVIEW only for a second transaction (MarkPaid) or
+// at the bill reconciliation's request; a REVIEW for a mismatched amount
+// keeps WeChat's transaction and amount so the money can be refunded.
+func TestMarkReviewRules(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "order-paid-rv")
+	if out, err := s.MarkPaid(ctx, MarkPaidParams{OutTradeNo: "order-paid-rv", TransactionID: "tx-rv-1"}); err != nil || out != OutcomePaid {
+		t.Fatalf("MarkPaid = %v, %v", out, err)
+	}
+	out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-paid-rv", Reason: "state NOTPAY", Key: "review:state:x"})
+	if err != nil || out.Changed || out.Status != payment.StatusPaid {
+		t.Fatalf("MarkReview of a PAID order = %+v, %v; want it left PAID", out, err)
+	}
+	out, err = s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-paid-rv", Reason: "not in the bill", Key: "review:bill", AllowFromPaid: true})
+	if err != nil || !out.Changed {
+		t.Fatalf("MarkReview from the bill = %+v, %v; want changed", out, err)
+	}
+
+	createOrder(t, s, "order-mismatch")
+	out, err = s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-mismatch", Reason: "paid 1 fen", Key: "review:mismatch:tx-mm",
+		TransactionID: "tx-mm", PaidFen: 1})
+	if err != nil || !out.Changed {
+		t.Fatalf("MarkReview = %+v, %v", out, err)
+	}
+	o := getOrder(t, s, "order-mismatch")
+	if o.TransactionID != "tx-mm" || o.PaidFen != 1 || o.PaidAt == nil {
+		t.Fatalf("order in review = %+v; want it to keep transaction tx-mm and 1 fen paid", o)
+	}
+}
+
+// A payment after close sends the order to REVIEW once, keeping the
+// transaction and what was paid.
+func TestMarkPaidAfterCloseKeepsTransaction(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "order-pac")
+	if _, err := s.MarkClosed(ctx, "order-pac", "expired", "closed:expired"); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []PaidOutcome{OutcomeReview, OutcomeAlreadyReview} {
+		out, err := s.MarkPaid(ctx, MarkPaidParams{OutTradeNo: "order-pac", TransactionID: "tx-pac", PaidFen: 1234})
+		if err != nil || out != want {
+			t.Fatalf("MarkPaid #%d = %v, %v; want %v", i, out, err, want)
+		}
+	}
+	o := getOrder(t, s, "order-pac")
+	if o.Status != payment.StatusReview || o.TransactionID != "tx-pac" || o.PaidFen != 1234 {
+		t.Fatalf("order = %+v", o)
+	}
+}
+
+// The workflow may mark a notification examined before the api wrote its
+// audit row; the api's write then only counts the delivery.
+func TestMarkExaminedBeforeAudit(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "order-exam")
+	n := payment.Notification{ID: "v2:exam", Source: payment.SourceV2, OutTradeNo: "order-exam", TransactionID: "tx-exam", AmountFen: 1}
+	if err := s.MarkExamined(ctx, []payment.Notification{n}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AuditNotification(ctx, n, "recorded"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkExamined(ctx, []payment.Notification{n}); err != nil {
+		t.Fatal(err)
+	}
+	var count int
+	var examined bool
+	if err := s.pool.QueryRow(ctx, `SELECT received_count, examined_at IS NOT NULL FROM notifications WHERE id = $1`, n.ID).
+		Scan(&count, &examined); err != nil {
+		t.Fatal(err)
+	}
+	if count != 1 || !examined {
+		t.Fatalf("received_count %d, examined %v; want 1, true", count, examined)
 	}
 }
 
@@ -403,9 +482,9 @@ func TestMarkReviewKeyUsedBefore(t *testing.T) {
 	if _, err := s.AppendLog(ctx, "order-key", "note", "shared-key"); err != nil {
 		t.Fatal(err)
 	}
-	changed, err := s.MarkReview(ctx, "order-key", "why", "shared-key")
-	if err != nil || changed {
-		t.Fatalf("MarkReview = %v, %v; want unchanged", changed, err)
+	out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-key", Reason: "why", Key: "shared-key"})
+	if err != nil || out.Changed {
+		t.Fatalf("MarkReview = %+v, %v; want unchanged", out, err)
 	}
 	if o := getOrder(t, s, "order-key"); o.Status != payment.StatusPending || len(o.Logs) != 2 {
 		t.Fatalf("order = %+v", o)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
 	"github.com/payflow/payflow/metrics"
@@ -42,7 +43,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}
-	if err := EnsureReconcileSchedule(ctx, c, cfg, logger); err != nil {
+	if err := EnsureSafetyNetSchedule(ctx, c, cfg, logger); err != nil {
 		return err
 	}
 
@@ -51,12 +52,14 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Interceptors:      []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(tel.Metrics)},
 	})
 	w.RegisterWorkflow(workflows.PaymentWorkflow)
-	w.RegisterWorkflow(workflows.ReconcileWorkflow)
+	w.RegisterWorkflow(workflows.SafetyNetWorkflow)
+	gw := &gateway.Gateway{Temporal: c, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics}
 	w.RegisterActivity(&activities.Activities{
 		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
-		Metrics: tel.Metrics,
+		Metrics:  tel.Metrics,
+		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout},
 	})
-	w.RegisterActivity(&activities.Reconciler{Orders: st, Temporal: c, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
+	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
 	w.RegisterActivity(&activities.Refunds{
 		Store: st, WeChat: refunds, MchID: cfg.MchID, NotifyURL: cfg.RefundNotifyURL, Now: time.Now, Metrics: tel.Metrics,
 	})
@@ -69,9 +72,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// The inbox relay: notifications the api committed to PostgreSQL while
 	// Temporal was unreachable go to their workflows once it answers.
 	relay := &handoff.Relay{
-		Handoff:  &handoff.Handoff{Temporal: c, Store: st, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics, Logger: logger},
+		Handoff:  &handoff.Handoff{Gateway: gw, Store: st, Logger: logger},
 		Inbox:    st,
 		Interval: time.Second,
+		Metrics:  tel.Metrics,
 		Logger:   logger,
 	}
 	relayDone := make(chan struct{})

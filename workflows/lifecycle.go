@@ -15,149 +15,71 @@ import (
 // maxQueryInterval caps the backoff between our own order queries.
 const maxQueryInterval = 5 * time.Minute
 
-// Error types of update rejections; the api maps them to HTTP answers.
+// Close attempts that WeChat refused or did not answer are repeated with
+// this backoff; the order stays PENDING here until WeChat has closed it.
 const (
-	ErrTypeAlreadyPaid = "AlreadyPaid"
-	ErrTypeInReview    = "InReview"
-	ErrTypeNotOwned    = "NotOwned"
+	firstCloseBackoff = 30 * time.Second
+	maxCloseBackoff   = 10 * time.Minute
 )
 
-var (
-	errAlreadyPaid = temporal.NewNonRetryableApplicationError("order already paid", ErrTypeAlreadyPaid, nil)
-	errInReview    = temporal.NewNonRetryableApplicationError("order is in review", ErrTypeInReview, nil)
-	errNoPrepay    = temporal.NewNonRetryableApplicationError("this order is not prepaid by its workflow", ErrTypeNotOwned, nil)
-	errNotOwned    = temporal.NewNonRetryableApplicationError("this order's workflow does not own its lifecycle; retry shortly", ErrTypeNotOwned, nil)
-)
-
-// registerHandlers installs the state query, the prepay and close updates.
-// Handlers only read state or set flags and wait: the main loop does the
-// work, so every step stays in one place.
-func (p *flow) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (State, error) { return p.state, nil }); err != nil {
-		return fmt.Errorf("register query handler: %w", err)
-	}
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePrepay,
-		func(ctx workflow.Context) (PrepayResult, error) {
-			if err := workflow.Await(ctx, func() bool { return p.prepayDone }); err != nil {
-				return PrepayResult{}, err
-			}
-			return PrepayResult{Prepay: p.prepay, Error: p.prepayError}, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(workflow.Context) error {
-			if p.lc == nil || !p.lc.Prepay {
-				return errNoPrepay
-			}
-			return nil
-		}})
-	if err != nil {
-		return fmt.Errorf("register prepay update: %w", err)
-	}
-	err = workflow.SetUpdateHandlerWithOptions(ctx, UpdateClose,
-		func(ctx workflow.Context) (CloseResult, error) {
-			if p.state.Status == payment.StatusPending {
-				p.closeRequested = true
-				if err := workflow.Await(ctx, func() bool { return p.state.Status != payment.StatusPending }); err != nil {
-					return CloseResult{}, err
-				}
-			}
-			return CloseResult{Status: p.state.Status}, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(workflow.Context) error {
-			switch {
-			case p.state.Status == payment.StatusPaid:
-				return errAlreadyPaid
-			case p.state.Status == payment.StatusReview:
-				return errInReview
-			case p.lc == nil && p.state.Status == payment.StatusPending:
-				return errNotOwned
-			}
-			return nil
-		}})
-	if err != nil {
-		return fmt.Errorf("register close update: %w", err)
-	}
-	return nil
-}
-
-// loadOrder reads the order a notification started the workflow for. A
-// PENDING order gets its lifecycle; a decided one is only examined.
+// loadOrder reads the order. A PENDING order gets its lifecycle; a decided
+// one is watched for what may still come (late notifications, refunds);
+// an order we do not have is only ever recorded, never created.
 func (p *flow) loadOrder(ctx workflow.Context) error {
 	var o activities.LoadOrderResult
-	err := p.storeStep(ctx, "load order", a.LoadOrder,
-		activities.LoadOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &o)
+	err := p.storeStep(ctx, "load order", a.LoadOrder, activities.LoadOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &o)
 	if err != nil {
 		return err
 	}
+	p.set = o.Settings
 	if !o.Found {
+		if p.oneLoop {
+			p.state.UnknownOrder = true
+		}
 		return nil
 	}
 	p.state.AmountFen = o.AmountFen
 	p.state.Status = o.Status
 	p.state.TransactionID = o.TransactionID
+	p.state.RefundedFen = o.RefundedFen
 	if o.Status == payment.StatusPending {
-		p.lc = NewLifecycle(o.CreatedAt, o.ExpiresAt, o.TradeType, DefaultOrderTimeout, DefaultQueryAfter)
+		p.lc = NewLifecycle(o.CreatedAt, o.ExpiresAt, o.TradeType, p.orderTimeout(), p.queryAfter())
+	}
+	if !p.oneLoop {
+		return nil
+	}
+	p.followOpenRefunds(ctx, o.OpenRefunds)
+	if o.Status != payment.StatusPending {
+		// The run may have been started by a notification, with PENDING in
+		// its search attributes: say what the order really is, now.
+		return p.upsertAttributes(ctx)
 	}
 	return nil
 }
 
-// own drives a PENDING order to PAID, CLOSED or REVIEW: prepay, then wait
-// for notifications, query WeChat on a backoff schedule when none comes,
-// and close the order when it expires or the merchant cancels it.
-func (p *flow) own(ctx workflow.Context) error {
-	lc := p.lc
-	p.state.ExpiresAt = lc.ExpiresAt
-	if lc.Prepay {
-		if err := p.doPrepay(ctx); err != nil {
-			return err
-		}
+func (p *flow) orderTimeout() time.Duration {
+	if p.set.OrderTimeout > 0 {
+		return p.set.OrderTimeout
 	}
-	interval := lc.QueryAfter
-	nextQuery := lc.CreatedAt.Add(interval)
-	for p.state.Status == payment.StatusPending {
-		p.absorb()
-		if len(p.queue) == 0 && !p.closeRequested && !p.syncRequested {
-			if wake := earliest(nextQuery, lc.ExpiresAt); workflow.Now(ctx).Before(wake) {
-				p.state.Step = StepWaiting
-				if _, err := workflow.AwaitWithTimeout(ctx, wake.Sub(workflow.Now(ctx)), p.woken); err != nil {
-					return err
-				}
-				p.absorb()
-			}
-		}
-		now := workflow.Now(ctx)
-		var err error
-		switch {
-		case len(p.queue) > 0:
-			err = p.handle(ctx, p.pop())
-		case p.closeRequested:
-			err = p.close(ctx, "closed by the merchant", "closed:merchant")
-		case !now.Before(lc.ExpiresAt):
-			err = p.expire(ctx)
-		case p.syncRequested || !now.Before(nextQuery):
-			p.syncRequested = false
-			err = p.poll(ctx)
-			interval = min(2*interval, maxQueryInterval)
-			nextQuery = workflow.Now(ctx).Add(interval)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if p.state.Status == payment.StatusClosed {
-		// Even an order whose prepay failed lingers: a notification may
-		// already be held, or still come, and must be examined.
-		return p.linger(ctx)
-	}
-	return p.serveNotifications(ctx)
+	return DefaultOrderTimeout
 }
 
-// woken reports whether something arrived that the main loop must handle.
-func (p *flow) woken() bool {
-	return p.signals.Len() > 0 || p.syncs.Len() > 0 || p.closeRequested
+func (p *flow) queryAfter() time.Duration {
+	if p.set.QueryAfter > 0 {
+		return p.set.QueryAfter
+	}
+	return DefaultQueryAfter
 }
 
-// doPrepay asks WeChat to create the order, within the order's lifetime. A
-// refusal closes the order: it can never be paid.
+func (p *flow) linger() time.Duration {
+	if p.lc != nil && p.lc.Linger > 0 {
+		return p.lc.Linger
+	}
+	return DefaultLinger
+}
+
+// doPrepay asks WeChat to create the order, within the order's lifetime.
+// A refusal closes the order: nothing exists at WeChat that could be paid.
 func (p *flow) doPrepay(ctx workflow.Context) error {
 	p.state.Step = StepPrepaying
 	var r activities.PrepayResult
@@ -165,27 +87,53 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 		activities.PrepayInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &r)
 	p.prepayDone = true
 	var appErr *temporal.ApplicationError
-	var timeout *temporal.TimeoutError
 	switch {
 	case err == nil:
 		p.prepay, p.state.Prepaid = r.Prepay, true
 		return nil
 	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeOrderPaid:
-		// The order is paid at WeChat: confirm it like any payment, never
-		// close it.
+		// The order is paid at WeChat (a prepay made before, whose answer
+		// was lost): confirm it like any payment, never close it.
 		p.prepayError = "WeChat Pay says the order is already paid"
-		if err := p.poll(ctx); err != nil || p.state.Status != payment.StatusPending {
-			return err
-		}
-		return p.review(ctx, nil, "prepay refused as already paid, but the WeChat order query does not say SUCCESS", "review:prepay-paid")
+		return p.confirmPaidAtWeChat(ctx, "prepay refused as already paid", "review:prepay-paid")
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePrepayConflict:
+		// Prepaid before with other order parameters (the order was edited
+		// by hand): whatever was prepaid may still be paid at WeChat, so the
+		// order stays open and its lifecycle decides.
+		p.prepayError = appErr.Message()
+		return nil
 	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePrepay:
 		p.prepayError = appErr.Message()
-	case errors.As(err, &timeout):
+		return p.markClosed(ctx, "prepay failed: "+p.prepayError, "closed:prepay")
+	case isTimeout(err):
 		p.prepayError = "WeChat Pay could not be reached to prepay before the order expired"
+		if p.oneLoop {
+			// The request may have reached WeChat: the expiry closes the
+			// order there first, as for any order.
+			return nil
+		}
+		return p.markClosed(ctx, "prepay failed: "+p.prepayError, "closed:prepay")
 	default:
 		return err
 	}
-	return p.markClosed(ctx, "prepay failed: "+p.prepayError, "closed:prepay")
+}
+
+// confirmPaidAtWeChat follows WeChat saying the order is paid (a prepay or
+// a close refused with ORDERPAID): its order query decides, asked until it
+// answers; if it does not say paid, the order goes to REVIEW.
+func (p *flow) confirmPaidAtWeChat(ctx workflow.Context, why, key string) error {
+	p.state.Step = StepConfirming
+	trade, err := p.queryUntilFinal(ctx)
+	switch {
+	case isType(err, activities.ErrTypeOrderNotExist):
+		return p.review(ctx, nil, why+", but WeChat's order query does not know the order", key)
+	case err != nil:
+		return err
+	case !paidState(trade.TradeState):
+		return p.review(ctx, nil, fmt.Sprintf("%s, but WeChat's order query says %s", why, trade.TradeState), key)
+	}
+	p.state.TransactionID = trade.TransactionID
+	return p.decide(ctx, trade, nil)
 }
 
 // poll asks WeChat once. A paid trade is decided like a notified one, with
@@ -196,18 +144,18 @@ func (p *flow) poll(ctx workflow.Context) error {
 	var r activities.QueryOrderResult
 	err := workflow.ExecuteActivity(pollOptions(ctx, "query WeChat order (no notification yet)"), a.QueryOrder,
 		activities.QueryOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &r)
-	p.absorb()
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) || isTimeout(err) {
 		// WeChat does not know the order (never prepaid, or not yet), or
-		// could not answer: not a payment. The next poll asks again.
+		// gave no answer that can be trusted: not a payment. The next poll
+		// asks again.
 		workflow.GetLogger(ctx).Info("order query gave no answer", "out_trade_no", p.in.OutTradeNo, "err", err)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if r.Trade.TradeState != payment.TradeSuccess {
+	if r.Trade.TradeState != payment.TradeSuccess && !(p.oneLoop && r.Trade.TradeState == payment.TradeRefund) {
 		return nil
 	}
 	p.state.TransactionID = r.Trade.TransactionID
@@ -224,13 +172,40 @@ func (p *flow) expire(ctx workflow.Context) error {
 
 // close closes the order at WeChat, so it can no longer be paid, then in
 // our database. If WeChat says it is paid, the payment wins: it is
-// confirmed instead.
+// confirmed instead. If WeChat refuses or gives no trustworthy answer, the
+// order stays PENDING here and the close is tried again later: an order is
+// never closed here while WeChat would still let someone pay it.
 func (p *flow) close(ctx workflow.Context, reason, key string) error {
 	p.state.Step = StepClosing
+	if !p.oneLoop {
+		return p.legacyClose(ctx, reason, key)
+	}
+	err := workflow.ExecuteActivity(closeOptions(ctx), a.CloseAtWeChat,
+		activities.CloseAtWeChatInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, nil)
+	switch {
+	case err == nil:
+		p.closeRequested = false
+		return p.markClosed(ctx, reason, key)
+	case isType(err, activities.ErrTypeOrderPaid):
+		p.closeRequested = false
+		return p.confirmPaidAtWeChat(ctx, "WeChat Pay refused to close the order as paid", "review:close-paid")
+	}
+	var cancelled *temporal.CanceledError
+	if errors.As(err, &cancelled) {
+		return err
+	}
+	p.closeBackoff = min(max(2*p.closeBackoff, firstCloseBackoff), maxCloseBackoff)
+	p.closeRetryAt = workflow.Now(ctx).Add(p.closeBackoff)
+	workflow.GetLogger(ctx).Warn("close at WeChat not confirmed; the order stays PENDING and the close is tried again",
+		"out_trade_no", p.in.OutTradeNo, "retry_in", p.closeBackoff.String(), "err", err)
+	return nil
+}
+
+// legacyClose is close as runs started before versionOneLoop do it.
+func (p *flow) legacyClose(ctx workflow.Context, reason, key string) error {
 	p.closeRequested = false
 	err := workflow.ExecuteActivity(storeOptions(ctx, "close at WeChat"), a.CloseAtWeChat,
 		activities.CloseAtWeChatInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, nil)
-	p.absorb()
 	switch {
 	case isType(err, activities.ErrTypeOrderPaid):
 		if err := p.poll(ctx); err != nil || p.state.Status != payment.StatusPending {
@@ -238,8 +213,6 @@ func (p *flow) close(ctx workflow.Context, reason, key string) error {
 		}
 		return p.review(ctx, nil, "WeChat Pay refused to close the order as paid, but its order query does not say SUCCESS", "review:close-paid")
 	case isType(err, activities.ErrTypeQueryRejected):
-		// Closing locally anyway: should WeChat still take a payment, it
-		// arrives as paid-after-close and the order goes to REVIEW.
 		reason += " (WeChat Pay did not confirm the close: " + err.Error() + ")"
 	case err != nil:
 		return err
@@ -256,50 +229,14 @@ func (p *flow) markClosed(ctx workflow.Context, reason, key string) error {
 	}
 	switch r.Outcome {
 	case "paid":
-		return p.setStatus(ctx, payment.StatusPaid, p.state.TransactionID)
+		return p.setStatus(ctx, payment.StatusPaid)
 	case "review":
-		return p.setStatus(ctx, payment.StatusReview, p.state.TransactionID)
+		return p.setStatus(ctx, payment.StatusReview)
 	}
-	return p.setStatus(ctx, payment.StatusClosed, "")
-}
-
-// linger keeps a CLOSED order's workflow open while WeChat may still
-// deliver notifications, so a payment after close is examined (and sent to
-// REVIEW by the database), never lost.
-func (p *flow) linger(ctx workflow.Context) error {
-	p.state.Step = StepLingering
-	linger := p.lc.Linger
-	if linger <= 0 {
-		linger = DefaultLinger
+	if !p.oneLoop {
+		p.lingerUntil = workflow.Now(ctx).Add(p.linger())
 	}
-	until := workflow.Now(ctx).Add(linger)
-	for p.state.Status == payment.StatusClosed {
-		p.absorb()
-		if len(p.queue) == 0 {
-			left := until.Sub(workflow.Now(ctx))
-			if left <= 0 {
-				return nil
-			}
-			if _, err := workflow.AwaitWithTimeout(ctx, left, func() bool { return p.signals.Len() > 0 }); err != nil {
-				return err
-			}
-			p.absorb()
-			if len(p.queue) == 0 {
-				return nil
-			}
-		}
-		if err := p.handle(ctx, p.pop()); err != nil {
-			return err
-		}
-	}
-	return p.serveNotifications(ctx)
-}
-
-func earliest(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
+	return p.setStatus(ctx, payment.StatusClosed)
 }
 
 func isTimeout(err error) bool {

@@ -12,13 +12,21 @@ import (
 	"github.com/payflow/payflow/payment"
 )
 
-// runOwned runs the workflow as POST /orders starts it: it owns the order
-// from creation, expiring in 30 minutes, querying after 1 minute.
+// runOwned runs the workflow as POST /orders starts it: the order it reads
+// was created now, expires in 30 minutes, and is queried after 1 minute.
 func runOwned(t *testing.T, env *testsuite.TestWorkflowEnvironment, prepay bool) State {
 	t.Helper()
-	env.ExecuteWorkflow(PaymentWorkflow, PaymentInput{OutTradeNo: testNo, Lifecycle: &Lifecycle{
-		CreatedAt: env.Now(), ExpiresAt: env.Now().Add(30 * time.Minute), QueryAfter: time.Minute, Prepay: prepay, Linger: 2 * time.Hour,
-	}})
+	exp := env.Now().Add(30 * time.Minute)
+	tradeType := ""
+	if prepay {
+		tradeType = payment.TradeTypeNative
+	}
+	env.OnActivity(a.LoadOrder, mock.Anything, activities.LoadOrderInput{OutTradeNo: testNo}).Return(activities.LoadOrderResult{
+		Found: true, Status: payment.StatusPending, AmountFen: 1234, CreatedAt: env.Now(), ExpiresAt: &exp, TradeType: tradeType,
+		Settings: activities.Settings{QueryAfter: time.Minute},
+	}, nil).Maybe()
+	expectExamined(env)
+	env.ExecuteWorkflow(PaymentWorkflow, PaymentInput{OutTradeNo: testNo})
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}

@@ -9,9 +9,15 @@ import (
 	"github.com/payflow/payflow/activities"
 )
 
-// queryOptions: WeChat's order query. Network trouble and 5xx are retried
-// without limit (the order must not be decided on a flaky link); an order
-// WeChat does not know, or an answer that does not verify, is final.
+// maxFaultBackoff caps the wait between attempts at a WeChat call that
+// gets no trustworthy answer (the wire, WeChat's 5xx or 429, an answer
+// whose signature does not check out, our own clock or keys). Such faults
+// say nothing about the payment: the call is repeated for as long as the
+// payment can still be decided, and never decides anything.
+const maxFaultBackoff = 5 * time.Minute
+
+// queryOptions: WeChat's order query confirming a payment. Faults are
+// retried without limit; only WeChat's signed "no such order" is final.
 func queryOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 15 * time.Second,
@@ -19,8 +25,25 @@ func queryOptions(ctx workflow.Context, summary string) workflow.Context {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
+			MaximumInterval:        maxFaultBackoff,
 			NonRetryableErrorTypes: []string{activities.ErrTypeOrderNotExist, activities.ErrTypeQueryRejected},
+		},
+	})
+}
+
+// closeOptions: closing at WeChat. A few quick attempts; if WeChat does not
+// answer clearly the order stays PENDING and the workflow tries again later
+// with its own backoff, handling other messages meanwhile.
+func closeOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		Summary:             "close at WeChat",
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        10 * time.Second,
+			MaximumAttempts:        3,
+			NonRetryableErrorTypes: []string{activities.ErrTypeOrderPaid},
 		},
 	})
 }
@@ -68,16 +91,10 @@ func prepayOptions(ctx workflow.Context, left time.Duration) workflow.Context {
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{activities.ErrTypePrepay, activities.ErrTypeOrderPaid, activities.ErrTypeOrderNotFound},
+			NonRetryableErrorTypes: []string{activities.ErrTypePrepay, activities.ErrTypePrepayConflict, activities.ErrTypeOrderPaid, activities.ErrTypeOrderNotFound},
 		},
 	})
 }
-
-// versionLocalActivities marks the change that runs a payment's short steps
-// as local activities: the worker runs them inside the workflow task, so a
-// notified payment takes one workflow task instead of one per step. Older
-// histories replay with regular activities.
-const versionLocalActivities = "local-activities"
 
 // localOptions mirror storeOptions and queryOptions for local activities.
 // ScheduleToClose is long so that, as with regular activities, a database
@@ -85,12 +102,13 @@ const versionLocalActivities = "local-activities"
 func localOptions(ctx workflow.Context, summary string, nonRetryable ...string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout:    15 * time.Second,
-		ScheduleToCloseTimeout: 24 * time.Hour,
-		Summary:                summary,
+		ScheduleToCloseTimeout: 365 * 24 * time.Hour, // as long as it takes: a fault never decides
+
+		Summary: summary,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        500 * time.Millisecond,
 			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
+			MaximumInterval:        maxFaultBackoff,
 			NonRetryableErrorTypes: nonRetryable,
 		},
 	})

@@ -13,174 +13,26 @@ import (
 	"github.com/payflow/payflow/payment"
 )
 
-// a names the activities; the worker registers the real value.
-var a *activities.Activities
-
-// versionLoadOrder marks the change that made notification-started runs
-// load the order and own its lifecycle; older histories replay the
-// notification-only path.
-const versionLoadOrder = "load-order-lifecycle"
-
-// PaymentWorkflow owns one order's payment. Started with the order
-// (Lifecycle set), it prepays, waits for WeChat's notification, queries
-// WeChat itself when none comes, and closes the order when it expires.
-// Notifications arrive as signals; the first that claims success is
-// confirmed with WeChat's order query, checked against the order, and
-// applied once. Later copies are counted and absorbed; a different
-// transaction is still examined.
-func PaymentWorkflow(ctx workflow.Context, in PaymentInput) (PaymentResult, error) {
-	p := newFlow(ctx, in)
-	p.local = workflow.GetVersion(ctx, versionLocalActivities, workflow.DefaultVersion, 1) == 1
-	if err := p.registerHandlers(ctx); err != nil {
-		return PaymentResult{}, err
-	}
-	err := p.run(ctx)
-	p.state.Step = StepDone
-	return PaymentResult{State: p.state}, err
-}
-
-func (p *flow) run(ctx workflow.Context) error {
-	if p.lc == nil {
-		if workflow.GetVersion(ctx, versionLoadOrder, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-			return p.serveNotifications(ctx)
-		}
-		if err := p.loadOrder(ctx); err != nil {
-			return err
-		}
-	}
-	if p.lc == nil {
-		// An unknown order, or one already decided: only notifications
-		// remain to be examined.
-		return p.serveNotifications(ctx)
-	}
-	return p.own(ctx)
-}
-
-// serveNotifications handles notifications until the order is decided and
-// every queued one is examined, or none came for the idle timeout.
-func (p *flow) serveNotifications(ctx workflow.Context) error {
-	for {
-		n, ok := p.next(ctx)
-		if !ok {
-			return nil
-		}
-		if err := p.handle(ctx, n); err != nil {
-			return err
-		}
-	}
-}
-
-// flow is the workflow's private state, with one method per step.
-type flow struct {
-	in      PaymentInput
-	lc      *Lifecycle
-	state   State
-	signals workflow.ReceiveChannel
-	syncs   workflow.ReceiveChannel
-	queue   []payment.Notification // received, not yet handled
-	seen    map[string]bool        // notification ids already received
-
-	local          bool // short steps run as local activities (see versionLocalActivities)
-	syncRequested  bool
-	closeRequested bool
-	prepayDone     bool
-	prepay         payment.Prepay
-	prepayError    string
-}
-
-func newFlow(ctx workflow.Context, in PaymentInput) *flow {
-	if in.ConfirmWindow <= 0 {
-		in.ConfirmWindow = DefaultConfirmWindow
-	}
-	if in.IdleTimeout <= 0 {
-		in.IdleTimeout = DefaultIdleTimeout
-	}
-	return &flow{
-		in:      in,
-		lc:      in.Lifecycle,
-		state:   State{OutTradeNo: in.OutTradeNo, Status: payment.StatusPending, Step: StepWaiting},
-		signals: workflow.GetSignalChannel(ctx, SignalNotification),
-		syncs:   workflow.GetSignalChannel(ctx, SignalSync),
-		seen:    map[string]bool{},
-	}
-}
-
-func (p *flow) final() bool {
-	return p.state.Status == payment.StatusPaid || p.state.Status == payment.StatusReview
-}
-
-// absorb takes every buffered signal off the channels without blocking, so
-// duplicates are counted as they arrive, even while an activity runs.
-func (p *flow) absorb() {
-	var n payment.Notification
-	for p.signals.ReceiveAsync(&n) {
-		p.accept(n)
-	}
-	for p.syncs.ReceiveAsync(nil) {
-		p.syncRequested = true
-	}
-}
-
-// accept counts a notification and queues it unless it repeats one already
-// seen: the same notification id, or the transaction being (or already)
-// applied.
-func (p *flow) accept(n payment.Notification) {
-	p.state.Notifications++
-	dup := p.seen[n.ID] || (n.Succeeded() && n.TransactionID != "" && n.TransactionID == p.state.TransactionID)
-	p.seen[n.ID] = true
-	if dup {
-		p.state.Duplicates++
-		return
-	}
-	p.queue = append(p.queue, n)
-}
-
-func (p *flow) pop() payment.Notification {
-	n := p.queue[0]
-	p.queue = p.queue[1:]
-	return n
-}
-
-// next returns the next notification to handle. Once the order is final it
-// only drains what is already queued; before that it waits up to the idle
-// timeout for one to arrive.
-func (p *flow) next(ctx workflow.Context) (payment.Notification, bool) {
-	p.absorb()
-	if len(p.queue) == 0 && !p.final() {
-		p.state.Step = StepWaiting
-		p.waitForSignal(ctx)
-		p.absorb()
-	}
-	if len(p.queue) == 0 {
-		return payment.Notification{}, false
-	}
-	return p.pop(), true
-}
-
-func (p *flow) waitForSignal(ctx workflow.Context) {
-	// The timer is cancelled once a signal wins, so it leaves no pending
-	// timer behind. The caller looks at the queue, not at why the wait ended.
-	timerCtx, cancel := workflow.WithCancel(ctx)
-	defer cancel()
-	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(p.signals, func(c workflow.ReceiveChannel, _ bool) {
-		var n payment.Notification
-		c.Receive(ctx, &n)
-		p.accept(n)
-	})
-	sel.AddFuture(workflow.NewTimer(timerCtx, p.in.IdleTimeout), func(workflow.Future) {})
-	sel.Select(ctx)
-}
-
-// handle applies one notification that is not a duplicate.
+// handle examines one notification that is not a repeat.
 func (p *flow) handle(ctx workflow.Context, n payment.Notification) error {
+	switch n.Kind {
+	case payment.KindRefund:
+		return p.refundNotified(ctx, n)
+	case payment.KindPayment:
+	default:
+		return nil // never handed to a workflow; nothing to do if one is
+	}
+	if p.oneLoop && p.state.UnknownOrder {
+		// No such order: never paid, never created; kept for operators.
+		return p.recordUnknown(ctx, n)
+	}
 	p.state.Source = n.Source
 	if !n.Succeeded() {
 		return p.recordFailure(ctx, n)
 	}
 	if p.final() && p.state.TransactionID != "" && p.state.TransactionID != n.TransactionID {
 		// A second transaction for an order already decided: the database
-		// sends a PAID order to REVIEW; record it through the same path.
+		// sends a PAID order to REVIEW; it is confirmed first, like any.
 		return p.confirm(ctx, &n)
 	}
 	if p.final() {
@@ -191,10 +43,14 @@ func (p *flow) handle(ctx workflow.Context, n payment.Notification) error {
 	return p.confirm(ctx, &n)
 }
 
-// recordFailure logs a failed payment; the order stays PENDING and the
-// workflow keeps waiting, since the payer may try again.
+// recordFailure logs a failed payment of a PENDING order; the order stays
+// PENDING and the payer may try again. A decided order's log says nothing:
+// the failure is in the audit trail.
 func (p *flow) recordFailure(ctx workflow.Context, n payment.Notification) error {
 	p.state.FailedPayments++
+	if p.oneLoop && p.state.Status != payment.StatusPending {
+		return nil
+	}
 	remarks := fmt.Sprintf("payment failed (%s notification): result_code %s", n.Source, n.ResultCode)
 	if n.ErrCode != "" {
 		remarks += fmt.Sprintf(", err_code %s %s", n.ErrCode, n.ErrCodeDes)
@@ -208,28 +64,32 @@ func (p *flow) recordFailure(ctx workflow.Context, n payment.Notification) error
 }
 
 // confirm asks WeChat about a notification that claims success, then
-// decides on WeChat's answer.
+// decides on WeChat's answer. Only WeChat's signed word decides: a query
+// that cannot be had is asked again, for as long as it takes.
 func (p *flow) confirm(ctx workflow.Context, n *payment.Notification) error {
 	p.state.Step = StepConfirming
 	trade, err := p.queryUntilFinal(ctx)
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && (appErr.Type() == activities.ErrTypeOrderNotExist || appErr.Type() == activities.ErrTypeQueryRejected) {
-		return p.review(ctx, n, "notified as paid, but the WeChat order query failed: "+appErr.Message(), "review:query:"+n.ID)
+		return p.review(ctx, n, "notified as paid, but WeChat's order query says: "+appErr.Message(), "review:query:"+n.ID)
 	}
 	if err != nil {
 		return err
 	}
-	if trade.TradeState != payment.TradeSuccess {
+	if !paidState(trade.TradeState) {
 		return p.review(ctx, n, fmt.Sprintf("notified as paid, but the WeChat order query says %s %s after %d queries",
 			trade.TradeState, trade.TradeStateDesc, p.state.Queries), "review:state:"+n.ID)
 	}
 	return p.decide(ctx, trade, n)
 }
 
-// decide applies a trade WeChat's query reports as SUCCESS: it checks
-// amounts and ids against the order (and the notification, if there is
-// one), then marks the order paid, or sends it to REVIEW saying what did not
-// add up.
+// paidState reports whether WeChat's trade state means the trade was paid:
+// SUCCESS, or REFUND once a refund was made on it.
+func paidState(s string) bool { return s == payment.TradeSuccess || s == payment.TradeRefund }
+
+// decide applies a trade WeChat's query reports as paid: it checks amounts
+// and ids against the order (and the notification, if there is one), then
+// marks the order paid, or sends it to REVIEW saying what did not add up.
 func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Notification) error {
 	source := payment.SourceQuery
 	if n != nil {
@@ -238,7 +98,6 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 	var v activities.VerifyPaymentResult
 	err := p.storeStep(ctx, fmt.Sprintf("verify amount %s", yuan(trade.AmountFen)), a.VerifyPayment,
 		activities.VerifyPaymentInput{OutTradeNo: p.in.OutTradeNo, Notification: n, Trade: trade}).Get(ctx, &v)
-	p.absorb()
 	if err != nil {
 		return err
 	}
@@ -250,38 +109,46 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 	}
 	p.state.AmountFen = v.OrderAmountFen
 	if len(v.Mismatches) > 0 {
-		return p.review(ctx, n, "amount verification failed: "+strings.Join(v.Mismatches, "; "), "review:mismatch:"+trade.TransactionID)
+		return p.reviewTrade(ctx, trade, "amount verification failed: "+strings.Join(v.Mismatches, "; "), "review:mismatch:"+trade.TransactionID)
 	}
 
 	var res activities.MarkPaidResult
 	err = p.storeStep(ctx, "mark paid "+trade.TransactionID, a.MarkPaid, activities.MarkPaidInput{
-		OutTradeNo: p.in.OutTradeNo, TransactionID: trade.TransactionID, PaidAt: trade.PaidAt, Source: source,
+		OutTradeNo: p.in.OutTradeNo, TransactionID: trade.TransactionID, PaidAt: trade.PaidAt, Source: source, PaidFen: trade.AmountFen,
 	}).Get(ctx, &res)
-	p.absorb()
 	if err != nil {
 		return err
 	}
 	p.state.Source = source
-	if res.Outcome == "review" {
+	switch res.Outcome {
+	case "review":
 		p.state.Reason = "payment " + trade.TransactionID + " does not fit the order's state (second transaction, or paid after close)"
-		return p.setStatus(ctx, payment.StatusReview, trade.TransactionID)
+		if p.state.TransactionID == "" {
+			p.state.TransactionID = trade.TransactionID
+		}
+		return p.setStatus(ctx, payment.StatusReview)
+	case "already_paid":
+		if p.state.Status == payment.StatusRefunded {
+			return nil // a late copy of the payment of a refunded order
+		}
 	}
 	p.state.Reason = ""
-	return p.setStatus(ctx, payment.StatusPaid, trade.TransactionID)
+	p.state.TransactionID = trade.TransactionID
+	return p.setStatus(ctx, payment.StatusPaid)
 }
 
 // queryUntilFinal asks WeChat for the trade, asking again with backoff
 // while the state may still change (NOTPAY, USERPAYING right after the
-// notification), for at most the confirm window.
+// notification), for at most the confirm window. Faults (WeChat or the
+// wire did not give a signed answer) are retried by the activity and never
+// count as an answer.
 func (p *flow) queryUntilFinal(ctx workflow.Context) (payment.Trade, error) {
 	deadline := workflow.Now(ctx).Add(p.in.ConfirmWindow)
 	delay := 2 * time.Second
 	for {
 		p.state.Queries++
 		var r activities.QueryOrderResult
-		err := p.queryStep(ctx, "query WeChat order",
-			activities.QueryOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &r)
-		p.absorb()
+		err := p.queryStep(ctx, "query WeChat order", activities.QueryOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &r)
 		if err != nil {
 			return payment.Trade{}, err
 		}
@@ -298,17 +165,40 @@ func (p *flow) queryUntilFinal(ctx workflow.Context) (payment.Trade, error) {
 // review sends the order to REVIEW with a reason, or records the
 // notification as unknown when there is no such order.
 func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason, key string) error {
-	err := p.storeStep(ctx, "send to review", a.MarkReview,
-		activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}).Get(ctx, nil)
-	p.absorb()
+	return p.markReview(ctx, n, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key})
+}
+
+// reviewTrade sends the order to REVIEW for a trade WeChat confirmed as paid
+// that does not add up; the order keeps the transaction and what WeChat
+// says was paid, so that the money can be refunded.
+func (p *flow) reviewTrade(ctx workflow.Context, t payment.Trade, reason, key string) error {
+	in := activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}
+	if p.oneLoop {
+		in.TransactionID, in.PaidFen, in.PaidAt = t.TransactionID, t.AmountFen, t.PaidAt
+	}
+	if p.state.TransactionID == "" {
+		p.state.TransactionID = t.TransactionID
+	}
+	return p.markReview(ctx, nil, in)
+}
+
+func (p *flow) markReview(ctx workflow.Context, n *payment.Notification, in activities.MarkReviewInput) error {
+	var res activities.MarkReviewResult
+	err := p.storeStep(ctx, "send to review", a.MarkReview, in).Get(ctx, &res)
 	if isType(err, activities.ErrTypeOrderNotFound) && n != nil {
 		return p.recordUnknown(ctx, *n)
 	}
 	if err != nil {
 		return err
 	}
-	p.state.Reason = reason
-	return p.setStatus(ctx, payment.StatusReview, p.state.TransactionID)
+	if p.oneLoop && res.Status != "" && res.Status != payment.StatusReview {
+		// The database kept the order as it is (a PAID order goes to REVIEW
+		// only for a second transaction, or at the bill's request).
+		p.state.Status = res.Status
+		return nil
+	}
+	p.state.Reason = in.Reason
+	return p.setStatus(ctx, payment.StatusReview)
 }
 
 // recordUnknown keeps a notification for an order we do not have. It never
@@ -321,25 +211,85 @@ func (p *flow) recordUnknown(ctx workflow.Context, n payment.Notification) error
 	}
 	p.state.UnknownOrder = true
 	p.state.Reason = "notification for an unknown order"
-	return p.setStatus(ctx, payment.StatusReview, n.TransactionID)
+	if p.state.TransactionID == "" {
+		p.state.TransactionID = n.TransactionID
+	}
+	return p.setStatus(ctx, payment.StatusReview)
+}
+
+// requestedReview sends the order to REVIEW at the bill reconciliation's
+// request (paid here but not in WeChat's bill, or amounts differ).
+func (p *flow) requestedReview(ctx workflow.Context, r ReviewRequest) error {
+	if p.state.UnknownOrder {
+		return nil
+	}
+	return p.markReview(ctx, nil, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: r.Reason, Key: r.Key, AllowFromPaid: true})
+}
+
+// requestedConfirm confirms a payment WeChat's bill has: WeChat's order
+// query decides, whatever the order's status here (a CLOSED order paid at
+// WeChat goes to REVIEW through the database's rule).
+func (p *flow) requestedConfirm(ctx workflow.Context, r ConfirmRequest) error {
+	if p.state.UnknownOrder {
+		return nil
+	}
+	p.state.Step = StepConfirming
+	trade, err := p.queryUntilFinal(ctx)
+	if isType(err, activities.ErrTypeOrderNotExist) {
+		return p.review(ctx, nil, r.Reason+", but WeChat's order query does not know the order", "review:confirm-notexist")
+	}
+	if err != nil {
+		return err
+	}
+	if !paidState(trade.TradeState) {
+		return p.review(ctx, nil, fmt.Sprintf("%s, but WeChat's order query says %s", r.Reason, trade.TradeState), "review:confirm:"+trade.TradeState)
+	}
+	if p.final() && trade.TransactionID == p.state.TransactionID {
+		return nil
+	}
+	return p.decide(ctx, trade, nil)
+}
+
+// markExamined records in the audit trail that the notifications handled
+// so far were examined by the order's workflow.
+func (p *flow) markExamined(ctx workflow.Context) error {
+	ns := p.unexamined
+	err := p.storeStep(ctx, fmt.Sprintf("mark %d notification(s) examined", len(ns)), a.MarkExamined,
+		activities.MarkExaminedInput{OutTradeNo: p.in.OutTradeNo, Notifications: ns}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	p.unexamined = p.unexamined[len(ns):]
+	return nil
 }
 
 // setStatus records the new status in the state and the search attributes.
-func (p *flow) setStatus(ctx workflow.Context, s payment.Status, transactionID string) error {
+func (p *flow) setStatus(ctx workflow.Context, s payment.Status) error {
 	p.state.Status = s
 	p.state.Step = StepDone
+	if s == payment.StatusClosed && p.oneLoop {
+		p.lingerUntil = workflow.Now(ctx).Add(p.linger())
+	}
+	return p.upsertAttributes(ctx)
+}
+
+// upsertAttributes writes what the run knows into its search attributes.
+func (p *flow) upsertAttributes(ctx workflow.Context) error {
 	updates := []temporal.SearchAttributeUpdate{
 		AttrOutTradeNo.ValueSet(p.in.OutTradeNo),
-		AttrPaymentStatus.ValueSet(string(s)),
+		AttrPaymentStatus.ValueSet(string(p.state.Status)),
 	}
-	if transactionID != "" {
-		updates = append(updates, AttrTransactionID.ValueSet(transactionID))
+	if p.state.TransactionID != "" {
+		updates = append(updates, AttrTransactionID.ValueSet(p.state.TransactionID))
 	}
 	if p.state.AmountFen > 0 {
 		updates = append(updates, AttrAmountFen.ValueSet(p.state.AmountFen))
 	}
 	if p.state.Source != "" {
 		updates = append(updates, AttrPaymentSource.ValueSet(string(p.state.Source)))
+	}
+	if p.state.RefundedFen > 0 {
+		updates = append(updates, AttrRefundedFen.ValueSet(p.state.RefundedFen))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return fmt.Errorf("upsert search attributes: %w", err)

@@ -40,6 +40,17 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// expectExamined records the notifications marked examined.
+func expectExamined(env *testsuite.TestWorkflowEnvironment) *[]string {
+	var ids []string
+	env.OnActivity(a.MarkExamined, mock.Anything, mock.Anything).Return(nil).Run(func(args mock.Arguments) {
+		for _, n := range args.Get(1).(activities.MarkExaminedInput).Notifications {
+			ids = append(ids, n.ID)
+		}
+	}).Maybe()
+	return &ids
+}
+
 // newOrderEnv is newEnv for a notification-started run whose order is
 // PENDING in the database, created now and expiring in 30 minutes.
 func newOrderEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -48,6 +59,7 @@ func newOrderEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(a.LoadOrder, mock.Anything, activities.LoadOrderInput{OutTradeNo: testNo}).Return(activities.LoadOrderResult{
 		Found: true, Status: payment.StatusPending, AmountFen: 1234, CreatedAt: env.Now(), ExpiresAt: &exp,
 	}, nil)
+	expectExamined(env)
 	return env
 }
 
@@ -197,12 +209,13 @@ func TestOrderNotExistAtWeChatGoesToReview(t *testing.T) {
 	}
 }
 
+// A notification for an order we do not have is recorded and flagged; it
+// never creates or pays anything, and WeChat is not even asked.
 func TestUnknownOrderRecordedNeverPaid(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.LoadOrder, mock.Anything, mock.Anything).Return(activities.LoadOrderResult{Found: false}, nil).Once()
+	examined := expectExamined(env)
 	signalAt(env, 0, paidNotification("n1", "tx1"))
-	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
-	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(activities.VerifyPaymentResult{OrderFound: false}, nil).Once()
 	env.OnActivity(a.RecordNotification, mock.Anything, mock.MatchedBy(func(in activities.RecordNotificationInput) bool {
 		return in.Outcome == "unknown_order" && in.Notification.ID == "n1"
 	})).Return(activities.RecordNotificationResult{Inserted: true}, nil).Once()
@@ -210,8 +223,9 @@ func TestUnknownOrderRecordedNeverPaid(t *testing.T) {
 	st := run(t, env)
 	env.AssertExpectations(t)
 	env.AssertNotCalled(t, "MarkPaid", mock.Anything, mock.Anything)
-	if !st.UnknownOrder || st.Status != payment.StatusReview {
-		t.Fatalf("state = %+v", st)
+	env.AssertNotCalled(t, "QueryOrder", mock.Anything, mock.Anything)
+	if !st.UnknownOrder || st.Status != payment.StatusReview || len(*examined) != 1 {
+		t.Fatalf("state = %+v, examined %v", st, *examined)
 	}
 }
 

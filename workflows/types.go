@@ -22,8 +22,25 @@ const (
 	// UpdateClose closes an unpaid order (the merchant cancels it) and
 	// returns a CloseResult.
 	UpdateClose = "close"
-	// SignalSync asks the workflow to query WeChat now.
+	// SignalSync asks the workflow to query WeChat now; syncs that pile up
+	// are one query.
 	SignalSync = "sync"
+	// SignalConfirm asks the workflow to query WeChat and apply a paid
+	// trade whatever the order's status (a ConfirmRequest; the bill
+	// reconciliation's paid_at_wechat_only).
+	SignalConfirm = "confirm"
+	// SignalReview sends the order to REVIEW (a ReviewRequest; the bill
+	// reconciliation's paid_here_only and amount_mismatch).
+	SignalReview = "review"
+	// SignalTrackRefund tells the workflow of a refund WeChat has (a
+	// TrackRefundRequest): recorded if unknown, then confirmed by query.
+	SignalTrackRefund = "track-refund"
+	// UpdateRefund asks for a refund (a RefundRequest) and returns a
+	// RefundResult once it is accepted here.
+	UpdateRefund = "refund"
+	// UpdateResolve settles an order in REVIEW (a ResolveRequest) and
+	// returns a ResolveResult.
+	UpdateResolve = "resolve"
 )
 
 // WorkflowID is the one workflow id of an order: every notification,
@@ -57,10 +74,67 @@ type PaymentInput struct {
 	OutTradeNo    string        `json:"out_trade_no"`
 	ConfirmWindow time.Duration `json:"confirm_window,omitempty"`
 	IdleTimeout   time.Duration `json:"idle_timeout,omitempty"`
-	// Lifecycle is set when the workflow owns the order from its creation
-	// (POST /orders, reconciliation). When a notification starts the
-	// workflow it is nil, and the workflow reads it from the order.
+	// Lifecycle was set by callers before the one-loop workflow (runs
+	// started then replay with it). Runs started now read the order and
+	// build the lifecycle from it and the worker's settings.
 	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+	// Carry is the state of the run that continued as new into this one.
+	Carry *Carry `json:"carry,omitempty"`
+}
+
+// ConfirmRequest asks the workflow to confirm a payment with WeChat's
+// order query whatever the order's status.
+type ConfirmRequest struct {
+	Reason string `json:"reason"`
+}
+
+// ReviewRequest sends the order to REVIEW; Key makes a repeat a no-op.
+type ReviewRequest struct {
+	Reason string `json:"reason"`
+	Key    string `json:"key"`
+}
+
+// TrackRefundRequest is a refund WeChat has (a bill row, a notification).
+type TrackRefundRequest struct {
+	OutRefundNo string `json:"out_refund_no"`
+	RefundID    string `json:"refund_id,omitempty"`
+	AmountFen   int64  `json:"amount_fen,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// RefundRequest asks for a refund of the order.
+type RefundRequest struct {
+	OutRefundNo string `json:"out_refund_no"`
+	AmountFen   int64  `json:"amount_fen"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// RefundResult is the refund as accepted here; Created is false when the
+// same out_refund_no (same amount) had been accepted before.
+type RefundResult struct {
+	Refund  payment.Refund `json:"refund"`
+	Created bool           `json:"created"`
+}
+
+// Resolutions of an order in REVIEW.
+const (
+	ResolveAcceptPaid = "accept_paid" // the payment stands: REVIEW → PAID (needs a transaction)
+	ResolveClose      = "close"       // no money is owed either way: REVIEW → CLOSED
+	ResolveRefund     = "refund"      // refund what is left of the payment; REFUNDED once it succeeds
+)
+
+// ResolveRequest is an operator's decision about an order in REVIEW.
+type ResolveRequest struct {
+	Action   string `json:"action"`
+	Operator string `json:"operator"`
+	Reason   string `json:"reason"`
+}
+
+// ResolveResult is the order's status afterwards and, for a refund, the
+// refund started.
+type ResolveResult struct {
+	Status payment.Status  `json:"status"`
+	Refund *payment.Refund `json:"refund,omitempty"`
 }
 
 // Lifecycle is an order's lifetime as the workflow drives it.
@@ -125,6 +199,20 @@ type State struct {
 	Reason         string         `json:"reason,omitempty"` // why the order is in REVIEW
 	ExpiresAt      time.Time      `json:"expires_at,omitzero"`
 	Prepaid        bool           `json:"prepaid,omitempty"`
+	RefundedFen    int64          `json:"refunded_fen,omitempty"`
+	// Refunds being followed or followed by this run (the state query).
+	Refunds []RefundState `json:"refunds,omitempty"`
+}
+
+// RefundState is a refund as the workflow follows it.
+type RefundState struct {
+	OutRefundNo string               `json:"out_refund_no"`
+	AmountFen   int64                `json:"amount_fen"`
+	Status      payment.RefundStatus `json:"status"`
+	Step        string               `json:"step"` // what the workflow does next
+	NextAt      time.Time            `json:"next_at,omitzero"`
+	Asks        int                  `json:"asks"`    // refund requests sent to WeChat
+	Queries     int                  `json:"queries"` // refund queries sent to WeChat
 }
 
 // Custom search attributes, registered by the worker at start. Operators
@@ -135,32 +223,12 @@ var (
 	AttrTransactionID = temporal.NewSearchAttributeKeyKeyword("TransactionId")
 	AttrAmountFen     = temporal.NewSearchAttributeKeyInt64("AmountFen")
 	AttrPaymentSource = temporal.NewSearchAttributeKeyKeyword("PaymentSource")
+	AttrRefundedFen   = temporal.NewSearchAttributeKeyInt64("RefundedFen")
 )
 
 // SearchAttributeKeys lists the custom search attributes in a fixed order.
 func SearchAttributeKeys() []temporal.SearchAttributeKey {
-	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource}
-}
-
-// StartAttributes are the search attributes the api sets when a
-// notification starts an order's workflow.
-func StartAttributes(n payment.Notification) temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
-		AttrOutTradeNo.ValueSet(n.OutTradeNo),
-		AttrPaymentStatus.ValueSet(string(payment.StatusPending)),
-		AttrAmountFen.ValueSet(n.AmountFen),
-		AttrPaymentSource.ValueSet(string(n.Source)),
-	)
-}
-
-// OrderAttributes are the search attributes of a workflow started for a
-// stored order (creation, reconciliation, operator actions).
-func OrderAttributes(outTradeNo string, amountFen int64) temporal.SearchAttributes {
-	return temporal.NewSearchAttributes(
-		AttrOutTradeNo.ValueSet(outTradeNo),
-		AttrPaymentStatus.ValueSet(string(payment.StatusPending)),
-		AttrAmountFen.ValueSet(amountFen),
-	)
+	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource, AttrRefundedFen}
 }
 
 // Memo is the order's essentials shown with each run in the Temporal UI.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/payflow/payflow/api"
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
 )
@@ -44,12 +45,13 @@ func run() error {
 	if v3 == nil {
 		logger.Warn("API v3 notifications are not configured (WECHATPAY_APIV3_KEY and WECHATPAY_PUBLIC_KEY_FILE or WECHATPAY_PLATFORM_CERT_DIR)")
 	}
+	gw := &gateway.Gateway{Temporal: tc, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics}
 	srv := &api.Server{
-		Orders: st, Temporal: tc, TaskQueue: cfg.TaskQueue,
-		Handoff: &handoff.Handoff{Temporal: tc, Store: st, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics, Logger: logger},
+		Orders: st, Temporal: tc, Gateway: gw,
+		Handoff: &handoff.Handoff{Gateway: gw, Store: st, Logger: logger},
 		AppID:   cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
-		OrderTimeout: cfg.OrderTimeout, QueryAfter: cfg.OrderQueryAfter, CanPrepay: cfg.NotifyURL != "",
+		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
 	}
 	return boot.Serve(ctx, boot.NewHTTPServer(cfg.APIAddr, srv.Handler()), logger)
 }

@@ -21,6 +21,9 @@ ALTER TABLE orders ADD CONSTRAINT orders_refunded_within_paid
 ALTER TABLE orders ADD CONSTRAINT orders_refunded_is_whole
     CHECK (status <> 'REFUNDED' OR (transaction_id IS NOT NULL AND refunded_fen = paid_fen));
 
+-- The safety net pages through PENDING orders by out_trade_no.
+CREATE INDEX orders_pending_no_idx ON orders (out_trade_no) WHERE status = 'PENDING';
+
 -- The audit trail says what each notification is about and when the
 -- order's workflow examined it; the safety net hands notifications that
 -- were acknowledged but never examined to a new run.
@@ -32,7 +35,7 @@ ALTER TABLE notifications ADD COLUMN examined_at timestamptz;
 -- column existed; those of PENDING orders are looked at again, once.
 UPDATE notifications n SET examined_at = n.received_at
     FROM orders o WHERE o.out_trade_no = n.out_trade_no AND o.status <> 'PENDING';
-CREATE INDEX notifications_unexamined_idx ON notifications (received_at)
+CREATE INDEX notifications_unexamined_idx ON notifications (received_at, id)
     WHERE examined_at IS NULL;
 
 -- The inbox relay never blocks behind one row: each row keeps its
@@ -48,6 +51,7 @@ CREATE INDEX notifications_inbox_pending_idx ON notifications (coalesce(inbox_ne
     WHERE inbox_state = 'pending';
 
 ---- create above / drop below ----
+DROP INDEX orders_pending_no_idx;
 DROP INDEX notifications_inbox_pending_idx;
 CREATE INDEX notifications_inbox_pending_idx ON notifications (received_at) WHERE inbox_state = 'pending';
 ALTER TABLE notifications DROP COLUMN inbox_last_error;

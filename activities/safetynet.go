@@ -1,0 +1,174 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/payflow/payflow/metrics"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+)
+
+// SafetyNetStore is what the safety net reads: its candidates, page by page.
+type SafetyNetStore interface {
+	PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]string, error)
+	UnexaminedNotifications(ctx context.Context, receivedBefore time.Time, after store.NotificationCursor, limit int) ([]payment.Notification, store.NotificationCursor, error)
+}
+
+// Describer is the part of the Temporal client that tells whether a
+// workflow runs.
+type Describer interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
+}
+
+// Handover is how the safety net hands work to an order's workflow
+// (package gateway): wake a run for an order, or hand it a notification.
+type Handover interface {
+	Wake(ctx context.Context, outTradeNo string) error
+	Notify(ctx context.Context, n payment.Notification, startNew bool, status payment.Status) error
+}
+
+// SafetyNet finds what no workflow is looking after: PENDING orders
+// without a running workflow (created before workflows owned orders, or
+// whose run was terminated or failed), and notifications that were
+// acknowledged to WeChat but never examined (their run was terminated or
+// failed while holding them). It hands each to a new run of the order's
+// workflow.
+type SafetyNet struct {
+	Store      SafetyNetStore
+	Temporal   Describer
+	Handover   Handover
+	WorkflowID func(outTradeNo string) string
+	Metrics    *metrics.Metrics // nil counts nothing
+	// Concurrency bounds the Temporal calls of a page (16 when zero).
+	Concurrency int
+}
+
+// Kinds of safety-net candidates.
+const (
+	NetNotifications = "notifications" // acknowledged, never examined
+	NetOrders        = "orders"        // PENDING without a running workflow
+)
+
+// NetCursor is where a page of one kind starts.
+type NetCursor struct {
+	Key string    `json:"key,omitempty"`
+	At  time.Time `json:"at,omitzero"`
+}
+
+// SafetyNetPageInput asks for one page of one kind of candidate.
+type SafetyNetPageInput struct {
+	Kind   string    `json:"kind"`
+	After  NetCursor `json:"after"`
+	Before time.Time `json:"before"` // younger candidates are left to the api and the run still taking them
+	Limit  int       `json:"limit"`
+}
+
+// SafetyNetPageResult is what a page found and did.
+type SafetyNetPageResult struct {
+	Checked int       `json:"checked"`
+	Handed  []string  `json:"handed"` // orders (or notification ids) handed to a new run
+	Next    NetCursor `json:"next"`
+	Done    bool      `json:"done"` // no candidate after this page
+}
+
+// SafetyNetPage checks one page of candidates and hands the stranded ones
+// over. It heartbeats as it goes; handing over is idempotent (a running run
+// is only nudged, a notification it already holds is recognised), so a
+// retried page changes nothing twice.
+func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (SafetyNetPageResult, error) {
+	if in.Limit <= 0 {
+		in.Limit = 200
+	}
+	switch in.Kind {
+	case NetNotifications:
+		return s.notifications(ctx, in)
+	case NetOrders:
+		return s.orders(ctx, in)
+	}
+	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
+}
+
+func (s *SafetyNet) notifications(ctx context.Context, in SafetyNetPageInput) (SafetyNetPageResult, error) {
+	ns, next, err := s.Store.UnexaminedNotifications(ctx, in.Before, store.NotificationCursor{ReceivedAt: in.After.At, ID: in.After.Key}, in.Limit)
+	if err != nil {
+		return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
+	}
+	res := SafetyNetPageResult{Checked: len(ns), Handed: []string{}, Next: NetCursor{Key: next.ID, At: next.ReceivedAt}, Done: len(ns) < in.Limit}
+	for _, n := range ns {
+		activity.RecordHeartbeat(ctx, n.ID)
+		// A new run if none runs; a running one recognises a notification
+		// it holds and marks it examined.
+		if err := s.Handover.Notify(ctx, n, true, ""); err != nil {
+			return SafetyNetPageResult{}, fmt.Errorf("safety net: hand over notification %s: %w", n.ID, err)
+		}
+		res.Handed = append(res.Handed, n.ID)
+	}
+	s.Metrics.ReconciliationFound(len(res.Handed))
+	return res, nil
+}
+
+func (s *SafetyNet) orders(ctx context.Context, in SafetyNetPageInput) (SafetyNetPageResult, error) {
+	nos, err := s.Store.PendingOrdersAfter(ctx, in.Before, in.After.Key, in.Limit)
+	if err != nil {
+		return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
+	}
+	res := SafetyNetPageResult{Checked: len(nos), Handed: []string{}, Next: in.After, Done: len(nos) < in.Limit}
+	if len(nos) > 0 {
+		res.Next = NetCursor{Key: nos[len(nos)-1]}
+	}
+	orphan := make([]bool, len(nos))
+	errs := make([]error, len(nos))
+	conc := s.Concurrency
+	if conc <= 0 {
+		conc = 16
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	for i, no := range nos {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			running, err := s.running(ctx, s.WorkflowID(no))
+			orphan[i], errs[i] = !running && err == nil, err
+		}()
+		activity.RecordHeartbeat(ctx, no)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return SafetyNetPageResult{}, fmt.Errorf("safety net: describe: %w", err)
+	}
+	for i, no := range nos {
+		if !orphan[i] {
+			continue
+		}
+		if err := s.Handover.Wake(ctx, no); err != nil {
+			return SafetyNetPageResult{}, fmt.Errorf("safety net: wake %s: %w", no, err)
+		}
+		res.Handed = append(res.Handed, no)
+		activity.RecordHeartbeat(ctx, no)
+	}
+	s.Metrics.ReconciliationFound(len(res.Handed))
+	return res, nil
+}
+
+func (s *SafetyNet) running(ctx context.Context, workflowID string) (bool, error) {
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
