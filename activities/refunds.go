@@ -283,6 +283,7 @@ func (r *Refunds) ApplyRefund(ctx context.Context, in ApplyRefundInput) (ApplyRe
 	default:
 		// Anything else decides nothing: a fault, an answer that cannot be
 		// trusted, or our own configuration (SIGN_ERROR, MCH_NOT_EXISTS).
+		r.fault("refund", err)
 		res.Outcome, res.Message = ApplyAmbiguous, wechatpay.Truncate(err.Error(), 300)
 	}
 	r.Metrics.RefundApplied(res.Outcome)
@@ -307,10 +308,11 @@ type QueryRefundResult struct {
 }
 
 // QueryRefund asks WeChat's refund query about the refund. A signed
-// RESOURCE_NOT_EXISTS is QueryNotFound. Faults (network, 5xx, 429,
-// SYSTEM_ERROR, an answer that does not verify) are retryable errors; a
-// refusal of the query or an answer about another refund is a
-// non-retryable ErrTypeRefundQueryRejected.
+// RESOURCE_NOT_EXISTS is QueryNotFound. Faults (wechatpay.Fault: network,
+// 5xx, 429, SYSTEM_ERROR, an answer that does not verify, our
+// configuration) are counted and returned as retryable errors; any other
+// signed refusal of the query is a non-retryable
+// ErrTypeRefundQueryRejected.
 func (r *Refunds) QueryRefund(ctx context.Context, in QueryRefundInput) (QueryRefundResult, error) {
 	if r.WeChat == nil {
 		return QueryRefundResult{}, r.unavailable("query refund", in.OutRefundNo)
@@ -320,7 +322,7 @@ func (r *Refunds) QueryRefund(ctx context.Context, in QueryRefundInput) (QueryRe
 	case err == nil:
 	case errors.Is(err, wechatpay.ErrRefundNotExist):
 		return QueryRefundResult{Outcome: QueryNotFound}, nil
-	case refundFault(err):
+	case r.fault("refund_query", err):
 		return QueryRefundResult{}, fmt.Errorf("query refund %s: %w", in.OutRefundNo, err)
 	default:
 		return QueryRefundResult{}, temporal.NewNonRetryableApplicationError(
@@ -343,12 +345,14 @@ func (r *Refunds) QueryRefund(ctx context.Context, in QueryRefundInput) (QueryRe
 	return res, nil
 }
 
-// refundFault reports whether err says nothing about the refund and should
-// be retried: what wechatpay.Retryable says, and an answer that does not
-// verify. With the fault classification of package wechatpay this is
-// `_, ok := wechatpay.Fault(err); return ok`.
-func refundFault(err error) bool {
-	return wechatpay.Retryable(err) || errors.Is(err, wechatpay.ErrBadSignature)
+// fault reports whether err is a fault (wechatpay.Fault: no trustworthy
+// answer, nothing decided on it) and counts it as one of call.
+func (r *Refunds) fault(call string, err error) bool {
+	kind, ok := wechatpay.Fault(err)
+	if ok {
+		r.Metrics.WeChatFault(call, kind)
+	}
+	return ok
 }
 
 // MarkRefundInput is what WeChat said about a refund (refund query,

@@ -118,26 +118,38 @@ func (rt *refundsTest) run(t *testing.T, activity, in, out any) error {
 	return nil
 }
 
+// counter sums the counters (or histogram sample counts) of name whose
+// labels include the given name/value pairs; -1 when there is none.
 func (rt *refundsTest) counter(name string, labels ...string) float64 {
 	mf, _ := rt.reg.Gather()
+	sum, found := 0.0, false
 	for _, f := range mf {
 		if f.GetName() != name {
 			continue
 		}
 	metric:
 		for _, m := range f.GetMetric() {
-			for i, l := range m.GetLabel() {
-				if i*2+1 >= len(labels) || l.GetName() != labels[2*i] || l.GetValue() != labels[2*i+1] {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
 					continue metric
 				}
 			}
+			found = true
 			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue()
+			} else {
+				sum += float64(m.GetHistogram().GetSampleCount())
 			}
-			return float64(m.GetHistogram().GetSampleCount())
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 // appErr checks that err is a non-retryable ApplicationError of type typ.
@@ -264,6 +276,11 @@ func TestApplyRefundActivity(t *testing.T) {
 		}
 	}
 
+	// The faults among them are counted as such (5xx, 429, timeout, unsigned at least).
+	if got := rt.counter(metrics.WeChatFaultsName, "call", "refund"); got < 4 {
+		t.Errorf("refund faults counted %v times, want at least 4", got)
+	}
+
 	// A final refund is not asked again.
 	var mres MarkRefundResult
 	if err := rt.run(t, rt.r.MarkRefund, MarkRefundInput{OutRefundNo: "AP-account", Status: payment.RefundFailed, Detail: "USER_ACCOUNT_ABNORMAL"}, &mres); err != nil {
@@ -331,9 +348,22 @@ func TestQueryRefundActivity(t *testing.T) {
 			t.Errorf("%s: %v, want a retryable error", no, err)
 		}
 	}
-	// A signed refusal that is neither RESOURCE_NOT_EXISTS nor a fault.
-	rt.wechat.qerr["Q-refused"] = &wechatpay.APIError{Op: "v3 refund query", HTTPStatus: 403, Code: "REFUND_QUERY_FORBIDDEN"}
-	appErr(t, rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q-refused"}, &res), ErrTypeRefundQueryRejected)
+	if got := rt.counter(metrics.WeChatFaultsName, "call", "refund_query"); got < 3 {
+		t.Errorf("refund query faults counted %v times, want 3", got)
+	}
+	// A signed refusal that is not RESOURCE_NOT_EXISTS: retried if the
+	// fault classification calls it one (our configuration), else refused.
+	refused := &wechatpay.APIError{Op: "v3 refund query", HTTPStatus: 403, Code: "REFUND_QUERY_FORBIDDEN"}
+	rt.wechat.qerr["Q-refused"] = refused
+	err := rt.run(t, rt.r.QueryRefund, QueryRefundInput{OutRefundNo: "Q-refused"}, &res)
+	if _, fault := wechatpay.Fault(refused); fault {
+		var ae *temporal.ApplicationError
+		if err == nil || (errors.As(err, &ae) && ae.NonRetryable()) {
+			t.Errorf("refused query, a fault: %v, want a retryable error", err)
+		}
+	} else {
+		appErr(t, err, ErrTypeRefundQueryRejected)
+	}
 
 	// Without v3 credentials there is no refund client: refused, not retried.
 	rt.r.WeChat = nil

@@ -61,7 +61,7 @@ var (
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
-	wechatCalls  = []string{"query", "close", "prepay"}
+	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
 	wechatFaults = []string{"network", "server_error", "rate_limited", "accepted", "unsigned", "bad_signature",
 		"unknown_key", "clock_skew", "system_error", "config", "malformed"}
 )
