@@ -57,7 +57,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	w.RegisterActivity(&activities.Activities{
 		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
 		Metrics:  tel.Metrics,
-		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout},
+		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout, RefundQueryAfter: cfg.RefundQueryAfter},
 	})
 	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
 	w.RegisterActivity(&activities.Refunds{
