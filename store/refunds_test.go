@@ -623,3 +623,31 @@ func TestYuan(t *testing.T) {
 		}
 	}
 }
+
+// A payment after close goes to REVIEW with its transaction; refunding all
+// of it settles the order: REVIEW → REFUNDED.
+func TestPaidAfterCloseSettledByRefund(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "order-pac") // 1234 fen
+	if _, err := s.MarkClosed(ctx, "order-pac", "expired", "closed:expired"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.MarkPaid(ctx, MarkPaidParams{OutTradeNo: "order-pac", TransactionID: "tx-pac", PaidFen: 1234}); err != nil || out != OutcomeReview {
+		t.Fatalf("paid after close: %v %v", out, err)
+	}
+	accept(t, s, apiRefund("order-pac", "PAC-1", 1234))
+	if _, err := s.AcceptRefund(ctx, apiRefund("order-pac", "PAC-2", 1)); !errors.Is(err, ErrExceedsPaid) {
+		t.Errorf("beyond the payment: %v", err)
+	}
+	res := mark(t, s, "PAC-1", payment.RefundSuccess)
+	if res.OrderFrom != payment.StatusReview || res.OrderTo != payment.StatusRefunded {
+		t.Fatalf("%+v", res)
+	}
+	o := getOrder(t, s, "order-pac")
+	last := o.Logs[len(o.Logs)-1]
+	if o.Status != payment.StatusRefunded || o.RefundedFen != 1234 || last.FromStatus != payment.StatusReview ||
+		last.ToStatus != payment.StatusRefunded || !strings.Contains(last.Remarks, "refund PAC-1 ¥12.34 SUCCESS") {
+		t.Fatalf("order %s %d, last log %+v", o.Status, o.RefundedFen, last)
+	}
+}
