@@ -20,6 +20,10 @@ type Config struct {
 	TimeScale  float64       // SIM_TIME_SCALE: multiplies every retry delay
 	QueryDelay time.Duration // SIM_QUERY_DELAY: pause before answering an order query
 
+	// Refunds.
+	RefundProcessing time.Duration // SIM_REFUND_PROCESSING: how long a refund stays PROCESSING (scaled by SIM_TIME_SCALE)
+	RefundNotifyURL  string        // SIM_REFUND_NOTIFY_URL: where v2 refund notifications go (portal refunds); SIM_NOTIFY_URL when empty
+
 	// API v3 and notification settings.
 	KeysDir           string // SIM_KEYS_DIR: a directory written by GenerateKeys (wechatpay-sim keygen)
 	APIv3Key          string // WECHATPAY_APIV3_KEY: overrides KeysDir/apiv3_key; never logged
@@ -27,10 +31,6 @@ type Config struct {
 	NotifyURLV3       string // SIM_NOTIFY_URL_V3: where v3 notifications go unless the trade's prepay named one
 	NotifyVersion     string // SIM_NOTIFY_VERSION: v2 or v3, the format for trades not prepaid
 	DropNotifications bool   // SIM_DROP_NOTIFICATIONS: /sim/pay sends no notification at all
-
-	// Refunds.
-	RefundProcessing time.Duration // SIM_REFUND_PROCESSING: how long a refund stays PROCESSING (scaled by SIM_TIME_SCALE)
-	RefundNotifyURL  string        // SIM_REFUND_NOTIFY_URL: where v2 refund notifications go (portal refunds); SIM_NOTIFY_URL when empty
 }
 
 // Defaults of the optional settings.
@@ -135,14 +135,14 @@ func (c Config) Validate() error {
 	if !(c.TimeScale >= 0) { // also rejects NaN
 		errs = append(errs, errors.New("SIM_TIME_SCALE must be >= 0"))
 	}
-	if c.QueryDelay < 0 {
-		errs = append(errs, errors.New("SIM_QUERY_DELAY must be >= 0"))
-	}
 	if c.RefundProcessing < 0 {
 		errs = append(errs, errors.New("SIM_REFUND_PROCESSING must be >= 0"))
 	}
 	if c.RefundNotifyURL != "" && !httpURL(c.RefundNotifyURL) {
 		errs = append(errs, errors.New("SIM_REFUND_NOTIFY_URL must be an http(s) URL"))
+	}
+	if c.QueryDelay < 0 {
+		errs = append(errs, errors.New("SIM_QUERY_DELAY must be >= 0"))
 	}
 	return errors.Join(errs...)
 }
@@ -169,14 +169,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("notify_url", c.NotifyURL),
 		slog.Float64("time_scale", c.TimeScale),
 		slog.Duration("query_delay", c.QueryDelay),
+		slog.Duration("refund_processing", c.RefundProcessing),
+		slog.String("refund_notify_url", c.RefundNotifyURL),
 		slog.String("keys_dir", c.KeysDir),
 		slog.String("apiv3_key", redact(c.APIv3Key)),
 		slog.String("platform_key", c.PlatformKey),
 		slog.String("notify_url_v3", c.NotifyURLV3),
 		slog.String("notify_version", c.NotifyVersion),
 		slog.Bool("drop_notifications", c.DropNotifications),
-		slog.Duration("refund_processing", c.RefundProcessing),
-		slog.String("refund_notify_url", c.RefundNotifyURL),
 	)
 }
 

@@ -93,14 +93,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 //	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close     API v3 close
 //	POST /v3/refund/domestic/refunds        API v3 refund apply
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}                API v3 refund query
-//	POST /sim/pay                           the user paid (JSON PayRequest)
-//	POST /sim/trades/{out_trade_no}/notify  send the last notification again
-//	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
 //	POST /sim/refunds                       a refund made in the merchant portal (PortalRefundRequest)
 //	GET  /sim/refunds                       every refund's executions and each trade's refunded total (RefundSummary)
 //	GET  /sim/refunds/{out_refund_no}       the refund and its deliveries (RefundView)
 //	POST /sim/refunds/{out_refund_no}/options   switches for a refund not asked for yet (RefundOptions)
 //	POST /sim/refunds/{out_refund_no}/notify    send the refund's last notification again
+//	POST /sim/pay                           the user paid (JSON PayRequest)
+//	POST /sim/trades/{out_trade_no}/notify  send the last notification again
+//	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
 //	GET  /healthz                           200
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
