@@ -207,7 +207,7 @@ func (r *refund) facts() refundFacts {
 		Created: r.created, SuccessTime: r.successTime}
 }
 
-func fail(status int, code, msg string) refundAnswer {
+func refundFail(status int, code, msg string) refundAnswer {
 	return refundAnswer{status: status, code: code, msg: msg}
 }
 
@@ -219,7 +219,7 @@ func (b *refundBook) apply(req refundRequest, now time.Time, defaultProcessing t
 	if r, ok := b.byNo[req.OutRefundNo]; ok {
 		r.applies++
 		if r.outTradeNo != req.OutTradeNo || r.amountFen != req.AmountFen || (req.TotalFen != 0 && r.totalFen != req.TotalFen) {
-			return fail(http.StatusBadRequest, "INVALID_REQUEST", "退款单号已存在，且与原退款单的参数不一致")
+			return refundFail(http.StatusBadRequest, "INVALID_REQUEST", "退款单号已存在，且与原退款单的参数不一致")
 		}
 		return refundAnswer{status: http.StatusOK, view: r.facts()}
 	}
@@ -232,12 +232,12 @@ func (b *refundBook) apply(req refundRequest, now time.Time, defaultProcessing t
 		_, _ = opts.normalize(req.Source == refundSourcePortal)
 	}
 	if r := refundRefusals[opts.Refuse]; opts.Refuse != "" && req.Source == refundSourceAPI {
-		return fail(r.status, opts.Refuse, r.msg)
+		return refundFail(r.status, opts.Refuse, r.msg)
 	}
 	if opts.NotEnough > 0 && req.Source == refundSourceAPI {
 		opts.NotEnough--
 		b.options[req.OutRefundNo] = opts
-		return fail(http.StatusForbidden, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起")
+		return refundFail(http.StatusForbidden, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起")
 	}
 
 	if req.TransactionID != "" && req.OutTradeNo == "" {
@@ -246,10 +246,10 @@ func (b *refundBook) apply(req refundRequest, now time.Time, defaultProcessing t
 	t, ok := b.t.byNo[req.OutTradeNo]
 	if !ok || (t.state != payment.TradeSuccess && t.state != payment.TradeRefund) ||
 		(req.TransactionID != "" && t.transactionID != req.TransactionID) {
-		return fail(http.StatusNotFound, "RESOURCE_NOT_EXISTS", "订单号不存在，请检查订单号是否正确且是否已支付")
+		return refundFail(http.StatusNotFound, "RESOURCE_NOT_EXISTS", "订单号不存在，请检查订单号是否正确且是否已支付")
 	}
 	if req.TotalFen != 0 && req.TotalFen != t.amountFen {
-		return fail(http.StatusBadRequest, "INVALID_REQUEST", "订单金额与原订单不一致")
+		return refundFail(http.StatusBadRequest, "INVALID_REQUEST", "订单金额与原订单不一致")
 	}
 	var counted int64
 	for _, r := range b.byTrade[t.outTradeNo] {
@@ -259,9 +259,9 @@ func (b *refundBook) apply(req refundRequest, now time.Time, defaultProcessing t
 	}
 	switch {
 	case len(b.byTrade[t.outTradeNo]) >= maxRefundsPerTrade:
-		return fail(http.StatusBadRequest, "INVALID_REQUEST", "部分退款次数超过限制（50次）")
+		return refundFail(http.StatusBadRequest, "INVALID_REQUEST", "部分退款次数超过限制（50次）")
 	case counted+req.AmountFen > t.amountFen:
-		return fail(http.StatusBadRequest, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
+		return refundFail(http.StatusBadRequest, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
 	}
 
 	r := &refund{
