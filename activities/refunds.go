@@ -165,16 +165,19 @@ type RecordPortalRefundResult struct {
 	// LimitsExceeded: the order was not refundable, had 50 refunds or not
 	// enough left; the workflow should send it to REVIEW.
 	LimitsExceeded bool `json:"limits_exceeded,omitempty"`
-	// The order's status before and after, when Status was final and
-	// applied; they differ when the order became REFUNDED or REVIEW.
-	OrderFrom payment.Status `json:"order_from,omitempty"`
-	OrderTo   payment.Status `json:"order_to,omitempty"`
+	// StatusChanged: Status was applied now (with its log row); OrderFrom
+	// and OrderTo are then the order's status before and after (they
+	// differ when it became REFUNDED or REVIEW).
+	StatusChanged bool           `json:"status_changed,omitempty"`
+	OrderFrom     payment.Status `json:"order_from,omitempty"`
+	OrderTo       payment.Status `json:"order_to,omitempty"`
 }
 
 // RecordPortalRefund records a portal refund on its order (source
 // merchant_portal) whatever the order's state, never failing on the
 // limits; a Status other than PROCESSING is applied in the same
-// transaction, as MarkRefund would. A number already used for another
+// transaction as MarkRefund would, also to a refund recorded before (so a
+// retried or repeated record converges). A number already used for another
 // amount or order is ErrTypeRefundConflict.
 func (r *Refunds) RecordPortalRefund(ctx context.Context, in RecordPortalRefundInput) (RecordPortalRefundResult, error) {
 	res, err := r.Store.AcceptRefund(ctx, store.AcceptRefundParams{
@@ -186,12 +189,12 @@ func (r *Refunds) RecordPortalRefund(ctx context.Context, in RecordPortalRefundI
 	}
 	if res.Created {
 		r.Metrics.RefundStatus(string(payment.RefundProcessing))
-		if st := res.Refund.Status; st != payment.RefundProcessing {
-			r.countOutcome(res.Refund, res.OrderFrom, res.OrderTo)
-		}
+	}
+	if res.StatusChanged {
+		r.countOutcome(res.Refund, res.OrderFrom, res.OrderTo)
 	}
 	return RecordPortalRefundResult{Refund: res.Refund, Created: res.Created, LimitsExceeded: res.LimitsExceeded,
-		OrderFrom: res.OrderFrom, OrderTo: res.OrderTo}, nil
+		StatusChanged: res.StatusChanged, OrderFrom: res.OrderFrom, OrderTo: res.OrderTo}, nil
 }
 
 // countOutcome counts a refund that changed to its status now, and its

@@ -437,6 +437,9 @@ func TestRecordPortalRefundActivity(t *testing.T) {
 	if got := rt.counter(metrics.OrdersFinalName, "status", "REFUNDED"); got != 1 {
 		t.Errorf("REFUNDED counted %v", got)
 	}
+	if got := rt.counter(metrics.RefundsName, "status", "SUCCESS"); got != 1 {
+		t.Errorf("SUCCESS counted %v", got)
+	}
 	// One more, beyond what was paid: recorded, flagged for REVIEW.
 	more := RecordPortalRefundInput{OutTradeNo: "order-pt", OutRefundNo: "PT2", AmountFen: 1, RefundID: "50000-PT2"}
 	if err := rt.run(t, rt.r.RecordPortalRefund, more, &res); err != nil || !res.LimitsExceeded || !res.Created {

@@ -71,10 +71,13 @@ type AcceptRefundResult struct {
 	// was not refundable, had 50 refunds or not enough left; the workflow
 	// should send the order to REVIEW.
 	LimitsExceeded bool `json:"limits_exceeded,omitempty"`
-	// The order's status before and after, when a portal refund's final
-	// status was applied (see MarkRefundResult); empty otherwise.
-	OrderFrom payment.Status `json:"order_from,omitempty"`
-	OrderTo   payment.Status `json:"order_to,omitempty"`
+	// StatusChanged: a portal refund's Status was applied now (a new
+	// outcome, with its log row). OrderFrom and OrderTo are then the
+	// order's status before and after (see MarkRefundResult); empty when
+	// no status was given.
+	StatusChanged bool           `json:"status_changed,omitempty"`
+	OrderFrom     payment.Status `json:"order_from,omitempty"`
+	OrderTo       payment.Status `json:"order_to,omitempty"`
 }
 
 // lockedOrder is what the refund writes need of an order, read under its
@@ -120,8 +123,9 @@ func (o lockedOrder) paid() int64 {
 // after the other.
 //
 // A refund already recorded under (MchID, OutRefundNo) for the same order
-// and amount is returned as it is now (Created false); with another amount
-// or order the answer is ErrRefundConflict. Otherwise, for Source api: the
+// and amount is returned as it is now (Created false; a portal refund's
+// Status is applied to it as MarkRefund would); with another amount or
+// order the answer is ErrRefundConflict. Otherwise, for Source api: the
 // order must be PAID, or REVIEW with a payment (else ErrNotRefundable), have
 // fewer than MaxRefundsPerOrder refunds (else ErrTooManyRefunds), and its
 // refunds that are not CLOSED or FAILED plus this one must stay within its
@@ -154,7 +158,24 @@ func (s *Store) AcceptRefund(ctx context.Context, p AcceptRefundParams) (AcceptR
 		if existing.OutTradeNo != p.OutTradeNo || existing.AmountFen != p.AmountFen {
 			return fail(ErrRefundConflict)
 		}
-		return AcceptRefundResult{Refund: existing}, nil
+		if !p.applies() {
+			return AcceptRefundResult{Refund: existing}, nil
+		}
+		// A portal refund told of again, with news: applied as MarkRefund
+		// would (a final status stays), under the order's lock.
+		r, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
+			WHERE mch_id = $1 AND out_refund_no = $2 FOR UPDATE`, p.MchID, p.OutRefundNo))
+		if err != nil {
+			return fail(err)
+		}
+		m, err := markRefund(ctx, tx, order, r, p.mark())
+		if err != nil {
+			return fail(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return fail(err)
+		}
+		return AcceptRefundResult{Refund: m.Refund, StatusChanged: m.Changed, OrderFrom: m.OrderFrom, OrderTo: m.OrderTo}, nil
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fail(err)
 	}
@@ -206,18 +227,27 @@ func (s *Store) AcceptRefund(ctx context.Context, p AcceptRefundParams) (AcceptR
 	}
 	res.Refund = r
 
-	if p.Source == payment.RefundSourcePortal && p.Status != "" && p.Status != payment.RefundProcessing {
-		m, err := markRefund(ctx, tx, order, r, MarkRefundParams{MchID: p.MchID, OutRefundNo: p.OutRefundNo,
-			Status: p.Status, RefundID: p.RefundID, SuccessTime: p.SuccessTime, Detail: p.Detail})
+	if p.applies() {
+		m, err := markRefund(ctx, tx, order, r, p.mark())
 		if err != nil {
 			return fail(err)
 		}
-		res.Refund, res.OrderFrom, res.OrderTo = m.Refund, m.OrderFrom, m.OrderTo
+		res.Refund, res.StatusChanged, res.OrderFrom, res.OrderTo = m.Refund, m.Changed, m.OrderFrom, m.OrderTo
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
 	}
 	return res, nil
+}
+
+// applies reports whether a portal refund comes with a status to apply.
+func (p AcceptRefundParams) applies() bool {
+	return p.Source == payment.RefundSourcePortal && p.Status != "" && p.Status != payment.RefundProcessing
+}
+
+func (p AcceptRefundParams) mark() MarkRefundParams {
+	return MarkRefundParams{MchID: p.MchID, OutRefundNo: p.OutRefundNo, Status: p.Status, RefundID: p.RefundID,
+		SuccessTime: p.SuccessTime, Detail: p.Detail}
 }
 
 func (p AcceptRefundParams) check() error {

@@ -420,8 +420,15 @@ func TestPortalRefund(t *testing.T) {
 	}
 	// Known to be PROCESSING: recorded as such, nothing logged.
 	res := accept(t, s, portal("order-p1", "P1", 100, ""))
-	if !res.Created || res.LimitsExceeded || res.Refund.Status != payment.RefundProcessing || res.OrderTo != "" {
+	if !res.Created || res.LimitsExceeded || res.StatusChanged || res.Refund.Status != payment.RefundProcessing || res.OrderTo != "" {
 		t.Fatalf("portal PROCESSING: %+v", res)
+	}
+	// Told again, now ABNORMAL: applied to the refund recorded before, once.
+	for i := range 2 {
+		res = accept(t, s, portal("order-p1", "P1", 100, payment.RefundAbnormal))
+		if res.Created || res.StatusChanged != (i == 0) || res.Refund.Status != payment.RefundAbnormal {
+			t.Fatalf("portal news %d: %+v", i, res)
+		}
 	}
 	// Known SUCCESS (confirmed by a query): applied in the same transaction.
 	res = accept(t, s, portal("order-p1", "P2", 400, payment.RefundSuccess))
@@ -437,7 +444,7 @@ func TestPortalRefund(t *testing.T) {
 		t.Fatalf("P1: %+v", res2)
 	}
 	logs := refundLogs(t, s, "order-p1")
-	if len(logs) != 2 || logs[0].Remarks != "refund P2 ¥4.00 SUCCESS (refund_id 50000-P2) from the merchant portal" {
+	if len(logs) != 3 || logs[1].Remarks != "refund P2 ¥4.00 SUCCESS (refund_id 50000-P2) from the merchant portal" {
 		t.Fatalf("logs %+v", logs)
 	}
 
