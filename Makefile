@@ -27,9 +27,22 @@ deps:
 deps-test:
 	@scripts/ensure-deps.sh --with-browser
 
-vet:
+# Static checks: gofmt, go vet, staticcheck, and Temporal's workflowcheck
+# (workflow code must be deterministic), the tools built from the Go module
+# proxy at pinned versions.
+STATICCHECK_VERSION := v0.8.2
+WORKFLOWCHECK_VERSION := v0.6.0
+vet: $(BIN)/staticcheck $(BIN)/workflowcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	$(BIN)/workflowcheck ./...
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(BIN)/workflowcheck:
+	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 # Unit and integration tests with the race detector, then the end-to-end
 # suite through the real binaries, a real Temporal dev server and a real

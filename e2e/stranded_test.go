@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,8 +12,10 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay/apiv2"
+	"github.com/payflow/payflow/worker"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -123,7 +127,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 		}
 		d.waitStatus(t, no, payment.StatusClosed)
 		holdAndKill(t, d, no, func() {
-			d.simPay(t, map[string]any{"out_trade_no": no, "force": true})
+			d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 720, "force": true})
 			d.waitDelivered(t, no, 1)
 		}, "cancel")
 		runSafetyNet(t)
@@ -179,7 +183,7 @@ func TestEveryReviewCounted(t *testing.T) {
 		t.Fatalf("POST /orders = %d", code)
 	}
 	d.waitStatus(t, closed, payment.StatusClosed)
-	d.simPay(t, map[string]any{"out_trade_no": closed, "force": true})
+	d.simPay(t, map[string]any{"out_trade_no": closed, "amount_fen": 810, "force": true})
 	d.waitStatus(t, closed, payment.StatusReview)
 
 	// Amount mismatch.
@@ -242,5 +246,56 @@ func TestResolveReviewOverHTTP(t *testing.T) {
 		"action": "close", "operator": "bob", "reason": "again",
 	}, nil); code != http.StatusConflict {
 		t.Fatalf("second resolve = %d, want 409", code)
+	}
+}
+
+// A change of the safety net's settings updates its schedule at a worker's
+// next start; the same settings change nothing.
+func TestSafetyNetScheduleFollowsSettings(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
+	desc, err := h.Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	action := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "WECHATPAY_APPID":
+			return appID
+		case "WECHATPAY_MCHID":
+			return mchID
+		case "WECHATPAY_API_KEY":
+			return apiKey
+		case "TEMPORAL_TASK_QUEUE":
+			return action.TaskQueue
+		case "RECONCILE_GRACE":
+			return "2s"
+		case "RECONCILE_INTERVAL":
+			return "7m"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := worker.EnsureSafetyNetSchedule(ctx, st.tc, cfg, logger); err != nil {
+		t.Fatal(err)
+	}
+	if desc, err = h.Describe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := desc.Schedule.Spec.Intervals[0].Every; got != 7*time.Minute {
+		t.Fatalf("interval after a worker started with RECONCILE_INTERVAL=7m: %s", got)
+	}
+	// Back to what the deployments run with.
+	cfg.ReconcileInterval = 5 * time.Minute
+	if err := worker.EnsureSafetyNetSchedule(ctx, st.tc, cfg, logger); err != nil {
+		t.Fatal(err)
+	}
+	if desc, err = h.Describe(ctx); err != nil || desc.Schedule.Spec.Intervals[0].Every != 5*time.Minute {
+		t.Fatalf("interval = %v, %v", desc.Schedule.Spec.Intervals, err)
 	}
 }

@@ -73,7 +73,7 @@ func updateSchedule(ctx context.Context, c client.Client, id string, spec client
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			s := in.Description.Schedule
 			if sameSpec(s.Spec, &spec) && sameAction(s.Action, action) {
-				return nil, nil // nothing to change
+				return nil, temporal.ErrSkipScheduleUpdate // nothing to change
 			}
 			changed = true
 			s.Spec = &spec

@@ -73,14 +73,13 @@ type loadResult struct {
 
 // benchPayment is one order being paid during the run.
 type benchPayment struct {
-	no       string
-	body     []byte
-	copies   int
-	mu       sync.Mutex
-	firstAt  time.Time
-	acked    bool
-	ackedAt  time.Time
-	attempts int
+	no      string
+	body    []byte
+	copies  int
+	mu      sync.Mutex
+	firstAt time.Time
+	acked   bool
+	ackedAt time.Time
 }
 
 var loadHTTP = &http.Client{
