@@ -103,6 +103,9 @@ type Config struct {
 	OrderTimeout    time.Duration
 	OrderQueryAfter time.Duration
 
+	RefundNotifyURL  string        // WECHATPAY_REFUND_NOTIFY_URL: the notify_url of refund requests
+	RefundQueryAfter time.Duration // REFUND_QUERY_AFTER: with no refund notification this long after acceptance, query
+
 	ReconcileInterval time.Duration // how often the reconciliation schedule runs (addition to the contract)
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
 }
@@ -156,6 +159,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ReconcileGrace, err = duration(get("RECONCILE_GRACE", "1m")); err != nil {
 		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
 	}
+	errs = append(errs, loadRefunds(&c, get)...)
 	if c.AppID == "" {
 		errs = append(errs, errors.New("WECHATPAY_APPID is required"))
 	}

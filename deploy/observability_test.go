@@ -30,9 +30,14 @@ var specMetricNames = []string{
 	"payflow_activity_attempts_total",
 	"payflow_activity_failures_total",
 	"payflow_reconciliation_found_total",
+	"payflow_refunds_total",
+	"payflow_refund_success_seconds",
+	"payflow_refund_applies_total",
+	"payflow_refunds_open",
+	"payflow_refund_oldest_processing_seconds",
 }
 
-var histograms = []string{"payflow_notify_ack_seconds", "payflow_signal_with_start_seconds"}
+var histograms = []string{"payflow_notify_ack_seconds", "payflow_signal_with_start_seconds", "payflow_refund_success_seconds"}
 
 func TestMetricsPackageKeepsTheNames(t *testing.T) {
 	names := metrics.Names()
@@ -181,6 +186,9 @@ func TestAlertsUseKnownMetrics(t *testing.T) {
 		{`histogram_quantile(0.99`, `payflow_notify_ack_seconds_bucket`, "> 3"},
 		{`payflow_signal_with_start_errors_total`},
 		{`payflow_activity_failures_total`, `payflow_activity_attempts_total`},
+		{`max(payflow_refunds_open{status="ABNORMAL"})`, "> 0"},
+		{`payflow_refund_applies_total{outcome="not_enough"}`},
+		{`max(payflow_refund_oldest_processing_seconds)`, "3 * 86400"},
 	} {
 		if !has(want...) {
 			t.Errorf("no alert expression contains all of %q", want)

@@ -38,13 +38,13 @@ const (
 // Names lists every metric name this package defines (histograms by their
 // base name, without _bucket/_sum/_count).
 func Names() []string {
-	return []string{
+	return append([]string{
 		NotificationsReceivedName, NotificationsAckedName, NotificationsRejectedName,
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
 		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
 		InboxParkedName, InboxRelayedName,
-	}
+	}, refundNames()...)
 }
 
 // LatencyBuckets are the histogram buckets of the notify acknowledgement
@@ -61,7 +61,7 @@ var (
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
-	wechatCalls  = []string{"query", "close", "prepay"}
+	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
 	wechatFaults = []string{"network", "server_error", "rate_limited", "accepted", "unsigned", "bad_signature",
 		"unknown_key", "clock_skew", "system_error", "config", "malformed"}
 )
@@ -82,6 +82,7 @@ type Metrics struct {
 	wechatFaults   *prometheus.CounterVec
 	inboxParked    prometheus.Gauge
 	inboxRelayed   *prometheus.CounterVec
+	refunds        *refundMetrics
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -144,6 +145,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: InboxRelayedName,
 			Help: "Inbox rows the relay handled, by result (delivered, failed: tried again later, parked).",
 		}, []string{"result"}),
+		refunds: newRefundMetrics(f),
 	}
 	for _, v := range versions {
 		m.received.WithLabelValues(v)
@@ -212,8 +214,8 @@ func (m *Metrics) SignalWithStart(d time.Duration, err error) {
 	}
 }
 
-// OrderFinal counts an order reaching a final status: PAID, CLOSED or
-// REVIEW.
+// OrderFinal counts an order reaching a final status: PAID, CLOSED,
+// REVIEW or REFUNDED.
 func (m *Metrics) OrderFinal(status string) {
 	if m == nil {
 		return

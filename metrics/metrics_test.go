@@ -120,6 +120,8 @@ func TestNamesMatchRegistry(t *testing.T) {
 	if _, _, err := metrics.TemporalHandler(reg); err != nil {
 		t.Fatal(err)
 	}
+	// The worker registers the refunds read from PostgreSQL.
+	reg.MustRegister(metrics.OpenRefundsCollector(func(context.Context) (metrics.OpenRefunds, error) { return metrics.OpenRefunds{}, nil }, nil))
 	metrics.New(prometheus.NewRegistry()).ActivityAttempt("A", errors.New("x"))
 	mf, err := reg.Gather()
 	if err != nil {

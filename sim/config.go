@@ -20,6 +20,10 @@ type Config struct {
 	TimeScale  float64       // SIM_TIME_SCALE: multiplies every retry delay
 	QueryDelay time.Duration // SIM_QUERY_DELAY: pause before answering an order query
 
+	// Refunds.
+	RefundProcessing time.Duration // SIM_REFUND_PROCESSING: how long a refund stays PROCESSING (scaled by SIM_TIME_SCALE)
+	RefundNotifyURL  string        // SIM_REFUND_NOTIFY_URL: where v2 refund notifications go (portal refunds); SIM_NOTIFY_URL when empty
+
 	// API v3 and notification settings.
 	KeysDir           string // SIM_KEYS_DIR: a directory written by GenerateKeys (wechatpay-sim keygen)
 	APIv3Key          string // WECHATPAY_APIV3_KEY: overrides KeysDir/apiv3_key; never logged
@@ -36,6 +40,8 @@ const (
 
 	DefaultNotifyURLV3   = "http://127.0.0.1:8080/wechatpay/v3/notify"
 	DefaultNotifyVersion = "v2"
+
+	DefaultRefundProcessing = 10 * time.Second
 )
 
 // LoadConfig reads the configuration from the environment through getenv
@@ -60,6 +66,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		PlatformKey:   get("SIM_PLATFORM_KEY", ""),
 		NotifyURLV3:   get("SIM_NOTIFY_URL_V3", DefaultNotifyURLV3),
 		NotifyVersion: get("SIM_NOTIFY_VERSION", DefaultNotifyVersion),
+
+		RefundProcessing: DefaultRefundProcessing,
+		RefundNotifyURL:  get("SIM_REFUND_NOTIFY_URL", ""),
 	}
 	var errs []error
 	if s := get("SIM_DROP_NOTIFICATIONS", ""); s != "" {
@@ -82,6 +91,13 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("SIM_QUERY_DELAY: not a Go duration: %q", s))
 		}
 		c.QueryDelay = d
+	}
+	if s := get("SIM_REFUND_PROCESSING", ""); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_REFUND_PROCESSING: not a Go duration: %q", s))
+		}
+		c.RefundProcessing = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
@@ -119,6 +135,12 @@ func (c Config) Validate() error {
 	if !(c.TimeScale >= 0) { // also rejects NaN
 		errs = append(errs, errors.New("SIM_TIME_SCALE must be >= 0"))
 	}
+	if c.RefundProcessing < 0 {
+		errs = append(errs, errors.New("SIM_REFUND_PROCESSING must be >= 0"))
+	}
+	if c.RefundNotifyURL != "" && !httpURL(c.RefundNotifyURL) {
+		errs = append(errs, errors.New("SIM_REFUND_NOTIFY_URL must be an http(s) URL"))
+	}
 	if c.QueryDelay < 0 {
 		errs = append(errs, errors.New("SIM_QUERY_DELAY must be >= 0"))
 	}
@@ -147,6 +169,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("notify_url", c.NotifyURL),
 		slog.Float64("time_scale", c.TimeScale),
 		slog.Duration("query_delay", c.QueryDelay),
+		slog.Duration("refund_processing", c.RefundProcessing),
+		slog.String("refund_notify_url", c.RefundNotifyURL),
 		slog.String("keys_dir", c.KeysDir),
 		slog.String("apiv3_key", redact(c.APIv3Key)),
 		slog.String("platform_key", c.PlatformKey),

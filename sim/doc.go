@@ -13,7 +13,8 @@
 //     WeChat Pay's key): GET /v3/pay/transactions/out-trade-no/{no}?mchid=,
 //     GET /v3/pay/transactions/id/{transaction_id}?mchid=,
 //     POST /v3/pay/transactions/jsapi, POST /v3/pay/transactions/native,
-//     POST /v3/pay/transactions/out-trade-no/{no}/close;
+//     POST /v3/pay/transactions/out-trade-no/{no}/close,
+//     POST /v3/refund/domestic/refunds, GET /v3/refund/domestic/refunds/{no};
 //   - operator: POST /sim/pay (PayRequest), POST /sim/trades/{no}/notify,
 //     GET /sim/trades/{no} (TradeView), GET /healthz.
 //
@@ -22,6 +23,18 @@
 // for API v3 SIM_KEYS_DIR (a GenerateKeys directory), WECHATPAY_APIV3_KEY,
 // SIM_PLATFORM_KEY, SIM_NOTIFY_URL_V3, SIM_NOTIFY_VERSION,
 // SIM_DROP_NOTIFICATIONS. Without SIM_KEYS_DIR the v3 paths answer 500.
+//
+// Refunds (refunds.go): POST /v3/refund/domestic/refunds and GET
+// /v3/refund/domestic/refunds/{no} as WeChat's, executed once per
+// out_refund_no, PROCESSING for SIM_REFUND_PROCESSING (10s, scaled by
+// SIM_TIME_SCALE), notified in v3 (REFUND.*) or v2 (req_info; to
+// SIM_REFUND_NOTIFY_URL, SIM_NOTIFY_URL when unset); operator endpoints
+// POST /sim/refunds (a merchant-portal refund, notified in v2 XML),
+// GET /sim/refunds (RefundSummary: executions per out_refund_no and each
+// trade's refunded total), GET /sim/refunds/{no} (RefundView),
+// POST /sim/refunds/{no}/options (RefundOptions: ABNORMAL, CLOSED,
+// NOT_ENOUGH, SYSTEM_ERROR after accepting, refusals, dropped
+// notifications, v2 format) and POST /sim/refunds/{no}/notify.
 //
 // Choices where WeChat leaves room: a v3 query of a USERPAYING trade is
 // 200 with that trade_state (not 202); v2 closeorder of a closed trade is

@@ -20,6 +20,7 @@ type Server struct {
 	log      *slog.Logger
 	now      nowFunc
 	trades   *trades
+	refunds  *refundBook
 	notifier *notifier
 	formats  map[string]notificationFormat // by API version
 	v3       *v3Keys                       // nil: no SIM_KEYS_DIR, v3 unavailable
@@ -39,6 +40,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.NotifyURLV3 == "" {
 		cfg.NotifyURLV3 = DefaultNotifyURLV3
+	}
+	if cfg.RefundNotifyURL == "" {
+		cfg.RefundNotifyURL = cfg.NotifyURL
 	}
 	var v3 *v3Keys
 	if cfg.KeysDir != "" {
@@ -63,6 +67,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		log:      log,
 		now:      time.Now,
 		trades:   store,
+		refunds:  newRefundBook(store),
 		notifier: newNotifier(ctx, cfg.NotifyURL, cfg.TimeScale, store, log),
 		formats: map[string]notificationFormat{
 			"v2": v2Format{appID: cfg.AppID, mchID: cfg.MchID, apiKey: cfg.APIKey},
@@ -86,6 +91,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 //	POST /v3/pay/transactions/jsapi         API v3 JSAPI prepay
 //	POST /v3/pay/transactions/native        API v3 Native prepay
 //	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close     API v3 close
+//	POST /v3/refund/domestic/refunds        API v3 refund apply
+//	GET  /v3/refund/domestic/refunds/{out_refund_no}                API v3 refund query
+//	POST /sim/refunds                       a refund made in the merchant portal (PortalRefundRequest)
+//	GET  /sim/refunds                       every refund's executions and each trade's refunded total (RefundSummary)
+//	GET  /sim/refunds/{out_refund_no}       the refund and its deliveries (RefundView)
+//	POST /sim/refunds/{out_refund_no}/options   switches for a refund not asked for yet (RefundOptions)
+//	POST /sim/refunds/{out_refund_no}/notify    send the refund's last notification again
 //	POST /sim/pay                           the user paid (JSON PayRequest)
 //	POST /sim/trades/{out_trade_no}/notify  send the last notification again
 //	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
@@ -103,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /sim/pay", s.handlePay)
 	mux.HandleFunc("POST /sim/trades/{out_trade_no}/notify", s.handleRenotify)
 	mux.HandleFunc("GET /sim/trades/{out_trade_no}", s.handleTrade)
+	s.registerRefunds(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")

@@ -30,6 +30,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	refunds, err := NewRefundsAPI(ctx, cfg, wechat, logger)
+	if err != nil {
+		return err
+	}
 	deps, err := boot.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -53,9 +57,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	w.RegisterActivity(&activities.Activities{
 		Orders: st, WeChat: wechat, AppID: cfg.AppID, MchID: cfg.MchID, NotifyURL: cfg.NotifyURL, Now: time.Now,
 		Metrics:  tel.Metrics,
-		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout},
+		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout, RefundQueryAfter: cfg.RefundQueryAfter},
 	})
 	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
+	w.RegisterActivity(&activities.Refunds{
+		Store: st, WeChat: refunds, MchID: cfg.MchID, NotifyURL: cfg.RefundNotifyURL, Now: time.Now, Metrics: tel.Metrics,
+	})
+	tel.Registry.MustRegister(openRefundsCollector(st, cfg.MchID))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -11,7 +11,8 @@
 // Configuration (environment): SIM_ADDR (127.0.0.1:8090), WECHATPAY_APPID,
 // WECHATPAY_MCHID, WECHATPAY_API_KEY (optional with SIM_KEYS_DIR),
 // SIM_NOTIFY_URL (http://127.0.0.1:8080/wechatpay/notify), SIM_TIME_SCALE
-// (1), SIM_QUERY_DELAY (0), SIM_KEYS_DIR (API v3; the keygen directory),
+// (1), SIM_QUERY_DELAY (0), SIM_REFUND_PROCESSING (10s), SIM_REFUND_NOTIFY_URL
+// (SIM_NOTIFY_URL), SIM_KEYS_DIR (API v3; the keygen directory),
 // WECHATPAY_APIV3_KEY (overrides SIM_KEYS_DIR/apiv3_key), SIM_PLATFORM_KEY
 // (the PUB_KEY_ID_…01 key), SIM_NOTIFY_URL_V3
 // (http://127.0.0.1:8080/wechatpay/v3/notify), SIM_NOTIFY_VERSION (v2),
