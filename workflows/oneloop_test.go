@@ -311,4 +311,3 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 		t.Fatalf("state after continuing = %+v", res.State)
 	}
 }
-

@@ -28,9 +28,6 @@ const maxDescription = 127
 // JSAPISignType is the signType of v3 wx.requestPayment parameters.
 const JSAPISignType = "RSA"
 
-// v3 error codes this file classifies besides those of v3client.go.
-const codeV3OrderClosed = "ORDER_CLOSED"
-
 // Prepay creates the order at WeChat (POST /v3/pay/transactions/jsapi or
 // /native, through the SDK's services) and returns the code_url of a NATIVE
 // order, or the prepay_id and signed wx.requestPayment parameters of a
