@@ -25,6 +25,8 @@ type Orders interface {
 	MarkReview(ctx context.Context, p store.MarkReviewParams) (store.ReviewOutcome, error)
 	MarkExamined(ctx context.Context, ns []payment.Notification) error
 	ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error)
+	OpenRefunds(ctx context.Context, mchID, outTradeNo string) ([]payment.Refund, error)
+	Refundable(ctx context.Context, mchID, outTradeNo string) (left int64, refunds int, err error)
 	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
 	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
 	MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (store.ClosedOutcome, error)

@@ -49,9 +49,35 @@ func (a *Activities) LoadOrder(ctx context.Context, in LoadOrderInput) (LoadOrde
 	if err != nil {
 		return LoadOrderResult{}, fmt.Errorf("load order %s: %w", in.OutTradeNo, err)
 	}
+	open, err := a.Orders.OpenRefunds(ctx, a.MchID, in.OutTradeNo)
+	if err != nil {
+		return LoadOrderResult{}, fmt.Errorf("load order %s: %w", in.OutTradeNo, err)
+	}
 	return LoadOrderResult{Found: true, Status: o.Status, TransactionID: o.TransactionID, AmountFen: o.AmountFen,
 		PaidFen: o.PaidFen, RefundedFen: o.RefundedFen, TradeType: o.TradeType,
-		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, Settings: a.Settings}, nil
+		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, OpenRefunds: open, Settings: a.Settings}, nil
+}
+
+// RefundableInput names the order.
+type RefundableInput struct {
+	OutTradeNo string `json:"out_trade_no"`
+}
+
+// RefundableResult is what is left to refund of the order's payment, and
+// how many refunds it has.
+type RefundableResult struct {
+	LeftFen int64 `json:"left_fen"`
+	Refunds int   `json:"refunds"`
+}
+
+// Refundable reads what is left to refund: the payment less its refunds
+// that are not CLOSED or FAILED.
+func (a *Activities) Refundable(ctx context.Context, in RefundableInput) (RefundableResult, error) {
+	left, n, err := a.Orders.Refundable(ctx, a.MchID, in.OutTradeNo)
+	if err := storeError("refundable", in.OutTradeNo, err); err != nil {
+		return RefundableResult{}, err
+	}
+	return RefundableResult{LeftFen: left, Refunds: n}, nil
 }
 
 // PrepayInput names the order to prepay; everything else comes from it.

@@ -21,6 +21,7 @@ import (
 type SafetyNetStore interface {
 	PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]string, error)
 	UnexaminedNotifications(ctx context.Context, receivedBefore time.Time, after store.NotificationCursor, limit int) ([]payment.Notification, store.NotificationCursor, error)
+	OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int) ([]string, error)
 }
 
 // Describer is the part of the Temporal client that tells whether a
@@ -47,6 +48,7 @@ type SafetyNet struct {
 	Temporal   Describer
 	Handover   Handover
 	WorkflowID func(outTradeNo string) string
+	MchID      string           // refunds are keyed by merchant
 	Metrics    *metrics.Metrics // nil counts nothing
 	// Concurrency bounds the Temporal calls of a page (16 when zero).
 	Concurrency int
@@ -56,6 +58,7 @@ type SafetyNet struct {
 const (
 	NetNotifications = "notifications" // acknowledged, never examined
 	NetOrders        = "orders"        // PENDING without a running workflow
+	NetRefunds       = "refunds"       // refunds not final without a running workflow
 )
 
 // NetCursor is where a page of one kind starts.
@@ -92,7 +95,17 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 	case NetNotifications:
 		return s.notifications(ctx, in)
 	case NetOrders:
-		return s.orders(ctx, in)
+		nos, err := s.Store.PendingOrdersAfter(ctx, in.Before, in.After.Key, in.Limit)
+		if err != nil {
+			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
+		}
+		return s.orphans(ctx, in, nos)
+	case NetRefunds:
+		nos, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit)
+		if err != nil {
+			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
+		}
+		return s.orphans(ctx, in, nos)
 	}
 	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
 }
@@ -116,11 +129,9 @@ func (s *SafetyNet) notifications(ctx context.Context, in SafetyNetPageInput) (S
 	return res, nil
 }
 
-func (s *SafetyNet) orders(ctx context.Context, in SafetyNetPageInput) (SafetyNetPageResult, error) {
-	nos, err := s.Store.PendingOrdersAfter(ctx, in.Before, in.After.Key, in.Limit)
-	if err != nil {
-		return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
-	}
+// orphans hands each order of the page that has no running workflow to a
+// new run.
+func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string) (SafetyNetPageResult, error) {
 	res := SafetyNetPageResult{Checked: len(nos), Handed: []string{}, Next: in.After, Done: len(nos) < in.Limit}
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}

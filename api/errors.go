@@ -20,6 +20,10 @@ var updateErrors = map[string]int{
 	workflows.ErrTypeNotOwned:    http.StatusServiceUnavailable,
 	workflows.ErrTypeBadRequest:  http.StatusBadRequest,
 	workflows.ErrTypeNoOrder:     http.StatusNotFound,
+
+	workflows.ErrTypeRefundConflict:     http.StatusConflict,
+	workflows.ErrTypeNotRefundable:      http.StatusConflict,
+	workflows.ErrTypeRefundsUnavailable: http.StatusNotImplemented,
 }
 
 // updateError is the HTTP status and message for an error from an order's

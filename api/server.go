@@ -28,6 +28,7 @@ type Orders interface {
 	GetOrder(ctx context.Context, outTradeNo string) (payment.Order, error)
 	InboxRows(ctx context.Context, state string, limit int) ([]store.InboxRow, error)
 	RedriveInbox(ctx context.Context, id string) error
+	GetRefund(ctx context.Context, mchID, outTradeNo, outRefundNo string) (payment.Refund, error)
 	Ping(ctx context.Context) error
 }
 
@@ -62,6 +63,9 @@ type Server struct {
 
 	OrderTimeout time.Duration // ORDER_TIMEOUT
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
+	// RefundsUnavailable, when not empty, says why refunds cannot be made
+	// (no API v3 credentials): POST …/refunds answers 501 with it.
+	RefundsUnavailable string
 }
 
 // Handler routes the contract's paths, behind the bearer-token guard.
@@ -74,6 +78,8 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/orders/{out_trade_no}/close", s.closeOrder).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{out_trade_no}/sync", s.syncOrder).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{out_trade_no}/resolve", s.resolveOrder).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}/refunds", s.createRefund).Methods(http.MethodPost)
+	r.HandleFunc("/orders/{out_trade_no}/refunds/{out_refund_no}", s.getRefund).Methods(http.MethodGet)
 	r.HandleFunc("/inbox", s.inboxRows).Methods(http.MethodGet)
 	r.HandleFunc("/inbox/{id}/redrive", s.redriveInbox).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)

@@ -174,9 +174,13 @@ func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*depl
 		"SIM_NOTIFY_URL=" + d.apiURL + "/wechatpay/notify",
 		"SIM_NOTIFY_URL_V3=" + d.apiURL + "/wechatpay/v3/notify",
 		"SIM_TIME_SCALE=0.001",
+		"SIM_REFUND_PROCESSING=1s", // scaled: a refund is PROCESSING for 1 ms at the sandbox
 	}))
+	// Refunds are asked with API v3 in both deployments, so WeChat notifies
+	// them in v3 format: the refund notify_url is the v3 endpoint.
 	d.worker = newProc(s, name+"-worker", filepath.Join(s.bins, "worker"), slices.Concat(common, []string{
-		"WORKER_ADDR=" + d.workerAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath}))
+		"WORKER_ADDR=" + d.workerAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath,
+		"WECHATPAY_REFUND_NOTIFY_URL=" + d.apiURL + "/wechatpay/v3/notify", "REFUND_QUERY_AFTER=3s"}))
 	d.api = newProc(s, name+"-api", filepath.Join(s.bins, "api"), slices.Concat(common, []string{
 		"API_ADDR=" + apiAddr, "WECHATPAY_NOTIFY_URL=" + d.apiURL + notifyPath, "API_TOKENS=" + d.token}))
 	for _, p := range []*proc{d.sim, d.worker, d.api} {

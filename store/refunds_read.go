@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -44,4 +45,27 @@ func orderRefunds(ctx context.Context, tx pgx.Tx, outTradeNo string) ([]payment.
 		out = []payment.Refund{}
 	}
 	return out, nil
+}
+
+// Refundable is what is left to refund of the order's payment (what WeChat
+// says was paid, less the refunds that are not CLOSED or FAILED) and how
+// many refunds the order has; ErrNotFound for an unknown order.
+func (s *Store) Refundable(ctx context.Context, mchID, outTradeNo string) (int64, int, error) {
+	var (
+		paid, counted int64
+		n             int
+	)
+	err := s.pool.QueryRow(ctx, `
+		SELECT coalesce(o.paid_fen, 0),
+			coalesce((SELECT sum(amount_fen) FROM refunds r WHERE r.mch_id = $1 AND r.out_trade_no = o.out_trade_no
+				AND r.status NOT IN ('CLOSED', 'FAILED')), 0),
+			(SELECT count(*) FROM refunds r WHERE r.mch_id = $1 AND r.out_trade_no = o.out_trade_no)
+		FROM orders o WHERE o.out_trade_no = $2`, mchID, outTradeNo).Scan(&paid, &counted, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, fmt.Errorf("refundable %s: %w", outTradeNo, ErrNotFound)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("refundable %s: %w", outTradeNo, err)
+	}
+	return paid - counted, n, nil
 }

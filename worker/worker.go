@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Metrics:  tel.Metrics,
 		Settings: activities.Settings{QueryAfter: cfg.OrderQueryAfter, OrderTimeout: cfg.OrderTimeout, RefundQueryAfter: cfg.RefundQueryAfter},
 	})
-	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, Metrics: tel.Metrics})
+	w.RegisterActivity(&activities.SafetyNet{Store: st, Temporal: c, Handover: gw, WorkflowID: workflows.WorkflowID, MchID: cfg.MchID, Metrics: tel.Metrics})
 	w.RegisterActivity(&activities.Refunds{
 		Store: st, WeChat: refunds, MchID: cfg.MchID, NotifyURL: cfg.RefundNotifyURL, Now: time.Now, Metrics: tel.Metrics,
 	})

@@ -21,6 +21,12 @@ const (
 	ErrTypeNotInReview = "NotInReview"
 	ErrTypeCannot      = "CannotResolve"
 	ErrTypeNoOrder     = "NoOrder"
+	// Refund refusals: the same out_refund_no with another amount or order;
+	// an order that cannot be refunded (not paid, nothing left, 50 refunds,
+	// more than is left); refunds not configured.
+	ErrTypeRefundConflict     = "RefundConflict"
+	ErrTypeNotRefundable      = "NotRefundable"
+	ErrTypeRefundsUnavailable = "RefundsUnavailable"
 )
 
 var (

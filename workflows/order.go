@@ -56,7 +56,7 @@ func PaymentWorkflow(ctx workflow.Context, in PaymentInput) (PaymentResult, erro
 	workflow.Go(ctx, p.listen)
 	err := p.run(ctx)
 	p.state.Step = StepDone
-	return PaymentResult{State: p.state}, err
+	return PaymentResult{State: p.queryState()}, err
 }
 
 // flow is the workflow's private state, with one method per step.

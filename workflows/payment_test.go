@@ -36,6 +36,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterActivity(&activities.Activities{})
+	env.RegisterActivity(&activities.Refunds{})
 	env.RegisterWorkflow(PaymentWorkflow)
 	return env
 }

@@ -38,8 +38,9 @@ type SafetyNetResult struct {
 }
 
 // SafetyNetWorkflow is one pass of the safety net: acknowledged
-// notifications nobody examined, then PENDING orders nobody looks after,
-// page by page, each handed to a new run of its order's workflow.
+// notifications nobody examined, then PENDING orders and refunds not final
+// that nobody looks after, page by page, each handed to a new run of its
+// order's workflow.
 func SafetyNetWorkflow(ctx workflow.Context, in SafetyNetInput) (SafetyNetResult, error) {
 	if in.PageSize <= 0 {
 		in.PageSize = 200
@@ -54,7 +55,7 @@ func SafetyNetWorkflow(ctx workflow.Context, in SafetyNetInput) (SafetyNetResult
 	start := workflow.Now(ctx)
 	before := start.Add(-in.Grace)
 	res := SafetyNetResult{Handed: map[string][]string{}, Cursors: map[string]activities.NetCursor{}}
-	for _, kind := range []string{activities.NetNotifications, activities.NetOrders} {
+	for _, kind := range []string{activities.NetNotifications, activities.NetOrders, activities.NetRefunds} {
 		cur := prev.Cursors[kind]
 		for {
 			if workflow.Now(ctx).Sub(start) >= in.Budget {
@@ -80,7 +81,8 @@ func SafetyNetWorkflow(ctx workflow.Context, in SafetyNetInput) (SafetyNetResult
 		}
 	}
 	workflow.GetLogger(ctx).Info("safety net pass", "checked", res.Checked,
-		"notifications", len(res.Handed[activities.NetNotifications]), "orders", len(res.Handed[activities.NetOrders]), "partial", res.Partial)
+		"notifications", len(res.Handed[activities.NetNotifications]), "orders", len(res.Handed[activities.NetOrders]),
+		"refunds", len(res.Handed[activities.NetRefunds]), "partial", res.Partial)
 	return res, nil
 }
 

@@ -63,7 +63,8 @@ func run() error {
 		AppID:   cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
-		Tokens: cfg.APITokens,
+		RefundsUnavailable: refundsUnavailable(cfg),
+		Tokens:             cfg.APITokens,
 	}
 	return boot.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }
@@ -74,4 +75,12 @@ func httpServer(addr string, h http.Handler) *http.Server {
 	hs := boot.NewHTTPServer(addr, h)
 	hs.WriteTimeout = api.WriteTimeout
 	return hs
+}
+
+// refundsUnavailable says why refunds cannot be made, or "" when they can.
+func refundsUnavailable(cfg config.Config) string {
+	if err := cfg.RefundsConfigured(); err != nil {
+		return "refunds are not available: " + err.Error()
+	}
+	return ""
 }
