@@ -191,10 +191,11 @@ func TestMerchantCloseAndSync(t *testing.T) {
 func TestReconciliationPicksUpOrphan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	d := st.v2
 	// An order from before workflows owned orders: in the database, no
 	// workflow anywhere.
 	no := uniqueNo("ORPHAN")
-	conn, err := pgx.Connect(ctx, st.dbURL)
+	conn, err := pgx.Connect(ctx, d.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID(d.taskQueue))
 	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL}); err != nil {
 		t.Fatalf("trigger the safety net schedule: %v", err)
 	}
@@ -239,11 +240,10 @@ func TestReconciliationPicksUpOrphan(t *testing.T) {
 		return false
 	})
 
-	// Now owned, the order is paid like any other, through the deployment
-	// whose worker runs it.
-	d := st.v2
-	if queue == st.v3.taskQueue {
-		d = st.v3
+	// Now owned, the order is paid like any other, by its deployment's
+	// worker.
+	if queue != d.taskQueue {
+		t.Fatalf("the orphan's run is on %s, not on its deployment's queue %s", queue, d.taskQueue)
 	}
 	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 555})
 	assertPaidOnce(t, d.waitStatus(t, no, payment.StatusPaid), paid.TransactionID)

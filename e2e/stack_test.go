@@ -58,6 +58,7 @@ type stack struct {
 // requires a bearer token (API_TOKENS), as in production.
 type deployment struct {
 	name        string
+	dbURL       string // the deployment's own database
 	taskQueue   string
 	apiURL      string
 	token       string // the api's bearer token; do sends it to apiURL
@@ -134,6 +135,15 @@ func startStack(ctx context.Context) (*stack, error) {
 	if s.dbURL, err = s.pg.CreateDatabase(ctx, "payments"); err != nil {
 		return s, err
 	}
+	// Each deployment has its own database, as each has its own task queue
+	// and safety net: a deployment's safety net hands only its own orders
+	// to its own workers (and their own sandbox).
+	if _, err = s.pg.CreateDatabase(ctx, "payments_v2"); err != nil {
+		return s, err
+	}
+	if _, err = s.pg.CreateDatabase(ctx, "payments_v3"); err != nil {
+		return s, err
+	}
 	if err := s.startTemporal(ctx); err != nil {
 		return s, err
 	}
@@ -160,6 +170,7 @@ func startStack(ctx context.Context) (*stack, error) {
 func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*deployment, error) {
 	apiAddr, simAddr := freeAddr(), freeAddr()
 	d := &deployment{name: name, taskQueue: "e2e-" + name, workerAddr: freeAddr(),
+		dbURL: strings.Replace(s.dbURL, "/payments", "/payments_"+name, 1),
 		apiURL: "http://" + apiAddr, simURL: "http://" + simAddr, token: newToken()}
 	registerAPI(d)
 	notifyPath := "/wechatpay/notify"
@@ -200,7 +211,7 @@ func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*depl
 // primary WeChat Pay public key for everyone, the merchant's v3 keys.
 func (s *stack) env(d *deployment) []string {
 	return []string{
-		"DATABASE_URL=" + s.dbURL,
+		"DATABASE_URL=" + d.dbURL,
 		"TEMPORAL_ADDRESS=" + s.temporalHP,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE=" + d.taskQueue,

@@ -21,11 +21,11 @@ import (
 
 // runSafetyNet triggers the safety net's schedule and returns that pass's
 // result.
-func runSafetyNet(t *testing.T) workflows.SafetyNetResult {
+func runSafetyNet(t *testing.T, d *deployment) workflows.SafetyNetResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID(d.taskQueue))
 	before := time.Now().Add(-time.Second)
 	if err := h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL}); err != nil {
 		t.Fatalf("trigger the safety net: %v", err)
@@ -113,7 +113,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 		}
 		id := d.getOrder(t, no).Notifications[0].ID
 		t.Logf("stranded notification %s of %s at %s", id, no, time.Now().Format(time.RFC3339Nano))
-		res := runSafetyNet(t)
+		res := runSafetyNet(t, d)
 		if !contains(res.Handed["notifications"], id) {
 			t.Fatalf("safety net handed %v, not the stranded notification %s", res.Handed, id)
 		}
@@ -134,7 +134,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 			d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 720, "force": true})
 			d.waitDelivered(t, no, 1)
 		}, "cancel")
-		runSafetyNet(t)
+		runSafetyNet(t, d)
 		o := d.waitStatus(t, no, payment.StatusReview)
 		if last := o.Logs[len(o.Logs)-1]; !strings.Contains(last.Remarks, "paid after close") {
 			t.Fatalf("REVIEW log = %+v", last)
@@ -162,7 +162,7 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 				t.Fatalf("notification = %d %s", code, body)
 			}
 		}, "terminate")
-		runSafetyNet(t)
+		runSafetyNet(t, d)
 		eventually(t, 60*time.Second, "the second notification to be examined", func() bool { return examinedAll(d.getOrder(t, no)) })
 		assertPaidOnce(t, d.getOrder(t, no), paid.TransactionID)
 	})
@@ -258,7 +258,8 @@ func TestResolveReviewOverHTTP(t *testing.T) {
 func TestSafetyNetScheduleFollowsSettings(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID)
+	d := st.v2
+	h := st.tc.ScheduleClient().GetHandle(ctx, workflows.SafetyNetScheduleID(d.taskQueue))
 	desc, err := h.Describe(ctx)
 	if err != nil {
 		t.Fatal(err)

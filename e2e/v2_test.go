@@ -279,7 +279,7 @@ func TestV2UnknownOrderRecordedNotCreated(t *testing.T) {
 	d.waitDelivered(t, no, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, st.dbURL)
+	conn, err := pgx.Connect(ctx, d.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

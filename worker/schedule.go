@@ -29,7 +29,7 @@ func safetyNetSchedule(cfg config.Config) (client.ScheduleSpec, *client.Schedule
 	budget := cfg.ReconcileInterval * 8 / 10
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.ReconcileInterval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:                       workflows.SafetyNetScheduleID,
+		ID:                       workflows.SafetyNetScheduleID(cfg.TaskQueue),
 		Workflow:                 workflows.SafetyNetWorkflow,
 		TaskQueue:                cfg.TaskQueue,
 		WorkflowExecutionTimeout: cfg.ReconcileInterval + time.Minute,
@@ -49,19 +49,19 @@ func EnsureSafetyNetSchedule(ctx context.Context, c client.Client, cfg config.Co
 	}
 	spec, action := safetyNetSchedule(cfg)
 	_, err := sc.Create(ctx, client.ScheduleOptions{
-		ID:      workflows.SafetyNetScheduleID,
+		ID:      workflows.SafetyNetScheduleID(cfg.TaskQueue),
 		Spec:    spec,
 		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		Action:  action,
 	})
 	if err == nil {
-		logger.Info("created safety net schedule", "id", workflows.SafetyNetScheduleID, "every", cfg.ReconcileInterval.String())
+		logger.Info("created safety net schedule", "id", workflows.SafetyNetScheduleID(cfg.TaskQueue), "every", cfg.ReconcileInterval.String())
 		return nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return fmt.Errorf("create safety net schedule: %w", err)
 	}
-	return updateSchedule(ctx, c, workflows.SafetyNetScheduleID, spec, action, logger)
+	return updateSchedule(ctx, c, workflows.SafetyNetScheduleID(cfg.TaskQueue), spec, action, logger)
 }
 
 // updateSchedule brings an existing schedule to spec and action when they

@@ -10,8 +10,10 @@ import (
 )
 
 // SafetyNetScheduleID names the Temporal Schedule that runs the safety net
-// every RECONCILE_INTERVAL.
-const SafetyNetScheduleID = "payflow-safety-net"
+// of the deployment on taskQueue every RECONCILE_INTERVAL: one per task
+// queue, so deployments sharing a namespace each look after their own
+// database.
+func SafetyNetScheduleID(taskQueue string) string { return "payflow-safety-net/" + taskQueue }
 
 // sn names the safety net's activities.
 var sn *activities.SafetyNet
