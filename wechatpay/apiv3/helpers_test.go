@@ -194,8 +194,9 @@ func writePublicKeyPEM(t testing.TB, path string, pub *rsa.PublicKey) {
 }
 
 // checkOrderErr checks err's *wechatpay.APIError code (none when code is ""),
-// a sentinel it must match, and its retryability; and that no secret shows.
-func checkOrderErr(t *testing.T, err error, code string, is error, retryable bool) {
+// a sentinel it must match, its fault kind ("" for a decision or a request
+// not sent; every fault is retryable, nothing else); and that no secret shows.
+func checkOrderErr(t *testing.T, err error, code string, is error, fault string) {
 	t.Helper()
 	var ae *wechatpay.APIError
 	if errors.As(err, &ae) != (code != "") {
@@ -212,8 +213,11 @@ func checkOrderErr(t *testing.T, err error, code string, is error, retryable boo
 			t.Errorf("err = %v matches %v", err, s)
 		}
 	}
-	if wechatpay.Retryable(err) != retryable {
-		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !retryable, retryable)
+	if kind, _ := wechatpay.Fault(err); kind != fault {
+		t.Errorf("wechatpay.Fault(%v) = %q, want %q", err, kind, fault)
+	}
+	if wechatpay.Retryable(err) != (fault != "") {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %v (every fault, no decision)", err, fault == "", fault != "")
 	}
 	if strings.Contains(err.Error(), v3TestAPIKey) {
 		t.Errorf("error shows the APIv3 key: %v", err)
