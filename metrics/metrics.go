@@ -53,7 +53,7 @@ var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 // second.
 var (
 	versions = []string{"v2", "v3"}
-	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox"}
+	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox", "ignored"}
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW"}
 )
@@ -85,7 +85,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"version"}),
 		acked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsAckedName,
-			Help: "Notifications acknowledged with SUCCESS, by API version and outcome (recorded, already_paid, recorded_again, inbox).",
+			Help: "Notifications acknowledged with SUCCESS, by API version and outcome (recorded, already_paid, recorded_again, inbox; ignored: a verified event of another type, audited only).",
 		}, []string{"version", "outcome"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsRejectedName,
@@ -149,7 +149,8 @@ func (m *Metrics) NotificationReceived(version string) {
 
 // NotificationAcked counts a notification answered with SUCCESS and
 // observes how long the answer took. outcome is recorded, already_paid,
-// recorded_again or inbox.
+// recorded_again, inbox or ignored (a verified event of a type nothing
+// handles, kept in the audit trail only).
 func (m *Metrics) NotificationAcked(version, outcome string, latency time.Duration) {
 	if m == nil {
 		return

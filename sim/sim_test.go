@@ -219,7 +219,7 @@ func TestOrderQuery(t *testing.T) {
 	wrongKey := client(base, "")
 	wrongKey.APIKey = strings.Repeat("0", 32)
 	var ae *wechatpay.APIError
-	if _, err := wrongKey.QueryOrder(ctx, "order-0002"); !errors.As(err, &ae) || ae.Code != "SIGNERROR" || ae.Message != "签名错误" || wechatpay.Retryable(err) {
+	if _, err := wrongKey.QueryOrder(ctx, "order-0002"); !errors.As(err, &ae) || ae.Code != "SIGNERROR" || ae.Message != "签名错误" || !isFault(err, wechatpay.FaultConfig) {
 		t.Errorf("wrong key: err = %v", err)
 	}
 
