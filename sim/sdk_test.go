@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
@@ -81,4 +82,10 @@ func deref(s *string) string {
 func isFault(err error, kind string) bool {
 	k, ok := wechatpay.Fault(err)
 	return ok && k == kind
+}
+
+// closeWindow is how long after a v2 order the sandbox refuses to close
+// it, at a time scale, and a little more.
+func closeWindow(scale float64) time.Duration {
+	return time.Duration(float64(closeAfter)*scale) + 20*time.Millisecond
 }

@@ -454,6 +454,7 @@ func TestV2UnifiedOrderAndClose(t *testing.T) {
 	}
 
 	v2Call(t, base, "/pay/unifiedorder", order("v2-order-3", "300"))
+	time.Sleep(closeWindow(0.0001)) // WeChat refuses to close an order younger than 5 minutes (scaled)
 	if c := v2Call(t, base, "/pay/closeorder", map[string]string{"out_trade_no": "v2-order-3"}); c["result_code"] != "SUCCESS" {
 		t.Errorf("close %v", c)
 	}
@@ -483,6 +484,7 @@ func TestV2UnifiedOrderAndClose(t *testing.T) {
 		if p2, err := c.Prepay(ctx, req); err != nil || p2.PrepayID != p1.PrepayID || p2.CodeURL != p1.CodeURL {
 			t.Errorf("%s prepay again: %+v %v", tradeType, p2, err)
 		}
+		time.Sleep(closeWindow(0.0001))
 		for range 2 {
 			if err := c.CloseOrder(ctx, req.OutTradeNo); err != nil {
 				t.Errorf("%s close: %v", tradeType, err)
