@@ -30,6 +30,11 @@ const (
 	ActivityFailuresName       = "payflow_activity_failures_total"
 	ReconciliationFoundName    = "payflow_reconciliation_found_total"
 	TemporalMetricsErrorsName  = "payflow_temporal_metrics_errors_total"
+	// WeChatFaultsName counts calls to WeChat Pay that ended in a fault
+	// (wechatpay.Fault): no answer, an answer that is not WeChat's signed
+	// word, a rate limit, a 5xx, our configuration. Nothing was decided on
+	// them; the call is made again.
+	WeChatFaultsName = "payflow_wechat_faults_total"
 )
 
 // Names lists every metric name this package defines (histograms by their
@@ -39,7 +44,7 @@ func Names() []string {
 		NotificationsReceivedName, NotificationsAckedName, NotificationsRejectedName,
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
-		ReconciliationFoundName, TemporalMetricsErrorsName,
+		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
 	}
 }
 
@@ -71,6 +76,7 @@ type Metrics struct {
 	attempts       *prometheus.CounterVec
 	failures       *prometheus.CounterVec
 	reconciliation prometheus.Counter
+	wechatFaults   *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -121,6 +127,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: ReconciliationFoundName,
 			Help: "Discrepancies found by reconciliation against WeChat Pay.",
 		}),
+		wechatFaults: f.NewCounterVec(prometheus.CounterOpts{
+			Name: WeChatFaultsName,
+			Help: "Calls to WeChat Pay that ended in a fault (no answer, unsigned or unverifiable answer, rate limit, 5xx, clock skew, our configuration), by call and kind; retried, never decided on.",
+		}, []string{"call", "kind"}),
 	}
 	for _, v := range versions {
 		m.received.WithLabelValues(v)
@@ -209,6 +219,17 @@ func (m *Metrics) ReconciliationFound(n int) {
 		return
 	}
 	m.reconciliation.Add(float64(n))
+}
+
+// WeChatFault counts a call to WeChat Pay (call: e.g. query, prepay,
+// close) that ended in a fault of kind (wechatpay.Fault's label: network,
+// timeout, http_5xx, rate_limited, accepted, unsigned, bad_signature,
+// unknown_key, clock_skew, system_error, config, malformed).
+func (m *Metrics) WeChatFault(call, kind string) {
+	if m == nil {
+		return
+	}
+	m.wechatFaults.WithLabelValues(call, kind).Inc()
 }
 
 // Handler serves the metrics gathered by g in the Prometheus text format,
