@@ -5,9 +5,10 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
+PROMTOOL_VERSION := v0.316.0
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal deps deps-test screenshot fuzz-ci test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
+.PHONY: all build temporal promtool deps deps-test screenshot fuzz-ci test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
 
 all: build
 
@@ -18,6 +19,13 @@ build:
 temporal: $(BIN)/temporal
 $(BIN)/temporal:
 	GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
+
+# promtool (Prometheus' rule checker and rule unit tests), built from the
+# Prometheus Go module; deploy/'s tests run the alerting rules' tests with
+# it (and fail without it when CI=true).
+promtool bin/promtool: $(BIN)/promtool
+$(BIN)/promtool:
+	GOBIN=$(BIN) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 # From Debian: PostgreSQL 15 server binaries (tests, `make run`) and, for
 # the tests, Chromium (the Temporal UI browser test) and nginx (the proxy
@@ -48,13 +56,13 @@ $(BIN)/workflowcheck:
 # Unit and integration tests with the race detector, then the end-to-end
 # suite through the real binaries, a real Temporal dev server and a real
 # PostgreSQL.
-test: deps-test build temporal vet
+test: deps-test build temporal $(BIN)/promtool vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 	TEMPORAL_BIN=$(BIN)/temporal $(GO) test -count=1 -timeout 20m ./e2e/...
 	$(MAKE) fuzz-ci
 	$(MAKE) chaos-ci
 
-test-unit: deps vet
+test-unit: deps $(BIN)/promtool vet
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 test-e2e: deps-test build temporal
@@ -99,12 +107,14 @@ $(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
 	chmod -R u+w $@
 
 # Fuzzing of every internet-facing parser: the v2 XML parser and verifier,
-# the v3 envelope and headers, the order API's JSON. Seeds are in the
+# the whole v2 notification parser (payments and refund req_info), the v3
+# envelope, headers and resources, the order API's JSON. Seeds are in the
 # targets and in testdata/fuzz; fuzz-ci is the short run `make test` does.
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzDecodeXML$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzNotifyParser$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./wechatpay/apiv3 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeOrderRequest$$' -fuzztime $(FUZZTIME)
 

@@ -97,6 +97,22 @@ func (a *Activities) wechatError(call string, err error) (fault bool) {
 	return ok
 }
 
+// ErrTypeWeChatFault types a WeChat call that got no trustworthy answer and
+// must wait longer than the usual backoff before the next attempt.
+const ErrTypeWeChatFault = "WeChatFault"
+
+// faultError is err as a retryable error; a rate limit or a fault that
+// needs a person (our clock, keys or configuration) waits at least what
+// wechatpay.RetryAfter says before Temporal tries again.
+func faultError(err error) error {
+	d := wechatpay.RetryAfter(err)
+	if d <= 0 {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(err.Error(), ErrTypeWeChatFault,
+		temporal.ApplicationErrorOptions{NextRetryDelay: d, Cause: err})
+}
+
 // isNotFound lets a caller treat a missing order as an answer, not an error.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 

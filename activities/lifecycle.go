@@ -196,7 +196,7 @@ func (a *Activities) CloseAtWeChat(ctx context.Context, in CloseAtWeChatInput) (
 			"close "+in.OutTradeNo+": WeChat Pay says the order is paid", ErrTypeOrderPaid, err)
 	}
 	a.wechatError("close", err)
-	return CloseAtWeChatResult{}, fmt.Errorf("close %s: %w", in.OutTradeNo, err)
+	return CloseAtWeChatResult{}, faultError(fmt.Errorf("close %s: %w", in.OutTradeNo, err))
 }
 
 // MarkClosedInput closes the order in our database.

@@ -35,5 +35,5 @@ func (a *Activities) QueryOrder(ctx context.Context, in QueryOrderInput) (QueryO
 			fmt.Sprintf("query %s: WeChat Pay has no such order", in.OutTradeNo), ErrTypeOrderNotExist, err)
 	}
 	a.wechatError("query", err)
-	return QueryOrderResult{}, fmt.Errorf("query %s: %w", in.OutTradeNo, err)
+	return QueryOrderResult{}, faultError(fmt.Errorf("query %s: %w", in.OutTradeNo, err))
 }

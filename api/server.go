@@ -15,11 +15,10 @@ import (
 
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/gateway"
-	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/store"
-	"github.com/payflow/payflow/wechatpay/apiv3"
+	"github.com/payflow/payflow/wechatpay"
 )
 
 // Orders is the part of the store the api uses.
@@ -29,7 +28,18 @@ type Orders interface {
 	InboxRows(ctx context.Context, state string, limit int) ([]store.InboxRow, error)
 	RedriveInbox(ctx context.Context, id string) error
 	GetRefund(ctx context.Context, mchID, outTradeNo, outRefundNo string) (payment.Refund, error)
+	// AuditNotification keeps a verified notification in the audit trail
+	// (once per id; a repeat is counted): the record of events that no
+	// workflow handles.
+	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
 	Ping(ctx context.Context) error
+}
+
+// Acceptor makes a verified payment or refund notification durable, held
+// by its order's workflow or committed to the inbox, and says how (an
+// outcome for the audit trail, logs and metrics); *handoff.Handoff is one.
+type Acceptor interface {
+	Accept(ctx context.Context, n payment.Notification) (outcome string, err error)
 }
 
 // Temporal is the part of the Temporal client the api uses itself; every
@@ -46,9 +56,9 @@ type Server struct {
 	Gateway  *gateway.Gateway // the one way into an order's workflow
 	AppID    string
 	MchID    string
-	Handoff  *handoff.Handoff    // makes verified notifications durable
-	APIKey   config.Secret       // API v2 key
-	V3       *apiv3.NotifyParser // nil when API v3 is not configured
+	Handoff  Acceptor                     // makes verified payments and refunds durable
+	V2       wechatpay.NotificationParser // /wechatpay/notify; nil when API v2 is not configured
+	V3       wechatpay.NotificationParser // /wechatpay/v3/notify; nil when API v3 is not configured
 	Logger   *slog.Logger
 	Now      func() time.Time
 

@@ -99,6 +99,10 @@ type Config struct {
 	APIVersion        string // "v3" or "v2"
 	BaseURL           string
 	NotifyURL         string
+	// InsecureSandbox (WECHATPAY_INSECURE_SANDBOX) accepts an http://
+	// WECHATPAY_BASE_URL on a non-loopback host: a sandbox on a private
+	// network, such as the dev compose profile's. Never for WeChat itself.
+	InsecureSandbox bool
 
 	OrderTimeout    time.Duration
 	OrderQueryAfter time.Duration
@@ -146,6 +150,11 @@ func Load(getenv func(string) string) (Config, error) {
 	var err error
 	if c.APITokens, err = parseTokens(getenv("API_TOKENS")); err != nil {
 		errs = append(errs, fmt.Errorf("API_TOKENS: %w", err))
+	}
+	if s := get("WECHATPAY_INSECURE_SANDBOX", "false"); s != "" {
+		if c.InsecureSandbox, err = strconv.ParseBool(s); err != nil {
+			errs = append(errs, fmt.Errorf("WECHATPAY_INSECURE_SANDBOX: not a boolean: %q", s))
+		}
 	}
 	if c.OrderTimeout, err = duration(get("ORDER_TIMEOUT", "30m")); err != nil {
 		errs = append(errs, fmt.Errorf("ORDER_TIMEOUT: %w", err))

@@ -170,7 +170,7 @@ func startStack(ctx context.Context) (*stack, error) {
 func (s *stack) deploy(ctx context.Context, name string, appEnv []string) (*deployment, error) {
 	apiAddr, simAddr := freeAddr(), freeAddr()
 	d := &deployment{name: name, taskQueue: "e2e-" + name, workerAddr: freeAddr(),
-		dbURL: strings.Replace(s.dbURL, "/payments", "/payments_"+name, 1),
+		dbURL:  strings.Replace(s.dbURL, "/payments", "/payments_"+name, 1),
 		apiURL: "http://" + apiAddr, simURL: "http://" + simAddr, token: newToken()}
 	registerAPI(d)
 	notifyPath := "/wechatpay/notify"

@@ -57,12 +57,12 @@ var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 // second.
 var (
 	versions = []string{"v2", "v3"}
-	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox"}
+	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox", "ignored"}
 	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
 	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
-	wechatFaults = []string{"network", "server_error", "rate_limited", "accepted", "unsigned", "bad_signature",
+	wechatFaults = []string{"network", "timeout", "http_5xx", "rate_limited", "accepted", "unsigned", "bad_signature",
 		"unknown_key", "clock_skew", "system_error", "config", "malformed"}
 )
 
@@ -97,7 +97,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"version"}),
 		acked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsAckedName,
-			Help: "Notifications acknowledged with SUCCESS, by API version and outcome (recorded, already_paid, recorded_again, inbox).",
+			Help: "Notifications acknowledged with SUCCESS, by API version and outcome (recorded, already_paid, recorded_again, inbox; ignored: a verified event of another type, audited only).",
 		}, []string{"version", "outcome"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsRejectedName,
@@ -182,7 +182,8 @@ func (m *Metrics) NotificationReceived(version string) {
 
 // NotificationAcked counts a notification answered with SUCCESS and
 // observes how long the answer took. outcome is recorded, already_paid,
-// recorded_again or inbox.
+// recorded_again, inbox or ignored (a verified event of a type nothing
+// handles, kept in the audit trail only).
 func (m *Metrics) NotificationAcked(version, outcome string, latency time.Duration) {
 	if m == nil {
 		return
@@ -223,14 +224,6 @@ func (m *Metrics) OrderFinal(status string) {
 	m.ordersFinal.WithLabelValues(status).Inc()
 }
 
-// WeChatFault counts a WeChat Pay call that got no trustworthy answer.
-func (m *Metrics) WeChatFault(call, kind string) {
-	if m == nil {
-		return
-	}
-	m.wechatFaults.WithLabelValues(call, kind).Inc()
-}
-
 // InboxParked sets the number of parked inbox rows.
 func (m *Metrics) InboxParked(n int) {
 	if m == nil {
@@ -267,6 +260,17 @@ func (m *Metrics) ReconciliationFound(n int) {
 		return
 	}
 	m.reconciliation.Add(float64(n))
+}
+
+// WeChatFault counts a call to WeChat Pay (call: e.g. query, prepay,
+// close) that ended in a fault of kind (wechatpay.Fault's label: network,
+// timeout, http_5xx, rate_limited, accepted, unsigned, bad_signature,
+// unknown_key, clock_skew, system_error, config, malformed).
+func (m *Metrics) WeChatFault(call, kind string) {
+	if m == nil {
+		return
+	}
+	m.wechatFaults.WithLabelValues(call, kind).Inc()
 }
 
 // Handler serves the metrics gathered by g in the Prometheus text format,

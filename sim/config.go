@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,14 @@ type Config struct {
 	NotifyURLV3       string // SIM_NOTIFY_URL_V3: where v3 notifications go unless the trade's prepay named one
 	NotifyVersion     string // SIM_NOTIFY_VERSION: v2 or v3, the format for trades not prepaid
 	DropNotifications bool   // SIM_DROP_NOTIFICATIONS: /sim/pay sends no notification at all
+
+	// The random fault model (see faults.go): each call and notification
+	// gets a fault with probability FaultRate, drawn from a source seeded
+	// with FaultSeed, printed at start so a run can be replayed.
+	FaultRate  float64  // SIM_FAULTS: 0 (default) to 1
+	FaultSeed  int64    // SIM_FAULT_SEED: 0 (default) seeds from the clock
+	FaultCalls []string // SIM_FAULT_CALLS: comma-separated call names; all when empty
+	FaultKinds []string // SIM_FAULT_KINDS: comma-separated kinds; all that fit a call when empty
 }
 
 // Defaults of the optional settings.
@@ -85,6 +94,22 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.TimeScale = f
 	}
+	if s := get("SIM_FAULTS", ""); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_FAULTS: not a number: %q", s))
+		}
+		c.FaultRate = f
+	}
+	if s := get("SIM_FAULT_SEED", ""); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SIM_FAULT_SEED: not an integer: %q", s))
+		}
+		c.FaultSeed = n
+	}
+	c.FaultCalls = list(get("SIM_FAULT_CALLS", ""))
+	c.FaultKinds = list(get("SIM_FAULT_KINDS", ""))
 	if s := get("SIM_QUERY_DELAY", ""); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -144,7 +169,27 @@ func (c Config) Validate() error {
 	if c.QueryDelay < 0 {
 		errs = append(errs, errors.New("SIM_QUERY_DELAY must be >= 0"))
 	}
+	if !(c.FaultRate >= 0 && c.FaultRate <= 1) {
+		errs = append(errs, errors.New("SIM_FAULTS must be a rate from 0 to 1"))
+	}
+	all := slices.Concat(apiKinds, notifyKinds)
+	for _, k := range c.FaultKinds {
+		if !slices.Contains(all, k) {
+			errs = append(errs, fmt.Errorf("SIM_FAULT_KINDS: %q is none of %s", k, strings.Join(all, ", ")))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// list splits a comma-separated setting, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // httpURL reports whether s is an absolute http(s) URL.
@@ -177,6 +222,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("notify_url_v3", c.NotifyURLV3),
 		slog.String("notify_version", c.NotifyVersion),
 		slog.Bool("drop_notifications", c.DropNotifications),
+		slog.Float64("fault_rate", c.FaultRate),
+		slog.Int64("fault_seed", c.FaultSeed),
+		slog.String("fault_calls", strings.Join(c.FaultCalls, ",")),
+		slog.String("fault_kinds", strings.Join(c.FaultKinds, ",")),
 	)
 }
 

@@ -16,13 +16,36 @@
 //     POST /v3/pay/transactions/out-trade-no/{no}/close,
 //     POST /v3/refund/domestic/refunds, GET /v3/refund/domestic/refunds/{no};
 //   - operator: POST /sim/pay (PayRequest), POST /sim/trades/{no}/notify,
-//     GET /sim/trades/{no} (TradeView), GET /healthz.
+//     GET /sim/trades/{no} (TradeView), POST/GET/DELETE /sim/faults (fault
+//     rules, FaultsView), GET /healthz.
+//
+// As WeChat behaves (digest §11), by default: a v2 notification of an
+// HMAC-SHA256 order carries no sign_type (a 64-digit sign), and some MD5
+// ones carry sign_type=MD5; a merchant's reply that is not well-formed
+// SUCCESS XML (whitespace between tags, "success", JSON, HTML), or for v3
+// not 200/204, fails and is resent on WeChat's schedule; a v2 closeorder
+// sooner than 5 minutes (scaled by SIM_TIME_SCALE) after the order is
+// refused with a signed SYSTEMERROR.
+//
+// Faults (faults.go): every WeChat API path is wrapped by Server.call under
+// a call name (v2.orderquery, v2.unifiedorder, v2.closeorder, v3.query,
+// v3.prepay, v3.close; notifications v2.notify and v3.notify), and gets
+// faults from operator rules (POST /sim/faults, or "faults" in /sim/pay)
+// or at random (SIM_FAULTS rate, SIM_FAULT_SEED printed at start,
+// SIM_FAULT_CALLS, SIM_FAULT_KINDS): 429 FREQUENCY_LIMITED, 500
+// SYSTEM_ERROR, an unsigned 503, 202, a proxy's unsigned 403/404 page,
+// WeChat's decisive words unsigned, v2 SYSTEMERROR without sign, a bad
+// signature, a key the merchant does not hold, a skewed clock, a slow
+// answer, signature probes and concurrent duplicate notifications.
+// GET /sim/faults counts what was injected.
 //
 // Environment (LoadConfig): SIM_ADDR, WECHATPAY_APPID, WECHATPAY_MCHID,
 // WECHATPAY_API_KEY, SIM_NOTIFY_URL, SIM_TIME_SCALE, SIM_QUERY_DELAY, and
 // for API v3 SIM_KEYS_DIR (a GenerateKeys directory), WECHATPAY_APIV3_KEY,
 // SIM_PLATFORM_KEY, SIM_NOTIFY_URL_V3, SIM_NOTIFY_VERSION,
-// SIM_DROP_NOTIFICATIONS. Without SIM_KEYS_DIR the v3 paths answer 500.
+// SIM_DROP_NOTIFICATIONS; the fault model's SIM_FAULTS, SIM_FAULT_SEED,
+// SIM_FAULT_CALLS, SIM_FAULT_KINDS. Without SIM_KEYS_DIR the v3 paths
+// answer 500.
 //
 // Refunds (refunds.go): POST /v3/refund/domestic/refunds and GET
 // /v3/refund/domestic/refunds/{no} as WeChat's, executed once per
@@ -49,6 +72,9 @@
 //   - v3.go, v3keys.go: the API v3 format, request verification, answer
 //     signing and /v3/* handlers, and the key directory they read;
 //   - keygen.go: GenerateKeys (wechatpay-sim keygen);
-//   - operator.go: the /sim/* endpoints;
+//   - operator.go: the /sim/* endpoints; faults.go, faults_operator.go: the
+//     fault model and /sim/faults;
+//   - v2sign.go: the sandbox's own v2 signer, checked against WeChat's
+//     published vectors;
 //   - server.go: configuration, routing and the process lifecycle.
 package sim

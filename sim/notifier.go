@@ -62,6 +62,7 @@ type notifier struct {
 	schedule []time.Duration // already scaled
 	store    *trades
 	log      *slog.Logger
+	refused  func() // called for a 200 reply that is no acknowledgement (a malformed one); may be nil
 
 	mu     sync.Mutex // guards closed and wg.Add
 	closed bool
@@ -154,6 +155,9 @@ func (n *notifier) run(d *delivery, first chan struct{}) {
 			return
 		}
 		last := i == len(n.schedule)
+		if !a.Accepted && a.HTTPStatus == http.StatusOK && n.refused != nil {
+			n.refused()
+		}
 		n.store.recordAttempt(d, a, a.Accepted || last, a.Accepted)
 		log.Info("notification attempt", "attempt", i+1, "http_status", a.HTTPStatus, "accepted", a.Accepted, "error", a.Error)
 		if i == 0 && first != nil {
@@ -231,4 +235,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// probeThenStart sends a signature probe of msg (a v3 notification whose
+// Wechatpay-Signature starts with WECHATPAY/SIGNTEST/, as WeChat sends on
+// purpose), records the merchant's answer on the trade, and then starts
+// the real deliveries ds.
+func (n *notifier) probeThenStart(outTradeNo string, msg *message, ds []*delivery, concurrent bool) {
+	n.spawnFunc(func() {
+		probe := *msg
+		probe.sign = func() (http.Header, error) {
+			h, err := msg.sign()
+			if err != nil {
+				return nil, err
+			}
+			h.Set("Wechatpay-Signature", probeSignature())
+			return h, nil
+		}
+		probe.accepted = func(status int, _ []byte) (bool, string) {
+			if status >= 200 && status < 300 {
+				return true, fmt.Sprintf("HTTP status %d: the probe was taken for a notification", status)
+			}
+			return false, fmt.Sprintf("refused with HTTP status %d, as it should be", status)
+		}
+		a := n.attempt(&probe)
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.store.recordProbe(outTradeNo, a)
+		n.log.Info("signature probe", "out_trade_no", outTradeNo, "http_status", a.HTTPStatus, "taken", a.Accepted)
+		n.start(ds, concurrent)
+	})
 }

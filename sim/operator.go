@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"strings"
 	"time"
@@ -19,7 +20,8 @@ const maxDuplicates = 100
 type PayRequest struct {
 	OutTradeNo      string `json:"out_trade_no"`
 	AmountFen       int64  `json:"amount_fen"`        // required for a new trade; for a known (prepaid) one, the amount actually paid (default: its amount)
-	SignType        string `json:"sign_type"`         // MD5 (default) or HMAC-SHA256
+	SignType        string `json:"sign_type"`         // v2: MD5 or HMAC-SHA256; default the v2 prepay's sign_type, else MD5
+	SignTypeField   string `json:"sign_type_field"`   // v2: "" (as WeChat: absent for HMAC-SHA256, present for some MD5 trades), "omit" or "include"
 	Duplicates      int    `json:"duplicates"`        // extra copies of the notification
 	Concurrent      bool   `json:"concurrent"`        // send all copies at once instead of back to back
 	Tamper          string `json:"tamper"`            // "amount", "sign" or "appid": a forged notification
@@ -32,6 +34,10 @@ type PayRequest struct {
 	Drop            bool   `json:"drop"`              // send no notification for this payment (it can still be sent by /sim/trades/{no}/notify)
 	PlatformKey     string `json:"platform_key"`      // v3: the id or certificate serial that signs (default: SIM_PLATFORM_KEY)
 	Force           bool   `json:"force"`             // pay even a closed or expired trade ("paid after close")
+	Probe           bool   `json:"probe"`             // v3: send a signature probe (WECHATPAY/SIGNTEST/…) before the notification
+	// Faults are fault rules for this trade's calls and notification (their
+	// out_trade_no is set to this trade's), added before it is paid.
+	Faults []FaultRule `json:"faults"`
 }
 
 // PayResponse is the answer of POST /sim/pay.
@@ -56,11 +62,13 @@ func (p *PayRequest) normalize() error {
 	if p.AmountFen < 0 || p.QueryAmountFen < 0 {
 		return errors.New("amounts must be >= 0")
 	}
-	if p.SignType == "" {
-		p.SignType = apiv2.SignTypeMD5
-	}
-	if p.SignType != apiv2.SignTypeMD5 && p.SignType != apiv2.SignTypeHMACSHA256 {
+	if p.SignType != "" && p.SignType != apiv2.SignTypeMD5 && p.SignType != apiv2.SignTypeHMACSHA256 {
 		return errors.New("sign_type must be MD5 or HMAC-SHA256")
+	}
+	switch p.SignTypeField {
+	case "", "omit", "include":
+	default:
+		return errors.New(`sign_type_field must be "", "omit" or "include"`)
 	}
 	if p.Duplicates < 0 || p.Duplicates > maxDuplicates {
 		return fmt.Errorf("duplicates must be 0 to %d", maxDuplicates)
@@ -119,6 +127,15 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "platform_key must be one of "+strings.Join(s.v3.ids(), ", "))
 		return
 	}
+	if len(req.Faults) > 0 {
+		for i := range req.Faults {
+			req.Faults[i].OutTradeNo = req.OutTradeNo
+		}
+		if _, err := s.faults.add(req.Faults); err != nil {
+			writeJSONError(w, http.StatusBadRequest, "faults: "+err.Error())
+			return
+		}
+	}
 	f, err := s.trades.pay(req, s.now())
 	if err != nil {
 		status := http.StatusConflict
@@ -144,7 +161,8 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	msg, err := s.formats[version].render(notice{facts: f, ResultCode: req.ResultCode, SignType: req.SignType,
+	signType, withType := v2SignType(req, f)
+	msg, err := s.formats[version].render(notice{facts: f, ResultCode: req.ResultCode, SignType: signType, WithSignType: withType,
 		Tamper: req.Tamper, PlatformKey: req.PlatformKey})
 	if err != nil {
 		s.log.Error("render notification", "out_trade_no", f.OutTradeNo, "error", err)
@@ -159,15 +177,62 @@ func (s *Server) handlePay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	ds, err := s.trades.addDeliveries(f.OutTradeNo, msg, 1+req.Duplicates)
+	probe, copies, concurrent := req.Probe && version == "v3", 1+req.Duplicates, req.Concurrent
+	if probe {
+		s.faults.record(NotifyV3, FaultProbe)
+	}
+	if kind, ok := s.faults.pick(version+".notify", f.OutTradeNo); ok {
+		switch kind {
+		case FaultProbe:
+			probe = true
+		case FaultDuplicate: // as WeChat's servers do: copies within the same instant
+			copies, concurrent = copies+1+s.faults.intN(2), true
+		}
+	}
+	ds, err := s.trades.addDeliveries(f.OutTradeNo, msg, copies)
 	if err != nil {
 		writeJSONError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	log.Info("user paid", "sign_type", req.SignType, "tamper", req.Tamper, "platform_key", req.PlatformKey,
-		"copies", len(ds), "concurrent", req.Concurrent, "notify_url", msg.url)
+	log.Info("user paid", "sign_type", signType, "with_sign_type", withType, "tamper", req.Tamper, "platform_key", req.PlatformKey,
+		"copies", len(ds), "concurrent", concurrent, "probe", probe, "notify_url", msg.url)
 	writeJSON(w, http.StatusOK, resp)
-	s.notifier.start(ds, req.Concurrent)
+	if probe {
+		s.notifier.probeThenStart(f.OutTradeNo, msg, ds, concurrent)
+		return
+	}
+	s.notifier.start(ds, concurrent)
+}
+
+// v2SignType is how a v2 notification is signed, as WeChat does it: with
+// the sign_type of the trade's v2 prepay (else MD5, or what the operator
+// names), and carrying a sign_type field only for some MD5 trades (chosen
+// by out_trade_no, so a trade's copies agree): WeChat sends no sign_type in
+// the notification of an HMAC-SHA256 order, and sign_type=MD5 in some MD5
+// ones (digest §11.1).
+func v2SignType(req PayRequest, f facts) (signType string, withField bool) {
+	signType = req.SignType
+	if signType == "" {
+		signType = f.SignType
+	}
+	if signType == "" {
+		signType = apiv2.SignTypeMD5
+	}
+	switch req.SignTypeField {
+	case "include":
+		return signType, true
+	case "omit":
+		return signType, false
+	}
+	return signType, signType == apiv2.SignTypeMD5 && md5CarriesSignType(f.OutTradeNo)
+}
+
+// md5CarriesSignType picks, deterministically, the MD5 trades whose
+// notification carries sign_type=MD5: about half of them.
+func md5CarriesSignType(outTradeNo string) bool {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(outTradeNo))
+	return h.Sum32()%2 == 1
 }
 
 // notifyURL is where a notification in version goes: the notify_url of

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,8 @@ type Server struct {
 	notifier *notifier
 	formats  map[string]notificationFormat // by API version
 	v3       *v3Keys                       // nil: no SIM_KEYS_DIR, v3 unavailable
+	faults   *faults
+	mux      *http.ServeMux
 	cancel   context.CancelFunc
 }
 
@@ -78,6 +81,19 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if v3 != nil {
 		s.formats["v3"] = v3Format{appID: cfg.AppID, mchID: cfg.MchID, keys: v3, now: func() time.Time { return s.now() }}
 	}
+	if cfg.FaultSeed == 0 {
+		cfg.FaultSeed = time.Now().UnixNano()
+		s.cfg.FaultSeed = cfg.FaultSeed
+	}
+	s.faults = newFaults(cfg.FaultRate, cfg.FaultSeed, cfg.FaultCalls, cfg.FaultKinds)
+	s.notifier.refused = func() { s.faults.behaved("reply_refused") }
+	s.mux = s.routes()
+	for _, c := range cfg.FaultCalls {
+		if !knownCall(c) {
+			cancel()
+			return nil, fmt.Errorf("SIM_FAULT_CALLS: %q is none of %s", c, strings.Join(registeredCalls(), ", "))
+		}
+	}
 	return s, nil
 }
 
@@ -101,17 +117,29 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 //	POST /sim/pay                           the user paid (JSON PayRequest)
 //	POST /sim/trades/{out_trade_no}/notify  send the last notification again
 //	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
+//	POST /sim/faults                        add fault rules (FaultRule, or {"rules":[…]})
+//	GET  /sim/faults                        the fault model and what it injected (FaultsView)
+//	DELETE /sim/faults                      drop the pending rules
 //	GET  /healthz                           200
-func (s *Server) Handler() http.Handler {
+//
+// Every WeChat API path goes through Server.call under a call name
+// (v2.orderquery, v3.query, …), so the fault model reaches it; paths added
+// later register the same way.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /pay/orderquery", s.handleV2OrderQuery)
-	mux.HandleFunc("POST /pay/unifiedorder", s.handleV2UnifiedOrder)
-	mux.HandleFunc("POST /pay/closeorder", s.handleV2CloseOrder)
-	mux.HandleFunc("GET /v3/pay/transactions/out-trade-no/{out_trade_no}", s.delayed(s.v3Handler("query", s.handleV3Query(false))))
-	mux.HandleFunc("GET /v3/pay/transactions/id/{transaction_id}", s.delayed(s.v3Handler("query", s.handleV3Query(true))))
-	mux.HandleFunc("POST /v3/pay/transactions/jsapi", s.v3Handler("jsapi", s.handleV3Prepay("JSAPI")))
-	mux.HandleFunc("POST /v3/pay/transactions/native", s.v3Handler("native", s.handleV3Prepay("NATIVE")))
-	mux.HandleFunc("POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close", s.v3Handler("close", s.handleV3Close))
+	mux.HandleFunc("POST /pay/orderquery", s.call("v2.orderquery", s.handleV2OrderQuery))
+	mux.HandleFunc("POST /pay/unifiedorder", s.call("v2.unifiedorder", s.handleV2UnifiedOrder))
+	mux.HandleFunc("POST /pay/closeorder", s.call("v2.closeorder", s.handleV2CloseOrder))
+	mux.HandleFunc("GET /v3/pay/transactions/out-trade-no/{out_trade_no}", s.call("v3.query", s.delayed(s.v3Handler("query", s.handleV3Query(false)))))
+	mux.HandleFunc("GET /v3/pay/transactions/id/{transaction_id}", s.call("v3.query", s.delayed(s.v3Handler("query", s.handleV3Query(true)))))
+	mux.HandleFunc("POST /v3/pay/transactions/jsapi", s.call("v3.prepay", s.v3Handler("jsapi", s.handleV3Prepay("JSAPI"))))
+	mux.HandleFunc("POST /v3/pay/transactions/native", s.call("v3.prepay", s.v3Handler("native", s.handleV3Prepay("NATIVE"))))
+	mux.HandleFunc("POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close", s.call("v3.close", s.v3Handler("close", s.handleV3Close)))
+	mux.HandleFunc("POST /sim/faults", s.handleAddFaults)
+	mux.HandleFunc("GET /sim/faults", s.handleFaults)
+	mux.HandleFunc("DELETE /sim/faults", s.handleClearFaults)
 	mux.HandleFunc("POST /sim/pay", s.handlePay)
 	mux.HandleFunc("POST /sim/trades/{out_trade_no}/notify", s.handleRenotify)
 	mux.HandleFunc("GET /sim/trades/{out_trade_no}", s.handleTrade)
@@ -160,6 +188,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("wechatpay simulator listening", "addr", ln.Addr().String(), "config", cfg)
+	// The seed, so that a run with random faults can be replayed.
+	s.log.Info("fault model", "rate", s.cfg.FaultRate, "seed", s.cfg.FaultSeed,
+		"replay", fmt.Sprintf("SIM_FAULTS=%g SIM_FAULT_SEED=%d", s.cfg.FaultRate, s.cfg.FaultSeed))
 
 	select {
 	case err := <-errc:

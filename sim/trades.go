@@ -54,7 +54,9 @@ type trade struct {
 	prepays     int       // prepay calls for this out_trade_no
 	closes      int       // close calls
 	closedAt    time.Time
-	dropped     int // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
+	dropped     int    // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
+	signType    string // v2 prepay: the request's sign_type (MD5 when it named none), which its notification follows
+	probes      []Attempt
 
 	// Order query overrides set by the operator.
 	queryState     string
@@ -79,6 +81,7 @@ type facts struct {
 	Attach        string
 	Version       string // the API that prepaid it, "" if none
 	NotifyURL     string // the prepay's notify_url
+	SignType      string // v2 prepay's sign_type, "" if none
 }
 
 // Errors of prepay, close and pay.
@@ -100,6 +103,7 @@ type prepayOrder struct {
 	OpenID      string // JSAPI
 	AmountFen   int64
 	TimeExpire  time.Time
+	SignType    string // v2: the request's sign_type (MD5 when absent)
 }
 
 // fingerprint is what must be equal for a repeated prepay to get the same
@@ -140,6 +144,7 @@ func (s *trades) prepay(o prepayOrder, now time.Time) (prepayResult, error) {
 	case t.fingerprint == "": // new, or made by /sim/pay without a payment
 		t.version, t.tradeType, t.description, t.attach = o.Version, o.TradeType, o.Description, o.Attach
 		t.notifyURL, t.amountFen, t.timeExpire, t.fingerprint = o.NotifyURL, o.AmountFen, o.TimeExpire, o.fingerprint()
+		t.signType = o.SignType
 		if o.OpenID != "" {
 			t.openID = o.OpenID
 		}
@@ -239,7 +244,7 @@ func (t *trade) facts() facts {
 	}
 	return facts{OutTradeNo: t.outTradeNo, TransactionID: t.transactionID, State: t.state,
 		AmountFen: t.amountFen, OpenID: t.openID, TimeEnd: t.timeEnd,
-		TradeType: tradeType, Attach: t.attach, Version: t.version, NotifyURL: t.notifyURL}
+		TradeType: tradeType, Attach: t.attach, Version: t.version, NotifyURL: t.notifyURL, SignType: t.signType}
 }
 
 // query returns what an order query reports, applying and counting down
@@ -308,6 +313,27 @@ func (s *trades) recordDropped(no string, msg *message) {
 	}
 }
 
+// recordProbe keeps the merchant's answer to a signature probe.
+func (s *trades) recordProbe(no string, a Attempt) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.byNo[no]; ok {
+		t.probes = append(t.probes, a)
+	}
+}
+
+// openSince reports whether the trade is unpaid and open (NOTPAY and the
+// like), and since when it was made at "WeChat" (its prepay).
+func (s *trades) openSince(no string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.byNo[no]
+	if !ok || t.state == payment.TradeSuccess || t.state == payment.TradeRefund || t.state == payment.TradeClosed {
+		return time.Time{}, false
+	}
+	return t.created, true
+}
+
 // recordAttempt appends one attempt to d and reports the attempt number.
 func (s *trades) recordAttempt(d *delivery, a Attempt, done, delivered bool) {
 	s.mu.Lock()
@@ -347,6 +373,8 @@ func (s *trades) view(no string) (TradeView, bool) {
 		Prepays:        t.prepays,
 		Closes:         t.closes,
 		Dropped:        t.dropped,
+		SignType:       t.signType,
+		Probes:         append([]Attempt{}, t.probes...),
 		Deliveries:     make([]DeliveryView, 0, len(t.deliveries)),
 	}
 	for _, d := range t.deliveries {
@@ -363,29 +391,34 @@ func (s *trades) view(no string) (TradeView, bool) {
 
 // TradeView is a trade as GET /sim/trades/{out_trade_no} shows it.
 type TradeView struct {
-	OutTradeNo     string         `json:"out_trade_no"`
-	TransactionID  string         `json:"transaction_id"`
-	TradeState     string         `json:"trade_state"`
-	AmountFen      int64          `json:"amount_fen"`
-	OpenID         string         `json:"openid"`
-	TimeEnd        *time.Time     `json:"time_end"`
-	CreatedAt      time.Time      `json:"created_at"`
-	QueryState     string         `json:"query_state,omitempty"`      // order queries answer this state…
-	QueryStateLeft int            `json:"query_state_left,omitempty"` // …this many more times (-1: always)
-	QueryAmountFen int64          `json:"query_amount_fen,omitempty"` // order queries report this amount
-	Queries        int            `json:"queries"`                    // order queries answered so far
-	Version        string         `json:"version"`                    // v2 or v3: the API that prepaid it; "" if not prepaid
-	TradeType      string         `json:"trade_type"`                 // JSAPI or NATIVE when prepaid
-	Description    string         `json:"description,omitempty"`      // body (v2) or description (v3)
-	NotifyURL      string         `json:"notify_url,omitempty"`       // the prepay's notify_url
-	PrepayID       string         `json:"prepay_id,omitempty"`
-	CodeURL        string         `json:"code_url,omitempty"`
-	TimeExpire     *time.Time     `json:"time_expire"` // null: none
-	ClosedAt       *time.Time     `json:"closed_at"`   // null: not closed
-	Prepays        int            `json:"prepays"`     // prepay calls (unifiedorder, v3 jsapi/native)
-	Closes         int            `json:"closes"`      // close calls (closeorder, v3 close)
-	Dropped        int            `json:"dropped"`     // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
-	Deliveries     []DeliveryView `json:"deliveries"`
+	OutTradeNo     string     `json:"out_trade_no"`
+	TransactionID  string     `json:"transaction_id"`
+	TradeState     string     `json:"trade_state"`
+	AmountFen      int64      `json:"amount_fen"`
+	OpenID         string     `json:"openid"`
+	TimeEnd        *time.Time `json:"time_end"`
+	CreatedAt      time.Time  `json:"created_at"`
+	QueryState     string     `json:"query_state,omitempty"`      // order queries answer this state…
+	QueryStateLeft int        `json:"query_state_left,omitempty"` // …this many more times (-1: always)
+	QueryAmountFen int64      `json:"query_amount_fen,omitempty"` // order queries report this amount
+	Queries        int        `json:"queries"`                    // order queries answered so far
+	Version        string     `json:"version"`                    // v2 or v3: the API that prepaid it; "" if not prepaid
+	TradeType      string     `json:"trade_type"`                 // JSAPI or NATIVE when prepaid
+	Description    string     `json:"description,omitempty"`      // body (v2) or description (v3)
+	NotifyURL      string     `json:"notify_url,omitempty"`       // the prepay's notify_url
+	PrepayID       string     `json:"prepay_id,omitempty"`
+	CodeURL        string     `json:"code_url,omitempty"`
+	TimeExpire     *time.Time `json:"time_expire"`         // null: none
+	ClosedAt       *time.Time `json:"closed_at"`           // null: not closed
+	Prepays        int        `json:"prepays"`             // prepay calls (unifiedorder, v3 jsapi/native)
+	Closes         int        `json:"closes"`              // close calls (closeorder, v3 close)
+	Dropped        int        `json:"dropped"`             // notifications not sent (drop, SIM_DROP_NOTIFICATIONS)
+	SignType       string     `json:"sign_type,omitempty"` // v2 prepay's sign_type, which its notification follows
+	// Probes are the merchant's answers to signature probes
+	// (WECHATPAY/SIGNTEST/…): Accepted means it took the probe for a real
+	// notification (a 2xx), which it must not.
+	Probes     []Attempt      `json:"probes"`
+	Deliveries []DeliveryView `json:"deliveries"`
 }
 
 func timePtr(t time.Time) *time.Time {

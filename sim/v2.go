@@ -1,7 +1,11 @@
 package sim
 
 import (
+	"bytes"
+	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -18,10 +22,11 @@ const foreignAppID = "wx0000000000foreign"
 // notice is what a notification announces, in any API version.
 type notice struct {
 	facts
-	ResultCode  string // SUCCESS, or FAIL for a failed payment
-	SignType    string // v2 only: MD5 or HMAC-SHA256
-	Tamper      string // "", "amount", "sign" or "appid"
-	PlatformKey string // v3 only: the identity that signs; the default when empty
+	ResultCode   string // SUCCESS, or FAIL for a failed payment
+	SignType     string // v2 only: MD5 or HMAC-SHA256
+	WithSignType bool   // v2 only: the notification carries (and signs) sign_type
+	Tamper       string // "", "amount", "sign" or "appid"
+	PlatformKey  string // v3 only: the identity that signs; the default when empty
 }
 
 // notificationFormat renders notifications for one API version.
@@ -59,13 +64,13 @@ func (f v2Format) render(n notice) (*message, error) {
 		delete(p, "cash_fee")
 		delete(p, "bank_type")
 	}
-	if n.SignType == apiv2.SignTypeHMACSHA256 {
+	if n.WithSignType {
 		p["sign_type"] = n.SignType
 	}
 	if n.Tamper == "appid" {
 		p["appid"] = foreignAppID
 	}
-	sign, err := apiv2.Sign(p, f.apiKey, n.SignType)
+	sign, err := signV2(p, f.apiKey, n.SignType)
 	if err != nil {
 		return nil, fmt.Errorf("sign notification: %w", err)
 	}
@@ -96,13 +101,19 @@ func corrupt(sign string) string {
 	return string(c) + sign[1:]
 }
 
-// v2Accepted is WeChat's rule for a merchant's reply: HTTP 200 and XML
-// with return_code SUCCESS. Plain "success", JSON and HTML are failures.
+// v2Accepted is WeChat's rule for a merchant's reply (回调通知注意事项):
+// HTTP 200 and well-formed XML with return_code SUCCESS. Plain "success",
+// JSON, HTML and XML with newlines or spaces between its tags are failures,
+// and the notification is sent again.
 func v2Accepted(status int, body []byte) (bool, string) {
 	if status != http.StatusOK {
 		return false, fmt.Sprintf("HTTP status %d", status)
 	}
-	p, err := apiv2.DecodeXML(body)
+	trimmed := bytes.TrimSpace(body)
+	if err := tightXML(trimmed); err != nil {
+		return false, "reply is not well-formed API v2 XML: " + err.Error()
+	}
+	p, err := apiv2.DecodeXML(trimmed)
 	if err != nil {
 		return false, "reply is not API v2 XML"
 	}
@@ -110,6 +121,32 @@ func v2Accepted(status int, body []byte) (bool, string) {
 		return false, fmt.Sprintf("return_code %q return_msg %q", clip(p["return_code"]), clip(p["return_msg"]))
 	}
 	return true, ""
+}
+
+// tightXML rejects text (whitespace included) between the tags of an
+// <xml> reply: inside a field is the value, between fields nothing.
+func tightXML(b []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(b))
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth != 2 && len(t) > 0 {
+				return errors.New("text or whitespace between the tags")
+			}
+		}
+	}
 }
 
 func clip(s string) string {
@@ -149,7 +186,7 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "XML格式错误"})
 		return
 	}
-	if err := apiv2.Verify(req, s.cfg.APIKey); err != nil {
+	if err := checkV2Request(req, s.cfg.APIKey); err != nil {
 		log.Info("order query with a bad signature", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"})
 		return
@@ -196,7 +233,7 @@ func (s *Server) handleV2OrderQuery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// WeChat signs the answer with the request's sign_type but does not echo it.
-	sign, err := apiv2.Sign(resp, s.cfg.APIKey, signType)
+	sign, err := signV2(resp, s.cfg.APIKey, signType)
 	if err != nil {
 		log.Error("sign order query answer", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "系统错误"})

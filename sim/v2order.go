@@ -29,7 +29,7 @@ func (s *Server) v2Request(w http.ResponseWriter, r *http.Request, log *slog.Log
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "XML格式错误"})
 		return nil, false
 	}
-	if err := apiv2.Verify(req, s.cfg.APIKey); err != nil {
+	if err := checkV2Request(req, s.cfg.APIKey); err != nil {
 		log.Info("call with a bad signature", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"})
 		return nil, false
@@ -50,7 +50,7 @@ func (s *Server) writeV2Signed(w http.ResponseWriter, req, resp map[string]strin
 	if signType == "" {
 		signType = apiv2.SignTypeMD5
 	}
-	sign, err := apiv2.Sign(resp, s.cfg.APIKey, signType)
+	sign, err := signV2(resp, s.cfg.APIKey, signType)
 	if err != nil {
 		log.Error("sign answer", "error", err)
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "系统错误"})
@@ -80,7 +80,11 @@ func (s *Server) handleV2UnifiedOrder(w http.ResponseWriter, r *http.Request) {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": msg})
 	}
 	o := prepayOrder{Version: "v2", TradeType: req["trade_type"], OutTradeNo: req["out_trade_no"],
-		Description: req["body"], Attach: req["attach"], NotifyURL: req["notify_url"], OpenID: req["openid"]}
+		Description: req["body"], Attach: req["attach"], NotifyURL: req["notify_url"], OpenID: req["openid"],
+		SignType: req["sign_type"]}
+	if o.SignType == "" {
+		o.SignType = apiv2.SignTypeMD5
+	}
 	fen, err := strconv.ParseInt(req["total_fee"], 10, 64)
 	switch {
 	case o.Description == "" || utf8.RuneCountInString(o.Description) > 128:
@@ -141,9 +145,19 @@ func (s *Server) handleV2UnifiedOrder(w http.ResponseWriter, r *http.Request) {
 	s.writeV2Signed(w, req, resp, log)
 }
 
+// closeAfter is how long after an order is made WeChat refuses to close
+// it over API v2 ("订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟"),
+// before SIM_TIME_SCALE.
+const closeAfter = 5 * time.Minute
+
 // handleV2CloseOrder serves POST /pay/closeorder. Closing a closed trade
 // answers result_code FAIL err_code ORDERCLOSED, as WeChat documents it
-// ("订单已关闭，无需继续调用"): a caller treats it as closed.
+// ("订单已关闭，无需继续调用"): a caller treats it as closed. Closing sooner
+// than closeAfter (scaled) after the order was made is refused the way
+// merchants report WeChat refusing it: a signed result_code FAIL, err_code
+// SYSTEMERROR, "system error" (WeChat's developer community,
+// pay/doc/0006640d1d88c08864720360966400); the trade stays open. A paid
+// trade is ORDERPAID whenever asked.
 func (s *Server) handleV2CloseOrder(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("api", "v2", "op", "closeorder")
 	req, ok := s.v2Request(w, r, log)
@@ -153,6 +167,12 @@ func (s *Server) handleV2CloseOrder(w http.ResponseWriter, r *http.Request) {
 	no := req["out_trade_no"]
 	if no == "" {
 		writeV2(w, map[string]string{"return_code": "FAIL", "return_msg": "缺少参数out_trade_no"})
+		return
+	}
+	if made, open := s.trades.openSince(no); open && s.now().Sub(made) < time.Duration(float64(closeAfter)*s.cfg.TimeScale) {
+		s.faults.behaved("close_too_early")
+		log.Info("close refused: too soon after the order", "out_trade_no", no)
+		s.writeV2Signed(w, req, v2Fail("SYSTEMERROR", "system error"), log)
 		return
 	}
 	already, err := s.trades.close(no, s.now())

@@ -27,6 +27,7 @@ const (
 	CodeHTTP          = "HTTP_ERROR"
 	CodeFail          = "FAIL"
 	CodeIDMismatch    = "ID_MISMATCH"
+	CodeAccepted      = "ACCEPTED" // v3 HTTP 202: accepted, call again with the same parameters
 )
 
 // Sentinels of both APIs; test for them with errors.Is.
@@ -45,19 +46,60 @@ var (
 	// platform certificate.
 	ErrUnknownKey = errors.New("wechatpay: unknown key serial")
 	// ErrDecrypt: the resource did not decrypt with the APIv3 key (a wrong
-	// key, or tampered ciphertext).
+	// key, or tampered ciphertext), or a v2 refund's req_info did not
+	// decrypt under the API v2 key.
 	ErrDecrypt = errors.New("wechatpay: resource does not decrypt")
+	// ErrForeign: a verified message names another appid or mchid than
+	// ours.
+	ErrForeign = errors.New("wechatpay: message for another merchant")
+	// ErrBadAnswer: an answer that does not parse or lacks what the call
+	// needs. It says nothing about the payment. It matches ErrMalformed
+	// too (errors.Is), as every malformed message does.
+	ErrBadAnswer error = badAnswer{}
+	// ErrConfig: the client cannot make the call as configured (no key,
+	// no appid). Nothing was sent.
+	ErrConfig = errors.New("wechatpay: client not configured for this call")
 )
+
+type badAnswer struct{}
+
+func (badAnswer) Error() string        { return "wechatpay: malformed answer" }
+func (badAnswer) Is(target error) bool { return target == ErrMalformed }
+
+// UnverifiedError is an HTTP answer that is not WeChat's signed word: it
+// carries no signature, or one that does not verify, or one by a key we do
+// not hold, or one whose timestamp is too far from our clock. Err wraps
+// ErrMissingSign, ErrBadSignature, ErrUnknownKey or ErrStaleTimestamp. A
+// proxy's 403 page, a gateway's 503 and an unsigned ORDER_NOT_EXIST all end
+// here: none of them decides anything (see Fault).
+type UnverifiedError struct {
+	Op         string // the call, e.g. "v3 orderquery"
+	HTTPStatus int
+	Err        error
+}
+
+func (e *UnverifiedError) Error() string {
+	return fmt.Sprintf("wechatpay %s: HTTP %d answer not verified: %v", e.Op, e.HTTPStatus, e.Err)
+}
+
+func (e *UnverifiedError) Unwrap() error { return e.Err }
 
 // APIError is what a WeChat call returned when it did not succeed: an HTTP
 // status other than 200, return_code FAIL, result_code FAIL, or an answer
-// about another merchant or order.
+// about another merchant or order. The clients build one only from an
+// answer they could trust as far as it goes: a signed v3 answer, a signed
+// v2 result_code FAIL (or an unsigned SYSTEMERROR, which asks to call
+// again), a v2 return_code FAIL (which WeChat never signs and which never
+// decides anything), or an HTTP status without a WeChat body (CodeHTTP).
+// Fault says which of them decide something.
 type APIError struct {
 	Op         string // the call, e.g. "orderquery"
 	HTTPStatus int    // the HTTP status of the answer
 	Code       string // err_code, or a code this package derived (SIGNERROR, HTTP_ERROR, FAIL, ID_MISMATCH)
 	Message    string // err_code_des or return_msg, as WeChat wrote it
-	Retryable  bool   // whether the same call may succeed later
+	// Retryable: the client's advice that the same call may succeed later.
+	// Every fault is retryable whatever this says (see Retryable).
+	Retryable bool
 }
 
 func (e *APIError) Error() string {
@@ -94,20 +136,18 @@ func RetryableCode(code string) bool {
 	return false
 }
 
-// Retryable reports whether err may go away if the call is made again. It
-// is true for network errors and WeChat's system errors, and false for nil,
-// an *APIError marked not retryable, and anything wrapping ErrBadSignature
-// or ErrMalformed.
+// Retryable reports whether err may go away if the same call is made
+// again: every fault (see Fault) is, and so is an *APIError its client
+// marked retryable. It is false for nil, for WeChat's decisive answers
+// (ORDERNOTEXIST, ORDERPAID, ORDERCLOSED, OUT_TRADE_NO_USED, …) and for a
+// request we refused to send (ErrMalformed alone).
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrBadSignature) || errors.Is(err, ErrMalformed) {
-		return false
+	if _, ok := Fault(err); ok {
+		return true
 	}
 	var ae *APIError
-	if errors.As(err, &ae) {
-		return ae.Retryable
-	}
-	return true
+	return errors.As(err, &ae) && ae.Retryable
 }

@@ -101,7 +101,7 @@ func TestRefundAmbiguousAskQueriesFirst(t *testing.T) {
 		Return(activities.ApplyRefundResult{Outcome: activities.ApplyAccepted}, nil).Once()
 	env.OnActivity(rf.QueryRefund, mock.Anything, mock.Anything).Return(refundTrade("R2", payment.RefundSuccess, 1234), nil).Once()
 	env.OnActivity(rf.MarkRefund, mock.Anything, mock.Anything).Return(activities.MarkRefundResult{Changed: true,
-		Refund: payment.Refund{OutRefundNo: "R2", AmountFen: 1234, Status: payment.RefundSuccess},
+		Refund:    payment.Refund{OutRefundNo: "R2", AmountFen: 1234, Status: payment.RefundSuccess},
 		OrderFrom: payment.StatusPaid, OrderTo: payment.StatusRefunded}, nil).Once()
 
 	st := run(t, env)

@@ -49,9 +49,13 @@ func run() error {
 	}
 	defer deps.Close()
 	st, tc, tel := deps.Store, deps.Temporal, deps.Telemetry
-	v3, err := api.NewV3Parser(cfg, time.Now)
+	wechat, err := boot.LoadWeChat(cfg, time.Now)
 	if err != nil {
 		return err
+	}
+	v2, v3 := wechat.Parsers()
+	if v2 == nil {
+		logger.Warn("API v2 notifications are not configured (WECHATPAY_API_KEY)")
 	}
 	if v3 == nil {
 		logger.Warn("API v3 notifications are not configured (WECHATPAY_APIV3_KEY and WECHATPAY_PUBLIC_KEY_FILE or WECHATPAY_PLATFORM_CERT_DIR)")
@@ -60,7 +64,7 @@ func run() error {
 	srv := &api.Server{
 		Orders: st, Temporal: tc, Gateway: gw,
 		Handoff: &handoff.Handoff{Gateway: gw, Store: st, Logger: logger},
-		AppID:   cfg.AppID, MchID: cfg.MchID, APIKey: cfg.APIKey, V3: v3,
+		AppID:   cfg.AppID, MchID: cfg.MchID, V2: v2, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
 		RefundsUnavailable: refundsUnavailable(cfg),

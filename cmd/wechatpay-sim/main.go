@@ -16,7 +16,9 @@
 // WECHATPAY_APIV3_KEY (overrides SIM_KEYS_DIR/apiv3_key), SIM_PLATFORM_KEY
 // (the PUB_KEY_ID_…01 key), SIM_NOTIFY_URL_V3
 // (http://127.0.0.1:8080/wechatpay/v3/notify), SIM_NOTIFY_VERSION (v2),
-// SIM_DROP_NOTIFICATIONS (false).
+// SIM_DROP_NOTIFICATIONS (false), SIM_FAULTS (0: the rate of random
+// faults), SIM_FAULT_SEED (from the clock; printed at start, for a replay),
+// SIM_FAULT_CALLS and SIM_FAULT_KINDS (all).
 package main
 
 import (

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,11 +32,13 @@ type Client struct {
 }
 
 // QueryOrder asks WeChat for the trade of outTradeNo (POST /pay/orderquery).
-// It reads return_code, then verifies the response signature (an error
-// wrapping wechatpay.ErrBadSignature when it does not check out), then the ids and
-// result_code/err_code, and returns the trade. Failures are *wechatpay.APIError
-// values (wechatpay.ErrOrderNotExist matches an unknown trade), plain wrapped network
-// errors, or errors wrapping wechatpay.ErrMalformed/wechatpay.ErrBadSignature; see wechatpay.Retryable.
+// It reads return_code, then verifies the answer's sign (a missing or bad
+// sign is a *wechatpay.UnverifiedError), then the ids and result_code/
+// err_code, and returns the trade. Failures are *wechatpay.APIError values
+// (wechatpay.ErrOrderNotExist matches an unknown trade), errors wrapping
+// wechatpay.ErrBadAnswer for an answer that does not parse, plain wrapped
+// network errors, or wechatpay.ErrMalformed for an invalid out_trade_no
+// (nothing sent). wechatpay.Fault tells the faults from WeChat's decisions.
 func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error) {
 	const op = "orderquery"
 	if !payment.ValidOutTradeNo(outTradeNo) {
@@ -48,7 +49,7 @@ func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Tra
 		return payment.Trade{}, fmt.Errorf("query %s: %w", outTradeNo, err)
 	}
 	if got := resp["out_trade_no"]; got != outTradeNo {
-		return payment.Trade{}, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.CodeIDMismatch,
+		return payment.Trade{}, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.CodeIDMismatch, Retryable: true,
 			Message: fmt.Sprintf("answer is about out_trade_no %q", wechatpay.Truncate(got, 40))}
 	}
 	t := payment.Trade{
@@ -61,22 +62,22 @@ func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Tra
 		Currency:       resp["fee_type"],
 	}
 	if t.TradeState == "" {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: missing trade_state: %w", op, outTradeNo, wechatpay.ErrMalformed)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: missing trade_state: %w", op, outTradeNo, wechatpay.ErrBadAnswer)
 	}
 	if t.Currency == "" {
 		t.Currency = payment.DefaultCurrency
 	}
 	if s, ok := resp["total_fee"]; ok || t.TradeState == payment.TradeSuccess {
 		if t.AmountFen, err = wechatpay.ParseFen(s); err != nil {
-			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: total_fee: %v: %w", op, outTradeNo, err, wechatpay.ErrMalformed)
+			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: total_fee: %v: %w", op, outTradeNo, err, wechatpay.ErrBadAnswer)
 		}
 	}
 	if t.TradeState == payment.TradeSuccess && t.TransactionID == "" {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: paid trade without transaction_id: %w", op, outTradeNo, wechatpay.ErrMalformed)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: paid trade without transaction_id: %w", op, outTradeNo, wechatpay.ErrBadAnswer)
 	}
 	if s := resp["time_end"]; s != "" {
 		if t.PaidAt, err = parseTime(s); err != nil {
-			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: time_end: %v: %w", op, outTradeNo, err, wechatpay.ErrMalformed)
+			return payment.Trade{}, fmt.Errorf("wechatpay %s %s: time_end: %v: %w", op, outTradeNo, err, wechatpay.ErrBadAnswer)
 		}
 	}
 	return t, nil
@@ -136,18 +137,28 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 		return nil, fmt.Errorf("wechatpay %s: read answer: %w", op, err)
 	}
 	if hresp.StatusCode != http.StatusOK {
+		// WeChat answers every v2 call with HTTP 200; anything else is a
+		// proxy or gateway speaking, never WeChat's word.
 		s := hresp.StatusCode
-		return nil, &wechatpay.APIError{Op: op, HTTPStatus: s, Code: wechatpay.CodeHTTP, Message: http.StatusText(s),
-			Retryable: s >= 500 || s == http.StatusTooManyRequests || s == http.StatusRequestTimeout}
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: s, Code: wechatpay.CodeHTTP, Message: http.StatusText(s), Retryable: true}
 	}
 	if len(body) > maxResponse {
-		return nil, fmt.Errorf("wechatpay %s: answer larger than %d bytes: %w", op, maxResponse, wechatpay.ErrMalformed)
+		return nil, fmt.Errorf("wechatpay %s: answer larger than %d bytes: %w", op, maxResponse, wechatpay.ErrBadAnswer)
 	}
 	resp, err := DecodeXML(body)
 	if err != nil {
-		return nil, fmt.Errorf("wechatpay %s: answer: %w", op, err)
+		return nil, fmt.Errorf("wechatpay %s: answer: %w: %v", op, wechatpay.ErrBadAnswer, err)
 	}
+	return checkAnswer(op, resp, c.APIKey.Reveal(), c.AppID, c.MchID)
+}
 
+// checkAnswer reads a decoded v2 answer in WeChat's order: return_code
+// (FAIL is never signed and never decides anything), then the sign, then
+// the ids and result_code. A missing or bad sign is an
+// *wechatpay.UnverifiedError, never a decision, except that an unsigned
+// result_code FAIL with err_code SYSTEMERROR is WeChat asking to call again
+// (it sends those without sign and ids).
+func checkAnswer(op string, resp map[string]string, apiKey, appID, mchID string) (map[string]string, error) {
 	if rc := resp["return_code"]; rc != "SUCCESS" {
 		msg := resp["return_msg"]
 		code := wechatpay.CodeFail
@@ -157,16 +168,17 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 		case wechatpay.RetryableCode(msg):
 			code = wechatpay.CodeSystemError
 		}
-		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: code, Message: wechatpay.Truncate(msg, 256), Retryable: code == wechatpay.CodeSystemError}
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: code, Message: wechatpay.Truncate(msg, 256), Retryable: true}
 	}
-	if err := verify(resp, c.APIKey.Reveal(), signType); err != nil {
-		if !errors.Is(err, wechatpay.ErrBadSignature) {
-			err = fmt.Errorf("%w: %w", wechatpay.ErrBadSignature, err)
-		}
-		return nil, fmt.Errorf("wechatpay %s: answer: %w", op, err)
+	if resp["sign"] == "" && resp["result_code"] == "FAIL" && resp["err_code"] == wechatpay.CodeSystemError {
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.CodeSystemError,
+			Message: wechatpay.Truncate(resp["err_code_des"], 256), Retryable: true}
 	}
-	if resp["appid"] != c.AppID || resp["mch_id"] != c.MchID {
-		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: wechatpay.CodeIDMismatch,
+	if err := Verify(resp, apiKey); err != nil {
+		return nil, &wechatpay.UnverifiedError{Op: op, HTTPStatus: http.StatusOK, Err: err}
+	}
+	if resp["appid"] != appID || resp["mch_id"] != mchID {
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.CodeIDMismatch, Retryable: true,
 			Message: fmt.Sprintf("answer is for appid %q mch_id %q", wechatpay.Truncate(resp["appid"], 40), wechatpay.Truncate(resp["mch_id"], 40))}
 	}
 	if resp["result_code"] != "SUCCESS" {
@@ -174,7 +186,7 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 		if code == "" {
 			code = wechatpay.CodeFail
 		}
-		return nil, &wechatpay.APIError{Op: op, HTTPStatus: hresp.StatusCode, Code: wechatpay.Truncate(code, 64),
+		return nil, &wechatpay.APIError{Op: op, HTTPStatus: http.StatusOK, Code: wechatpay.Truncate(code, 64),
 			Message: wechatpay.Truncate(resp["err_code_des"], 256), Retryable: wechatpay.RetryableCode(code)}
 	}
 	return resp, nil

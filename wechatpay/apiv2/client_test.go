@@ -51,7 +51,7 @@ func fakeOrderQuery(t *testing.T, status int, resp map[string]string, sign strin
 		for k, v := range resp {
 			out[k] = v
 		}
-		if resp["return_code"] == "SUCCESS" {
+		if resp["return_code"] == "SUCCESS" && sign != "-" {
 			out["sign"] = sign
 			if sign == "" {
 				out["sign"], _ = Sign(out, docKey, req["sign_type"])
@@ -84,21 +84,26 @@ func TestQueryOrder(t *testing.T) {
 		delete(notPaid, k)
 	}
 	notPaid["trade_state"], notPaid["trade_state_desc"] = "NOTPAY", "订单未支付"
+	// WeChat sends SYSTEMERROR without sign and ids: "ask again".
+	sysErrUnsigned := map[string]string{"return_code": "SUCCESS", "return_msg": "OK", "result_code": "FAIL",
+		"err_code": "SYSTEMERROR", "err_code_des": "系统错误"}
+	freq := map[string]string{"return_code": "SUCCESS", "appid": testAppID, "mch_id": testMchID, "nonce_str": "n",
+		"result_code": "FAIL", "err_code": "FREQUENCY_LIMITED", "err_code_des": "频率限制"}
 	otherOrder := paidAnswer()
 	otherOrder["out_trade_no"] = "order-0002"
 	badFee := paidAnswer()
 	badFee["total_fee"] = "1.23"
 
 	tests := []struct {
-		name          string
-		signType      string
-		status        int
-		resp          map[string]string
-		sign          string
-		want          payment.Trade
-		wantErr       error
-		wantCode      string
-		wantRetryable bool
+		name      string
+		signType  string
+		status    int
+		resp      map[string]string
+		sign      string
+		want      payment.Trade
+		wantErr   error
+		wantCode  string
+		wantFault string // "" for a trade or WeChat's decisive answer
 	}{
 		{name: "paid MD5", status: 200, resp: paidAnswer(), want: payment.Trade{
 			OutTradeNo: "order-0001", TransactionID: "4200000000202401010000000001", AppID: testAppID, MchID: testMchID,
@@ -112,15 +117,22 @@ func TestQueryOrder(t *testing.T) {
 			OutTradeNo: "order-0001", AppID: testAppID, MchID: testMchID,
 			TradeState: "NOTPAY", TradeStateDesc: "订单未支付", AmountFen: 123, Currency: "CNY"}},
 		{name: "ORDERNOTEXIST", status: 200, resp: notExist, wantErr: wechatpay.ErrOrderNotExist, wantCode: "ORDERNOTEXIST"},
-		{name: "SYSTEMERROR", status: 200, resp: sysErr, wantCode: "SYSTEMERROR", wantRetryable: true},
-		{name: "bad response signature", status: 200, resp: paidAnswer(), sign: "9A0A8659F005D6984697E2CA0A9CF3B7", wantErr: wechatpay.ErrBadSignature},
-		{name: "HTTP 500", status: 500, wantCode: "HTTP_ERROR", wantRetryable: true},
-		{name: "HTTP 404", status: 404, wantCode: "HTTP_ERROR"},
-		{name: "signature error", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, wantCode: "SIGNERROR"},
-		{name: "system busy", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "系统繁忙"}, wantCode: "SYSTEMERROR", wantRetryable: true},
-		{name: "foreign merchant", status: 200, resp: foreign, wantCode: "ID_MISMATCH"},
-		{name: "other order", status: 200, resp: otherOrder, wantCode: "ID_MISMATCH"},
-		{name: "decimal total_fee", status: 200, resp: badFee, wantErr: wechatpay.ErrMalformed},
+		{name: "SYSTEMERROR", status: 200, resp: sysErr, wantCode: "SYSTEMERROR", wantFault: wechatpay.FaultSystemError},
+		{name: "SYSTEMERROR without sign", status: 200, resp: sysErrUnsigned, sign: "-", wantCode: "SYSTEMERROR", wantFault: wechatpay.FaultSystemError},
+		{name: "ORDERNOTEXIST without sign", status: 200, resp: notExist, sign: "-", wantErr: wechatpay.ErrMissingSign, wantFault: wechatpay.FaultUnsigned},
+		{name: "paid without sign", status: 200, resp: paidAnswer(), sign: "-", wantErr: wechatpay.ErrMissingSign, wantFault: wechatpay.FaultUnsigned},
+		{name: "bad response signature", status: 200, resp: paidAnswer(), sign: "9A0A8659F005D6984697E2CA0A9CF3B7", wantErr: wechatpay.ErrBadSignature, wantFault: wechatpay.FaultBadSignature},
+		{name: "ORDERNOTEXIST badly signed", status: 200, resp: notExist, sign: "9A0A8659F005D6984697E2CA0A9CF3B7", wantErr: wechatpay.ErrBadSignature, wantFault: wechatpay.FaultBadSignature},
+		{name: "HTTP 500", status: 500, wantCode: "HTTP_ERROR", wantFault: wechatpay.FaultHTTP5xx},
+		{name: "HTTP 429", status: 429, wantCode: "HTTP_ERROR", wantFault: wechatpay.FaultRateLimited},
+		{name: "HTTP 404 (a proxy)", status: 404, wantCode: "HTTP_ERROR", wantFault: wechatpay.FaultUnsigned},
+		{name: "HTTP 403 (a proxy)", status: 403, wantCode: "HTTP_ERROR", wantFault: wechatpay.FaultUnsigned},
+		{name: "signature error", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, wantCode: "SIGNERROR", wantFault: wechatpay.FaultConfig},
+		{name: "FREQUENCY_LIMITED", status: 200, resp: freq, wantCode: "FREQUENCY_LIMITED", wantFault: wechatpay.FaultRateLimited},
+		{name: "system busy", status: 200, resp: map[string]string{"return_code": "FAIL", "return_msg": "系统繁忙"}, wantCode: "SYSTEMERROR", wantFault: wechatpay.FaultSystemError},
+		{name: "foreign merchant", status: 200, resp: foreign, wantCode: "ID_MISMATCH", wantFault: wechatpay.FaultMalformed},
+		{name: "other order", status: 200, resp: otherOrder, wantCode: "ID_MISMATCH", wantFault: wechatpay.FaultMalformed},
+		{name: "decimal total_fee", status: 200, resp: badFee, wantErr: wechatpay.ErrMalformed, wantFault: wechatpay.FaultMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,8 +167,11 @@ func TestQueryOrder(t *testing.T) {
 					t.Errorf("err = %v, want wechatpay.APIError %s", err, tt.wantCode)
 				}
 			}
-			if wechatpay.Retryable(err) != tt.wantRetryable {
-				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, wechatpay.Retryable(err), tt.wantRetryable)
+			if kind, _ := wechatpay.Fault(err); kind != tt.wantFault {
+				t.Errorf("wechatpay.Fault(%v) = %q, want %q", err, kind, tt.wantFault)
+			}
+			if wechatpay.Retryable(err) != (tt.wantFault != "") {
+				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, wechatpay.Retryable(err), tt.wantFault != "")
 			}
 		})
 	}
@@ -185,8 +200,8 @@ func TestRetryable(t *testing.T) {
 		{errors.New("connection reset"), true},
 		{&wechatpay.APIError{Code: "SYSTEMERROR", Retryable: true}, true},
 		{&wechatpay.APIError{Code: "ORDERNOTEXIST"}, false},
-		{wechatpay.ErrBadSignature, false},
-		{wechatpay.ErrMalformed, false},
+		{wechatpay.ErrBadSignature, true}, // an answer nobody signed decides nothing: ask again
+		{wechatpay.ErrMalformed, false},   // a request refused before sending
 	}
 	for _, tt := range tests {
 		if got := wechatpay.Retryable(tt.err); got != tt.want {

@@ -68,15 +68,15 @@ func (c *Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment
 		return payment.Prepay{}, fmt.Errorf("prepay %s: %w", req.OutTradeNo, err)
 	}
 	if tt := resp["trade_type"]; tt != "" && tt != req.TradeType {
-		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer has trade_type %q: %w", op, req.OutTradeNo, wechatpay.Truncate(tt, 16), wechatpay.ErrMalformed)
+		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer has trade_type %q: %w", op, req.OutTradeNo, wechatpay.Truncate(tt, 16), wechatpay.ErrBadAnswer)
 	}
 	p := payment.Prepay{PrepayID: resp["prepay_id"], CodeURL: resp["code_url"]}
 	if p.PrepayID == "" {
-		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
+		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, wechatpay.ErrBadAnswer)
 	}
 	if req.TradeType == payment.TradeTypeNative {
 		if p.CodeURL == "" {
-			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
+			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, wechatpay.ErrBadAnswer)
 		}
 		return p, nil
 	}
@@ -143,7 +143,7 @@ func VerifyJSAPIPaySign(apiKey string, p payment.JSAPIParams) error {
 // /pay/closeorder). A closed order, also one closed before, gives nil.
 // Otherwise failures are *wechatpay.APIError values: ORDERPAID matches wechatpay.ErrOrderPaid,
 // ORDERNOTEXIST wechatpay.ErrOrderNotExist, SYSTEMERROR is retryable; or errors
-// wrapping wechatpay.ErrMalformed/wechatpay.ErrBadSignature, or network errors; see wechatpay.Retryable.
+// wrapping wechatpay.ErrBadAnswer or *wechatpay.UnverifiedError, or network errors; see wechatpay.Fault.
 func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	const op = "closeorder"
 	if !payment.ValidOutTradeNo(outTradeNo) {

@@ -227,21 +227,21 @@ func TestV2PrepayErrors(t *testing.T) {
 	badSign := v2OK("trade_type", "NATIVE", "prepay_id", "wx1", "code_url", "weixin://x")
 	badSign["sign"] = "9A0A8659F005D6984697E2CA0A9CF3B7"
 	for _, tc := range []struct {
-		name      string
-		status    int
-		resp      map[string]string
-		code      string
-		is        error
-		retryable bool
+		name   string
+		status int
+		resp   map[string]string
+		code   string
+		is     error
+		fault  string // "" for WeChat's decisive answers
 	}{
-		{"ORDERPAID", 200, v2Fail("ORDERPAID", "该订单已支付"), "ORDERPAID", wechatpay.ErrOrderPaid, false},
-		{"ORDERCLOSED", 200, v2Fail("ORDERCLOSED", "该订单已关闭"), "ORDERCLOSED", wechatpay.ErrOrderClosed, false},
-		{"OUT_TRADE_NO_USED", 200, v2Fail("OUT_TRADE_NO_USED", "商户订单号重复"), "OUT_TRADE_NO_USED", nil, false},
-		{"SYSTEMERROR", 200, v2Fail("SYSTEMERROR", "系统超时"), "SYSTEMERROR", nil, true},
-		{"HTTP 500", 500, nil, "HTTP_ERROR", nil, true},
-		{"return FAIL", 200, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, "SIGNERROR", nil, false},
-		{"bad signature", 200, badSign, "", wechatpay.ErrBadSignature, false},
-		{"no code_url", 200, noCodeURL, "", wechatpay.ErrMalformed, false},
+		{"ORDERPAID", 200, v2Fail("ORDERPAID", "该订单已支付"), "ORDERPAID", wechatpay.ErrOrderPaid, ""},
+		{"ORDERCLOSED", 200, v2Fail("ORDERCLOSED", "该订单已关闭"), "ORDERCLOSED", wechatpay.ErrOrderClosed, ""},
+		{"OUT_TRADE_NO_USED", 200, v2Fail("OUT_TRADE_NO_USED", "商户订单号重复"), "OUT_TRADE_NO_USED", nil, ""},
+		{"SYSTEMERROR", 200, v2Fail("SYSTEMERROR", "系统超时"), "SYSTEMERROR", nil, wechatpay.FaultSystemError},
+		{"HTTP 500", 500, nil, "HTTP_ERROR", nil, wechatpay.FaultHTTP5xx},
+		{"return FAIL", 200, map[string]string{"return_code": "FAIL", "return_msg": "签名错误"}, "SIGNERROR", nil, wechatpay.FaultConfig},
+		{"bad signature", 200, badSign, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"no code_url", 200, noCodeURL, "", wechatpay.ErrMalformed, wechatpay.FaultMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := newV2OrderTest(t, "", func(string, map[string]string) (int, map[string]string) { return tc.status, tc.resp })
@@ -250,14 +250,16 @@ func TestV2PrepayErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("got %+v, want an error", got)
 			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
+			checkOrderErr(t, err, tc.code, tc.is, tc.fault)
 		})
 	}
 }
 
 // checkOrderErr checks err's *wechatpay.APIError code (none when code is ""), a
-// sentinel it must match, and its retryability; and that no secret shows.
-func checkOrderErr(t *testing.T, err error, code string, is error, retryable bool) {
+// sentinel it must match, its fault kind ("" for a decision or a request
+// refused before sending, which are not retryable; every fault is); and
+// that no secret shows.
+func checkOrderErr(t *testing.T, err error, code string, is error, fault string) {
 	t.Helper()
 	var ae *wechatpay.APIError
 	if errors.As(err, &ae) != (code != "") {
@@ -274,8 +276,11 @@ func checkOrderErr(t *testing.T, err error, code string, is error, retryable boo
 			t.Errorf("err = %v matches %v", err, s)
 		}
 	}
-	if wechatpay.Retryable(err) != retryable {
-		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !retryable, retryable)
+	if kind, _ := wechatpay.Fault(err); kind != fault {
+		t.Errorf("wechatpay.Fault(%v) = %q, want %q", err, kind, fault)
+	}
+	if wechatpay.Retryable(err) != (fault != "") {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, fault == "", fault != "")
 	}
 	if strings.Contains(err.Error(), docKey) {
 		t.Errorf("error shows the API key: %v", err)
@@ -357,16 +362,16 @@ func TestV2CloseOrder(t *testing.T) {
 		"appid": testAppID, "mch_id": testMchID, "out_trade_no": "order-0001", "nonce_str": "ibuaiVcKdpRxkhJA", "sign_type": "HMAC-SHA256",
 	})
 	for _, tc := range []struct {
-		no        string
-		code      string
-		is        error
-		retryable bool
+		no    string
+		code  string
+		is    error
+		fault string
 	}{
-		{"order-paid", "ORDERPAID", wechatpay.ErrOrderPaid, false},
-		{"order-none", "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
-		{"order-busy", "SYSTEMERROR", nil, true},
-		{"order-502", "HTTP_ERROR", nil, true},
-		{"bad/no", "", wechatpay.ErrMalformed, false},
+		{"order-paid", "ORDERPAID", wechatpay.ErrOrderPaid, ""},
+		{"order-none", "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, ""},
+		{"order-busy", "SYSTEMERROR", nil, wechatpay.FaultSystemError},
+		{"order-502", "HTTP_ERROR", nil, wechatpay.FaultHTTP5xx},
+		{"bad/no", "", wechatpay.ErrMalformed, ""},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			err := c.CloseOrder(t.Context(), tc.no)
@@ -374,7 +379,7 @@ func TestV2CloseOrder(t *testing.T) {
 			if err == nil {
 				t.Fatal("closed")
 			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
+			checkOrderErr(t, err, tc.code, tc.is, tc.fault)
 		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,7 +19,7 @@ const (
 	SignTypeHMACSHA256 = "HMAC-SHA256"
 )
 
-var errEmptyKey = errors.New("wechatpay: empty API key")
+var errEmptyKey = fmt.Errorf("%w: empty API key", wechatpay.ErrConfig)
 
 // signString is the string WeChat signs, without the key: the non-empty
 // params except "sign", sorted by ASCII key, joined as k=v&k=v.
@@ -69,25 +68,31 @@ func Sign(params map[string]string, apiKey, signType string) (string, error) {
 }
 
 // Verify checks params["sign"] against the signature of params under
-// apiKey. The algorithm comes from params["sign_type"], MD5 when absent.
-// The comparison runs in constant time and ignores the case of the hex
-// digits. Errors wrap wechatpay.ErrMissingSign, wechatpay.ErrUnsupportedSignType or
+// apiKey, as WeChat signs: the algorithm is sign_type when present (and
+// sign_type is then part of the signed string, like any field), else the
+// sign's length: 32 hex digits are MD5, 64 are HMAC-SHA256 (WeChat sends
+// no sign_type in the notification of an order made with HMAC-SHA256). A
+// sign of any other length is a bad signature. The comparison runs in
+// constant time and ignores the case of the hex digits. Errors wrap
+// wechatpay.ErrMissingSign, wechatpay.ErrUnsupportedSignType or
 // wechatpay.ErrBadSignature.
 func Verify(params map[string]string, apiKey string) error {
-	return verify(params, apiKey, SignTypeMD5)
-}
-
-// verify is Verify with the algorithm to use when params carry no
-// sign_type: WeChat signs order query responses with the request's
-// sign_type without echoing it.
-func verify(params map[string]string, apiKey, defaultSignType string) error {
 	got := params["sign"]
 	if got == "" {
 		return wechatpay.ErrMissingSign
 	}
 	signType := params["sign_type"]
 	if signType == "" {
-		signType = defaultSignType
+		switch len(got) {
+		case md5HexLen:
+			signType = SignTypeMD5
+		case hmacHexLen:
+			signType = SignTypeHMACSHA256
+		default:
+			return fmt.Errorf("%w: a sign of %d characters is neither MD5 nor HMAC-SHA256", wechatpay.ErrBadSignature, len(got))
+		}
+	} else if signType != SignTypeMD5 && signType != SignTypeHMACSHA256 {
+		return fmt.Errorf("%w: %q", wechatpay.ErrUnsupportedSignType, wechatpay.Truncate(signType, 32))
 	}
 	want, err := Sign(params, apiKey, signType)
 	if err != nil {
@@ -98,3 +103,9 @@ func verify(params map[string]string, apiKey, defaultSignType string) error {
 	}
 	return nil
 }
+
+// Hex lengths of the two signatures.
+const (
+	md5HexLen  = 2 * md5.Size
+	hmacHexLen = 2 * sha256.Size
+)

@@ -107,6 +107,7 @@ func TestVerifyV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	hmacSigned["sign"] = hmacSign
+	hmacNoType := with(vec.Params, "sign", vec.SignHMAC)
 	md5Explicit := with(vec.Params, "sign_type", SignTypeMD5)
 	md5ExplicitSign, _ := Sign(md5Explicit, vec.APIKey, SignTypeMD5)
 	md5Explicit["sign"] = md5ExplicitSign
@@ -130,7 +131,17 @@ func TestVerifyV2(t *testing.T) {
 		{"missing sign", with(signed, "sign", "<delete>"), vec.APIKey, wechatpay.ErrMissingSign},
 		{"empty sign", with(signed, "sign", ""), vec.APIKey, wechatpay.ErrMissingSign},
 		{"unsupported sign_type", with(signed, "sign_type", "SHA1"), vec.APIKey, wechatpay.ErrUnsupportedSignType},
-		{"HMAC sign without sign_type", with(hmacSigned, "sign_type", "<delete>"), vec.APIKey, wechatpay.ErrBadSignature},
+		// WeChat sends no sign_type for an HMAC-SHA256 order; the 64-character
+		// sign says which algorithm. But sign_type, when present, is signed:
+		// dropping it from a sign made with it breaks the sign.
+		{"HMAC sign without sign_type, signed without it", hmacNoType, vec.APIKey, nil},
+		{"HMAC sign made with sign_type, sent without it", with(hmacSigned, "sign_type", "<delete>"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"MD5 sign made with sign_type, sent without it", with(md5Explicit, "sign_type", "<delete>"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"HMAC sign claimed as MD5", with(hmacNoType, "sign_type", SignTypeMD5), vec.APIKey, wechatpay.ErrBadSignature},
+		{"HMAC sign, tampered amount", with(hmacNoType, "total_fee", "100"), vec.APIKey, wechatpay.ErrBadSignature},
+		{"HMAC sign lowercase", with(hmacNoType, "sign", strings.ToLower(hmacNoType["sign"])), vec.APIKey, nil},
+		{"sign of 40 characters", with(signed, "sign", strings.Repeat("A", 40)), vec.APIKey, wechatpay.ErrBadSignature},
+		{"sign of 63 characters", with(hmacNoType, "sign", hmacNoType["sign"][:63]), vec.APIKey, wechatpay.ErrBadSignature},
 		{"MD5 sign claimed as HMAC", with(signed, "sign_type", SignTypeHMACSHA256), vec.APIKey, wechatpay.ErrBadSignature},
 		{"truncated sign", with(signed, "sign", vec.SignMD5[:31]), vec.APIKey, wechatpay.ErrBadSignature},
 	}

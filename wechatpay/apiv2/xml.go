@@ -19,7 +19,11 @@ import (
 // namespaced names, duplicate keys, a root other than <xml>, and anything
 // but whitespace or comments after the root. Every error wraps wechatpay.ErrMalformed.
 // The caller limits the body size.
-func DecodeXML(body []byte) (map[string]string, error) {
+func DecodeXML(body []byte) (map[string]string, error) { return decodeFlat(body, "xml") }
+
+// decodeFlat is DecodeXML with another root element: the decrypted
+// req_info of a refund notification is <root>…</root>.
+func decodeFlat(body []byte, root string) (map[string]string, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	// No CharsetReader: a document declaring a charset other than UTF-8 is rejected.
@@ -66,8 +70,8 @@ func DecodeXML(body []byte) (map[string]string, error) {
 			}
 			switch state {
 			case beforeRoot:
-				if t.Name.Local != "xml" {
-					return nil, fmt.Errorf("%w: root element is not <xml>", wechatpay.ErrMalformed)
+				if t.Name.Local != root {
+					return nil, fmt.Errorf("%w: root element is not <%s>", wechatpay.ErrMalformed, root)
 				}
 				state = inRoot
 			case inRoot:

@@ -1,6 +1,7 @@
 package apiv3
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,19 +39,23 @@ const (
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	BaseURL       string          // WECHATPAY_BASE_URL; DefaultBaseURL when empty
-	MchID         string          // merchant id, sent as mchid
-	AppID         string          // WECHATPAY_APPID: prepay bodies and the JSAPI paySign; only Prepay needs it
-	MchCertSerial string          // WECHATPAY_MCH_CERT_SERIAL, sent as serial_no
-	MchPrivateKey *rsa.PrivateKey // from WECHATPAY_MCH_PRIVATE_KEY_FILE (utils.LoadPrivateKeyWithPath)
-	Keys          *Keys           // verify WeChat's answers
-	HTTP          *http.Client    // optional; a client with a 10 s timeout when nil
+	BaseURL       string           // WECHATPAY_BASE_URL; DefaultBaseURL when empty
+	MchID         string           // merchant id, sent as mchid
+	AppID         string           // WECHATPAY_APPID: prepay bodies and the JSAPI paySign; only Prepay needs it
+	MchCertSerial string           // WECHATPAY_MCH_CERT_SERIAL, sent as serial_no
+	MchPrivateKey *rsa.PrivateKey  // from WECHATPAY_MCH_PRIVATE_KEY_FILE (utils.LoadPrivateKeyWithPath)
+	Keys          *Keys            // verify WeChat's answers
+	HTTP          *http.Client     // optional; a client with a 10 s timeout when nil
+	Now           func() time.Time // optional clock for the answers' timestamp window; time.Now when nil
 }
 
 // Client calls WeChat Pay's API v3 through the official SDK (core.Client
 // and services/payments/jsapi), sending every request to BaseURL instead of
 // the SDK's hard-coded host. Requests are signed with the merchant key and
-// every answer's signature is verified with Keys.
+// every answer's signature is verified with Keys, error answers included
+// (the SDK verifies 2xx answers only): an answer that is not WeChat's
+// signed word is a *wechatpay.UnverifiedError, a fault, whatever its
+// status and body say.
 type Client struct {
 	mchID string
 	appID string
@@ -88,7 +94,11 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	hc.Transport = &baseURLTransport{base: base, next: next}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	hc.Transport = &baseURLTransport{base: base, next: next, keys: cfg.Keys, now: now}
 
 	client, err := core.NewClient(ctx,
 		option.WithMerchantCredential(cfg.MchID, cfg.MchCertSerial, cfg.MchPrivateKey),
@@ -102,18 +112,21 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 }
 
 // QueryOrder asks WeChat for the trade of outTradeNo
-// (GET /v3/pay/transactions/out-trade-no/{no}?mchid=…). A 202 answer, or
-// trade_state USERPAYING, is a trade in state USERPAYING, not an error.
-// Failures are:
-//   - *wechatpay.APIError for answers WeChat gave: ORDER_NOT_EXIST (Code ORDERNOTEXIST,
-//     so errors.Is(err, wechatpay.ErrOrderNotExist)); 5xx, 429, SYSTEM_ERROR and
-//     FREQUENCY_LIMITED retryable; anything else (401 SIGN_ERROR, 400
-//     PARAM_ERROR, 403, …) not; ID_MISMATCH for an answer about another
-//     order or merchant;
-//   - an error wrapping wechatpay.ErrBadSignature when a 2xx answer's signature,
-//     timestamp or serial does not check out;
-//   - an error wrapping wechatpay.ErrMalformed for a bad out_trade_no or answer;
-//   - a plain wrapped network error (retryable).
+// (GET /v3/pay/transactions/out-trade-no/{no}?mchid=…). trade_state
+// USERPAYING is a trade in that state. Failures are:
+//   - *wechatpay.APIError for signed answers: ORDER_NOT_EXIST (Code
+//     ORDERNOTEXIST, so errors.Is(err, wechatpay.ErrOrderNotExist)); 202
+//     (Code ACCEPTED: ask again), 5xx, 429, SYSTEM_ERROR, FREQUENCY_LIMITED,
+//     401 SIGN_ERROR, 400 PARAM_ERROR, …; ID_MISMATCH for an answer about
+//     another order or merchant;
+//   - *wechatpay.UnverifiedError for an answer, of any status, without a
+//     signature, with one that does not verify, by an unknown serial, or
+//     with a timestamp more than five minutes from our clock;
+//   - an error wrapping wechatpay.ErrBadAnswer for an answer that does not
+//     parse, wechatpay.ErrMalformed for a bad out_trade_no (nothing sent);
+//   - a plain wrapped network error.
+//
+// wechatpay.Fault tells the faults from WeChat's decisions.
 func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Trade, error) {
 	const op = "v3 orderquery"
 	if !payment.ValidOutTradeNo(outTradeNo) {
@@ -127,34 +140,32 @@ func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (payment.Tra
 	if result != nil && result.Response != nil {
 		status = result.Response.StatusCode
 	}
-	var sdkErr *core.APIError
-	switch {
-	case err == nil:
-	case errors.As(err, &sdkErr):
-		return payment.Trade{}, fmt.Errorf("query %s: %w", outTradeNo, apiError(op, sdkErr))
-	case errors.Is(err, wechatpay.ErrBadSignature):
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: answer: %w", op, outTradeNo, err)
-	case status == http.StatusAccepted: // verified, but the body is no transaction
-	case status != 0:
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: answer: %w: %v", op, outTradeNo, wechatpay.ErrMalformed, err)
-	default:
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: %w", op, outTradeNo, err)
+	if status == http.StatusAccepted { // signed (the transport checked), but no transaction: ask again
+		return payment.Trade{}, fmt.Errorf("query %s: %w", outTradeNo, accepted(op))
 	}
-	if status == http.StatusAccepted { // the payer is still entering a password
-		return payment.Trade{OutTradeNo: outTradeNo, TradeState: payment.TradeUserPaying, Currency: payment.DefaultCurrency}, nil
+	if err != nil {
+		return payment.Trade{}, callError(op, "query", outTradeNo, result, err)
 	}
 	t, err := tradeOf(tx)
 	if t.OutTradeNo != outTradeNo || t.MchID != c.mchID {
-		return payment.Trade{}, &wechatpay.APIError{Op: op, HTTPStatus: status, Code: wechatpay.CodeIDMismatch,
+		return payment.Trade{}, &wechatpay.APIError{Op: op, HTTPStatus: status, Code: wechatpay.CodeIDMismatch, Retryable: true,
 			Message: fmt.Sprintf("answer is about out_trade_no %q mchid %q", wechatpay.Truncate(t.OutTradeNo, 40), wechatpay.Truncate(t.MchID, 40))}
 	}
 	if err != nil {
-		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: answer: %w: %v", op, outTradeNo, wechatpay.ErrMalformed, err)
+		return payment.Trade{}, fmt.Errorf("wechatpay %s %s: answer: %w: %v", op, outTradeNo, wechatpay.ErrBadAnswer, err)
 	}
 	return t, nil
 }
 
-// apiError classifies a non-2xx answer, which the SDK does not verify.
+// accepted is a signed 202: WeChat took the call and asks for it again
+// with the same parameters.
+func accepted(op string) *wechatpay.APIError {
+	return &wechatpay.APIError{Op: op, HTTPStatus: http.StatusAccepted, Code: wechatpay.CodeAccepted,
+		Message: "accepted: call again with the same parameters", Retryable: true}
+}
+
+// apiError turns a non-2xx answer, whose signature the transport has
+// verified, into a *wechatpay.APIError.
 func apiError(op string, e *core.APIError) *wechatpay.APIError {
 	code, msg := e.Code, e.Message
 	if code == "" {
@@ -197,11 +208,16 @@ func (v responseValidator) GetAcceptSerial(ctx context.Context) (string, error) 
 
 // baseURLTransport sends each request to base instead of the SDK's host:
 // it replaces scheme and host and prefixes base's path. The signature covers
-// only path and query, so it stays valid (without the prefix). Answers are
-// cut off at maxResponse bytes with an error.
+// only path and query, so it stays valid (without the prefix). It reads
+// every answer (at most maxResponse bytes) and verifies its signature,
+// whatever the status: an answer that does not verify is returned as a
+// *wechatpay.UnverifiedError, so that neither the SDK nor our code ever
+// reads an unsigned ORDER_NOT_EXIST or a proxy's 403 page as WeChat's word.
 type baseURLTransport struct {
 	base *url.URL
 	next http.RoundTripper
+	keys *Keys
+	now  func() time.Time
 }
 
 func (t *baseURLTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -217,9 +233,57 @@ func (t *baseURLTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxResponse}
+	body, err := io.ReadAll(&limitedBody{rc: resp.Body, left: maxResponse})
+	_ = resp.Body.Close()
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			err = fmt.Errorf("%w: %v", wechatpay.ErrBadAnswer, err)
+		}
+		return nil, err
+	}
+	if err := verifyAnswer(t.keys, t.now(), resp.Header, body); err != nil {
+		return nil, &wechatpay.UnverifiedError{Op: "v3 " + req.Method + " " + req.URL.Path, HTTPStatus: resp.StatusCode, Err: err}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
 }
+
+// verifyAnswer checks an answer's Wechatpay-* headers and signature over
+// "timestamp\nnonce\nbody\n", as the SDK's validator does for 2xx answers,
+// with errors that say which check failed: wechatpay.ErrMissingSign (no
+// signature headers), wechatpay.ErrStaleTimestamp (five minutes or more from
+// now: our clock or a replay), wechatpay.ErrUnknownKey (a serial we do not
+// hold), wechatpay.ErrBadSignature.
+func verifyAnswer(keys *Keys, now time.Time, h http.Header, body []byte) error {
+	serial, sig := strings.TrimSpace(h.Get(headerV3Serial)), strings.TrimSpace(h.Get(headerV3Signature))
+	ts, nonce := strings.TrimSpace(h.Get(headerV3Timestamp)), strings.TrimSpace(h.Get(headerV3Nonce))
+	if serial == "" || sig == "" || ts == "" || nonce == "" {
+		return fmt.Errorf("%w: the answer carries no Wechatpay-Serial, -Signature, -Timestamp and -Nonce", wechatpay.ErrMissingSign)
+	}
+	if st := strings.TrimSpace(h.Get(headerV3SignatureType)); st != "" && st != SignatureType {
+		return fmt.Errorf("%w: %s %q", wechatpay.ErrBadSignature, headerV3SignatureType, wechatpay.Truncate(st, 64))
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: Wechatpay-Timestamp %q", wechatpay.ErrBadSignature, wechatpay.Truncate(ts, 32))
+	}
+	// The SDK's rule, in whole seconds: five minutes or more away fails.
+	if d := now.Unix() - sec; d >= int64(Window/time.Second) || -d >= int64(Window/time.Second) {
+		return fmt.Errorf("%w: Wechatpay-Timestamp %d is %ds from our clock", wechatpay.ErrStaleTimestamp, sec, d)
+	}
+	if !keys.Has(serial) {
+		return fmt.Errorf("%w: Wechatpay-Serial %q", wechatpay.ErrUnknownKey, wechatpay.Truncate(serial, 64))
+	}
+	if err := keys.Verifier().Verify(context.Background(), serial, NotifyMessage(ts, nonce, body), sig); err != nil {
+		if !errors.Is(err, wechatpay.ErrBadSignature) {
+			err = fmt.Errorf("%w: %v", wechatpay.ErrBadSignature, err)
+		}
+		return err
+	}
+	return nil
+}
+
+var errTooLarge = fmt.Errorf("wechatpay: answer larger than %d bytes", maxResponse)
 
 // limitedBody fails a read past its limit, and closes the body then.
 type limitedBody struct {
@@ -229,7 +293,7 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, fmt.Errorf("wechatpay: answer larger than %d bytes", maxResponse)
+		return 0, errTooLarge
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -238,7 +302,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	if b.left < 0 {
 		_ = b.rc.Close()
-		return 0, fmt.Errorf("wechatpay: answer larger than %d bytes", maxResponse)
+		return 0, errTooLarge
 	}
 	return n, err
 }

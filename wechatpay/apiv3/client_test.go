@@ -47,10 +47,30 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.calls++
 	f.mu.Unlock()
-	fail := func(status int, code, msg string) {
-		w.Header().Set("Content-Type", "application/json")
+	// WeChat signs its error answers too.
+	signed := func(status int, body string, signer *rsa.PrivateKey, serial string, stamp time.Time) {
+		ts, nonce := strconv.FormatInt(stamp.Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
+		sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(body)))
+		if err != nil {
+			f.t.Error(err)
+		}
+		if body != "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Wechatpay-Serial", serial)
+		w.Header().Set("Wechatpay-Timestamp", ts)
+		w.Header().Set("Wechatpay-Nonce", nonce)
+		w.Header().Set("Wechatpay-Signature", sigStr)
+		w.Header().Set("Wechatpay-Signature-Type", SignatureType)
 		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"code":%q,"message":%q}`, code, msg)
+		fmt.Fprint(w, body)
+	}
+	fail := func(status int, code, msg string) {
+		signed(status, fmt.Sprintf(`{"code":%q,"message":%q}`, code, msg), f.platform, v3TestPlatformID, time.Now())
+	}
+	unsigned := func(status int, body string) {
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
 	}
 	const path = "/v3/pay/transactions/out-trade-no/"
 	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, f.prefix+path) {
@@ -91,6 +111,8 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = string(mustJSON(f.t, tx))
 	case "order-paying":
 		status, body = http.StatusAccepted, `{"code":"USERPAYING","message":"用户支付中，需要输入密码"}`
+	case "order-accepted-empty":
+		status = http.StatusAccepted
 	case "order-paying-200":
 		body = string(mustJSON(f.t, v3Tx(no, "USERPAYING", 100)))
 	case "order-none":
@@ -100,8 +122,43 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusInternalServerError, "SYSTEM_ERROR", "系统错误")
 		return
 	case "order-502":
-		w.WriteHeader(http.StatusBadGateway)
-		fmt.Fprint(w, "<html>bad gateway</html>")
+		unsigned(http.StatusBadGateway, "<html>bad gateway</html>")
+		return
+	case "order-503":
+		unsigned(http.StatusServiceUnavailable, "")
+		return
+	case "order-proxy-403":
+		unsigned(http.StatusForbidden, "<html><body><h1>403 Forbidden</h1></body></html>")
+		return
+	case "order-proxy-404":
+		unsigned(http.StatusNotFound, "<html><body><h1>404 Not Found</h1>nginx</body></html>")
+		return
+	case "order-unsigned-none": // WeChat's words, not WeChat's signature
+		unsigned(http.StatusNotFound, `{"code":"ORDER_NOT_EXIST","message":"订单不存在"}`)
+		return
+	case "order-unsigned-paid":
+		unsigned(http.StatusOK, string(mustJSON(f.t, v3Tx(no, "SUCCESS", 100))))
+		return
+	case "order-unsigned-429":
+		unsigned(http.StatusTooManyRequests, `{"code":"FREQUENCY_LIMITED","message":"频率超限"}`)
+		return
+	case "order-badsig-none":
+		signed(http.StatusNotFound, `{"code":"ORDER_NOT_EXIST","message":"订单不存在"}`, freshKey(f.t, 2), v3TestPlatformID, time.Now())
+		return
+	case "order-unknown-serial-none":
+		signed(http.StatusNotFound, `{"code":"ORDER_NOT_EXIST","message":"订单不存在"}`, freshKey(f.t, 2), "PUB_KEY_ID_0000000000000099999999999999999999", time.Now())
+		return
+	case "order-stale-none":
+		signed(http.StatusNotFound, `{"code":"ORDER_NOT_EXIST","message":"订单不存在"}`, f.platform, v3TestPlatformID, time.Now().Add(-6*time.Minute))
+		return
+	case "order-future":
+		body, stamp = string(mustJSON(f.t, v3Tx(no, "SUCCESS", 100))), time.Now().Add(6*time.Minute)
+	case "order-probe":
+		w.Header().Set("Wechatpay-Serial", v3TestPlatformID)
+		w.Header().Set("Wechatpay-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+		w.Header().Set("Wechatpay-Nonce", "n")
+		w.Header().Set("Wechatpay-Signature", ProbePrefix+"x")
+		unsigned(http.StatusOK, string(mustJSON(f.t, v3Tx(no, "SUCCESS", 100))))
 		return
 	case "order-limited":
 		fail(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率超限")
@@ -131,19 +188,7 @@ func (f *v3FakeWeChat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusNotFound, "ORDER_NOT_EXIST", "订单不存在")
 		return
 	}
-	ts, nonce := strconv.FormatInt(stamp.Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
-	sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(body)))
-	if err != nil {
-		f.t.Error(err)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Wechatpay-Serial", serial)
-	w.Header().Set("Wechatpay-Timestamp", ts)
-	w.Header().Set("Wechatpay-Nonce", nonce)
-	w.Header().Set("Wechatpay-Signature", sigStr)
-	w.Header().Set("Wechatpay-Signature-Type", SignatureType)
-	w.WriteHeader(status)
-	fmt.Fprint(w, body)
+	signed(status, body, signer, serial, stamp)
 }
 
 func newV3TestClient(t *testing.T, prefix string) (*Client, *v3FakeWeChat) {
@@ -186,37 +231,52 @@ func TestV3ClientQueryOrder(t *testing.T) {
 	if err != nil || notpay.TradeState != "NOTPAY" || notpay.Currency != "CNY" || notpay.TransactionID != "" || !notpay.PaidAt.IsZero() {
 		t.Errorf("NOTPAY: %+v, %v", notpay, err)
 	}
-	for _, no := range []string{"order-paying", "order-paying-200"} {
-		tr, err := c.QueryOrder(t.Context(), no)
-		if err != nil || tr.TradeState != payment.TradeUserPaying || tr.OutTradeNo != no || payment.TradeStateFinal(tr.TradeState) {
-			t.Errorf("%s: %+v, %v", no, tr, err)
-		}
+	tr, err := c.QueryOrder(t.Context(), "order-paying-200")
+	if err != nil || tr.TradeState != payment.TradeUserPaying || tr.OutTradeNo != "order-paying-200" || payment.TradeStateFinal(tr.TradeState) {
+		t.Errorf("USERPAYING: %+v, %v", tr, err)
 	}
 }
 
+// Every answer that is not a trade, and the decision or fault it is: only
+// WeChat's signed word decides anything; an unsigned or badly signed
+// answer, one by an unknown key or off our clock, is a fault whatever its
+// status and body say.
 func TestV3ClientQueryOrderErrors(t *testing.T) {
 	c, _ := newV3TestClient(t, "")
 	for _, tc := range []struct {
-		no        string
-		status    int
-		code      string // of the *wechatpay.APIError; "" when none is expected
-		is        error  // a sentinel the error must wrap
-		retryable bool
+		no     string
+		status int
+		code   string // of the *wechatpay.APIError; "" when none is expected
+		is     error  // a sentinel the error must wrap
+		fault  string // "" for WeChat's decisive answer or a request not sent
 	}{
-		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
-		{"order-500", 500, "SYSTEM_ERROR", nil, true},
-		{"order-502", 502, "HTTP_ERROR", nil, true},
-		{"order-limited", 429, "FREQUENCY_LIMITED", nil, true},
-		{"order-sign", 401, "SIGN_ERROR", nil, false},
-		{"order-param", 400, "PARAM_ERROR", nil, false},
-		{"order-forbidden", 403, "NO_AUTH", nil, false},
-		{"order-other", 200, "ID_MISMATCH", nil, false},
-		{"order-badsig", 0, "", wechatpay.ErrBadSignature, false},
-		{"order-unknown-serial", 0, "", wechatpay.ErrBadSignature, false},
-		{"order-stale", 0, "", wechatpay.ErrBadSignature, false},
-		{"order-garbage", 0, "", wechatpay.ErrMalformed, false},
-		{"order-huge", 0, "", wechatpay.ErrBadSignature, false},
-		{"bad order no!", 0, "", wechatpay.ErrMalformed, false},
+		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, ""},
+		{"order-paying", 202, "ACCEPTED", nil, wechatpay.FaultAccepted},
+		{"order-accepted-empty", 202, "ACCEPTED", nil, wechatpay.FaultAccepted},
+		{"order-500", 500, "SYSTEM_ERROR", nil, wechatpay.FaultSystemError},
+		{"order-limited", 429, "FREQUENCY_LIMITED", nil, wechatpay.FaultRateLimited},
+		{"order-sign", 401, "SIGN_ERROR", nil, wechatpay.FaultConfig},
+		{"order-param", 400, "PARAM_ERROR", nil, wechatpay.FaultConfig},
+		{"order-forbidden", 403, "NO_AUTH", nil, wechatpay.FaultConfig},
+		{"order-other", 200, "ID_MISMATCH", nil, wechatpay.FaultMalformed},
+		{"order-502", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultHTTP5xx},
+		{"order-503", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultHTTP5xx},
+		{"order-proxy-403", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-proxy-404", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-none", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-paid", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-429", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultRateLimited},
+		{"order-badsig", 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"order-badsig-none", 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"order-probe", 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"order-unknown-serial", 0, "", wechatpay.ErrUnknownKey, wechatpay.FaultUnknownKey},
+		{"order-unknown-serial-none", 0, "", wechatpay.ErrUnknownKey, wechatpay.FaultUnknownKey},
+		{"order-stale", 0, "", wechatpay.ErrStaleTimestamp, wechatpay.FaultClockSkew},
+		{"order-stale-none", 0, "", wechatpay.ErrStaleTimestamp, wechatpay.FaultClockSkew},
+		{"order-future", 0, "", wechatpay.ErrStaleTimestamp, wechatpay.FaultClockSkew},
+		{"order-garbage", 0, "", wechatpay.ErrBadAnswer, wechatpay.FaultMalformed},
+		{"order-huge", 0, "", wechatpay.ErrBadAnswer, wechatpay.FaultMalformed},
+		{"bad order no!", 0, "", wechatpay.ErrMalformed, ""},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			tr, err := c.QueryOrder(t.Context(), tc.no)
@@ -234,13 +294,42 @@ func TestV3ClientQueryOrderErrors(t *testing.T) {
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("err = %v, want it to wrap %v", err, tc.is)
 			}
-			if tc.is != wechatpay.ErrOrderNotExist && errors.Is(err, wechatpay.ErrOrderNotExist) {
-				t.Errorf("err = %v matches wechatpay.ErrOrderNotExist", err)
+			for _, d := range []error{wechatpay.ErrOrderNotExist, wechatpay.ErrOrderPaid, wechatpay.ErrOrderClosed} {
+				if d != tc.is && errors.Is(err, d) {
+					t.Errorf("err = %v matches %v", err, d)
+				}
 			}
-			if wechatpay.Retryable(err) != tc.retryable {
-				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !tc.retryable, tc.retryable)
+			if kind, _ := wechatpay.Fault(err); kind != tc.fault {
+				t.Errorf("wechatpay.Fault(%v) = %q, want %q", err, kind, tc.fault)
+			}
+			if wechatpay.Retryable(err) != (tc.fault != "") {
+				t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, tc.fault == "", tc.fault != "")
 			}
 		})
+	}
+}
+
+// A clock five minutes off ours (the merchant's server drifted) makes
+// every signed answer a clock_skew fault; an injected clock shows it.
+func TestV3ClientClockSkew(t *testing.T) {
+	mch, platform := freshKey(t, 0), v3TestKey(t)
+	fake := &v3FakeWeChat{t: t, mchPub: &mch.PublicKey, platform: platform}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	keys := mustV3Keys(t, map[string]*rsa.PublicKey{v3TestPlatformID: &platform.PublicKey})
+	for _, tc := range []struct {
+		skew  time.Duration
+		fault string
+	}{{0, ""}, {4 * time.Minute, ""}, {-4 * time.Minute, ""}, {6 * time.Minute, wechatpay.FaultClockSkew}, {-6 * time.Minute, wechatpay.FaultClockSkew}} {
+		c, err := NewClient(t.Context(), ClientConfig{BaseURL: srv.URL, MchID: v3TestMchID, MchCertSerial: v3TestMchSerial,
+			MchPrivateKey: mch, Keys: keys, Now: func() time.Time { return time.Now().Add(tc.skew) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.QueryOrder(t.Context(), "order-paid")
+		if kind, _ := wechatpay.Fault(err); kind != tc.fault || (tc.fault == "") != (err == nil) {
+			t.Errorf("skew %s: %v (fault %q), want %q", tc.skew, err, kind, tc.fault)
+		}
 	}
 }
 
@@ -309,7 +398,8 @@ func TestNewV3ClientRejects(t *testing.T) {
 }
 
 // Our own request signature is checked: a merchant key WeChat does not
-// know gets 401 SIGN_ERROR, which no retry fixes.
+// know gets a signed 401 SIGN_ERROR: a configuration fault, which says
+// nothing about the payment.
 func TestV3ClientWrongMerchantKey(t *testing.T) {
 	_, fake := newV3TestClient(t, "")
 	srv := httptest.NewServer(fake)
@@ -323,8 +413,8 @@ func TestV3ClientWrongMerchantKey(t *testing.T) {
 	}
 	_, err = c.QueryOrder(t.Context(), "order-paid")
 	var ae *wechatpay.APIError
-	if !errors.As(err, &ae) || ae.Code != "SIGN_ERROR" || ae.HTTPStatus != 401 || wechatpay.Retryable(err) {
-		t.Errorf("err = %v, want a final 401 SIGN_ERROR", err)
+	if kind, _ := wechatpay.Fault(err); !errors.As(err, &ae) || ae.Code != "SIGN_ERROR" || ae.HTTPStatus != 401 || kind != wechatpay.FaultConfig {
+		t.Errorf("err = %v, want a 401 SIGN_ERROR configuration fault", err)
 	}
 	t.Log(err)
 }

@@ -131,29 +131,52 @@ func v3Tx(outTradeNo, state string, total int64) map[string]any {
 	return tx
 }
 
-// v3NotifyBody encrypts plaintext (a JSON value) into a notification body.
+// v3NotifyBody encrypts plaintext (a JSON value) into a TRANSACTION.SUCCESS
+// notification body.
 func v3NotifyBody(t testing.TB, apiKey, nonce string, plaintext any) []byte {
+	t.Helper()
+	return v3EventBody(t, apiKey, nonce, EventTransactionSuccess, "transaction", plaintext)
+}
+
+// v3EventBody encrypts plaintext (a JSON value) into the body of a
+// notification of eventType whose resource has originalType (also its
+// associated data, as WeChat sets it).
+func v3EventBody(t testing.TB, apiKey, nonce, eventType, originalType string, plaintext any) []byte {
 	t.Helper()
 	pt, err := json.Marshal(plaintext)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := EncryptResource(apiKey, nonce, "transaction", pt)
+	ct, err := EncryptResource(apiKey, nonce, originalType, pt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, err := json.Marshal(map[string]any{
 		"id": "b7a7e2b0-6f1d-5a1e-9d1f-2f6c1a2b3c4d", "create_time": "2024-08-05T17:33:41+08:00",
-		"resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+		"resource_type": "encrypt-resource", "event_type": eventType, "summary": "summary",
 		"resource": map[string]any{
-			"original_type": "transaction", "algorithm": ResourceAlgorithm,
-			"ciphertext": ct, "associated_data": "transaction", "nonce": nonce,
+			"original_type": originalType, "algorithm": ResourceAlgorithm,
+			"ciphertext": ct, "associated_data": originalType, "nonce": nonce,
 		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// v3Refund is a decrypted refund resource as WeChat sends it.
+func v3Refund(outRefundNo, status string, refund, total int64) map[string]any {
+	r := map[string]any{
+		"mchid": "1230000109", "out_trade_no": "order-0001", "transaction_id": "4200001234202408050000000001",
+		"out_refund_no": outRefundNo, "refund_id": "50000000382019052709732678859", "refund_status": status,
+		"user_received_account": "招商银行信用卡0403",
+		"amount":                map[string]any{"total": total, "refund": refund, "payer_total": total, "payer_refund": refund},
+	}
+	if status == "SUCCESS" {
+		r["success_time"] = "2024-08-05T17:40:00+08:00"
+	}
+	return r
 }
 
 // v3SignedHeader signs body as WeChat would, under serial at time ts.
@@ -194,8 +217,9 @@ func writePublicKeyPEM(t testing.TB, path string, pub *rsa.PublicKey) {
 }
 
 // checkOrderErr checks err's *wechatpay.APIError code (none when code is ""),
-// a sentinel it must match, and its retryability; and that no secret shows.
-func checkOrderErr(t *testing.T, err error, code string, is error, retryable bool) {
+// a sentinel it must match, its fault kind ("" for a decision or a request
+// not sent; every fault is retryable, nothing else); and that no secret shows.
+func checkOrderErr(t *testing.T, err error, code string, is error, fault string) {
 	t.Helper()
 	var ae *wechatpay.APIError
 	if errors.As(err, &ae) != (code != "") {
@@ -212,8 +236,11 @@ func checkOrderErr(t *testing.T, err error, code string, is error, retryable boo
 			t.Errorf("err = %v matches %v", err, s)
 		}
 	}
-	if wechatpay.Retryable(err) != retryable {
-		t.Errorf("wechatpay.Retryable(%v) = %v, want %v", err, !retryable, retryable)
+	if kind, _ := wechatpay.Fault(err); kind != fault {
+		t.Errorf("wechatpay.Fault(%v) = %q, want %q", err, kind, fault)
+	}
+	if wechatpay.Retryable(err) != (fault != "") {
+		t.Errorf("wechatpay.Retryable(%v) = %v, want %v (every fault, no decision)", err, fault == "", fault != "")
 	}
 	if strings.Contains(err.Error(), v3TestAPIKey) {
 		t.Errorf("error shows the APIv3 key: %v", err)

@@ -33,30 +33,44 @@ const (
 	headerV3SignatureType = "Wechatpay-Signature-Type"
 )
 
-// NotifyParser verifies and decrypts API v3 payment notifications. It
-// does what the SDK's notify.Handler does, with the SDK's verifiers and
-// utils.DecryptAES256GCM, but reads the time from an injected clock. It is
-// safe for concurrent use. Formatting it never prints the APIv3 key.
+// NotifyParser verifies and decrypts API v3 notifications and routes them
+// by event_type. It does what the SDK's notify.Handler does, with the SDK's
+// verifiers and utils.DecryptAES256GCM, but reads the time from an injected
+// clock, and checks the merchant ids inside the parser. It implements
+// wechatpay.NotificationParser, is safe for concurrent use, and never
+// prints the APIv3 key.
 type NotifyParser struct {
-	apiV3Key string
-	keys     *Keys
-	now      func() time.Time
-	window   time.Duration
+	appID, mchID string
+	apiV3Key     string
+	keys         *Keys
+	now          func() time.Time
+	window       time.Duration
 }
 
-// NewNotifyParser returns a parser that decrypts with apiV3Key (32 bytes),
-// verifies with keys and checks timestamps against now (time.Now when nil).
-func NewNotifyParser(apiV3Key string, keys *Keys, now func() time.Time) (*NotifyParser, error) {
-	if len(apiV3Key) != 32 {
-		return nil, fmt.Errorf("wechatpay: v3 notify parser: APIv3 key must be 32 bytes, not %d", len(apiV3Key))
+// ParserConfig configures a NotifyParser.
+type ParserConfig struct {
+	AppID    string           // WECHATPAY_APPID: a payment must name it
+	MchID    string           // WECHATPAY_MCHID: payments and refunds must name it
+	APIv3Key string           // WECHATPAY_APIV3_KEY, 32 bytes: decrypts resources
+	Keys     *Keys            // WeChat Pay's keys: verify signatures
+	Now      func() time.Time // the clock of the timestamp window; time.Now when nil
+}
+
+// NewNotifyParser checks cfg and returns the parser.
+func NewNotifyParser(cfg ParserConfig) (*NotifyParser, error) {
+	switch {
+	case cfg.AppID == "" || cfg.MchID == "":
+		return nil, fmt.Errorf("%w: v3 notify parser needs the appid and mchid", wechatpay.ErrConfig)
+	case len(cfg.APIv3Key) != 32:
+		return nil, fmt.Errorf("%w: v3 notify parser: APIv3 key must be 32 bytes, not %d", wechatpay.ErrConfig, len(cfg.APIv3Key))
+	case cfg.Keys == nil:
+		return nil, fmt.Errorf("%w: v3 notify parser: no keys", wechatpay.ErrConfig)
 	}
-	if keys == nil {
-		return nil, errors.New("wechatpay: v3 notify parser: no keys")
-	}
+	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &NotifyParser{apiV3Key: apiV3Key, keys: keys, now: now, window: Window}, nil
+	return &NotifyParser{appID: cfg.AppID, mchID: cfg.MchID, apiV3Key: cfg.APIv3Key, keys: cfg.Keys, now: now, window: Window}, nil
 }
 
 // Format keeps the APIv3 key out of every fmt verb.
@@ -82,8 +96,27 @@ type resource struct {
 	OriginalType   string `json:"original_type"`
 }
 
-// Parse verifies an API v3 payment notification and returns it as a
-// payment.Notification with Source v3 and ID "v3:"+envelope id. In order:
+// Event types and resource types the parser routes on.
+const (
+	EventTransactionSuccess = "TRANSACTION.SUCCESS"
+	EventRefundSuccess      = "REFUND.SUCCESS"
+	EventRefundAbnormal     = "REFUND.ABNORMAL"
+	EventRefundClosed       = "REFUND.CLOSED"
+
+	originalTransaction = "transaction"
+	originalRefund      = "refund"
+)
+
+// refundEvents maps the refund event types to the status they announce.
+var refundEvents = map[string]payment.RefundStatus{
+	EventRefundSuccess:  payment.RefundSuccess,
+	EventRefundAbnormal: payment.RefundAbnormal,
+	EventRefundClosed:   payment.RefundClosed,
+}
+
+// Parse verifies an API v3 notification and returns it as a
+// payment.Notification with Source v3, ID "v3:"+envelope id and EventType.
+// In order:
 //   - the headers Wechatpay-Serial, -Signature, -Timestamp and -Nonce are
 //     required (wechatpay.ErrMalformed), and -Signature-Type, when present, must be
 //     WECHATPAY2-SHA256-RSA2048 (wechatpay.ErrUnsupportedSignType);
@@ -91,15 +124,22 @@ type resource struct {
 //   - a timestamp more than Window from now() is wechatpay.ErrStaleTimestamp;
 //   - a serial that names no key is wechatpay.ErrUnknownKey;
 //   - the signature over "timestamp\nnonce\nbody\n" must verify (wechatpay.ErrBadSignature);
-//   - the envelope must be JSON with id and resource, algorithm
-//     AEAD_AES_256_GCM and a 12-byte nonce (wechatpay.ErrMalformed);
-//   - the resource must decrypt (wechatpay.ErrDecrypt);
-//   - the transaction must hold a valid out_trade_no, appid, mchid and
-//     trade_state, and when trade_state is SUCCESS also transaction_id and
-//     amount.total > 0 (wechatpay.ErrMalformed).
+//   - the envelope must be JSON with an id and an event_type
+//     (wechatpay.ErrMalformed);
+//   - by event_type:
+//   - TRANSACTION.SUCCESS: the resource must be a transaction
+//     (original_type "transaction", else wechatpay.ErrMalformed), decrypt
+//     (AEAD_AES_256_GCM, a 12-byte nonce; wechatpay.ErrDecrypt), name our
+//     appid and mchid (wechatpay.ErrForeign) and hold a valid trade
+//     (wechatpay.ErrMalformed). Kind payment; the only kind that can pay.
+//   - REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED: the resource must be
+//     a refund (original_type "refund"), decrypt, name our mchid (refunds
+//     carry no appid) and hold a refund whose refund_status is the event's.
+//     Kind refund, with RefundFacts.
+//   - any other event type: Kind other; the resource is not read.
 //
-// ResultCode is SUCCESS when trade_state is SUCCESS, else FAIL, whatever the
-// event_type. Currency defaults to CNY; PaidAt is success_time. ReceivedAt is
+// For a payment, ResultCode is SUCCESS when trade_state is SUCCESS, else
+// FAIL. Currency defaults to CNY; PaidAt is success_time. ReceivedAt is
 // left for the caller, as for v2.
 func (p *NotifyParser) Parse(header http.Header, body []byte) (payment.Notification, error) {
 	var n payment.Notification
@@ -132,15 +172,53 @@ func (p *NotifyParser) Parse(header http.Header, body []byte) (payment.Notificat
 	if err := json.Unmarshal(body, &env); err != nil {
 		return n, fmt.Errorf("%w: v3 notify envelope: %v", wechatpay.ErrMalformed, err)
 	}
-	plain, err := p.decrypt(env)
+	if env.ID == "" || env.EventType == "" {
+		return n, fmt.Errorf("%w: v3 notify envelope without id or event_type", wechatpay.ErrMalformed)
+	}
+	if status, refund := refundEvents[env.EventType]; refund {
+		n, err = p.refund(env, status)
+	} else if env.EventType == EventTransactionSuccess {
+		n, err = p.payment(env)
+	} else {
+		n = payment.Notification{Kind: payment.KindOther, Source: payment.SourceV3}
+	}
+	if err != nil {
+		return payment.Notification{}, err
+	}
+	n.ID, n.EventType = "v3:"+env.ID, env.EventType
+	return n, nil
+}
+
+// payment reads the transaction of a TRANSACTION.SUCCESS event.
+func (p *NotifyParser) payment(env envelope) (payment.Notification, error) {
+	plain, err := p.decrypt(env, originalTransaction)
+	if err != nil {
+		return payment.Notification{}, err
+	}
+	n, err := transactionNotification(plain)
 	if err != nil {
 		return n, err
 	}
-	n, err = transactionNotification(plain)
+	if n.AppID != p.appID || n.MchID != p.mchID {
+		return payment.Notification{}, fmt.Errorf("%w: v3 transaction for appid %q mchid %q", wechatpay.ErrForeign,
+			wechatpay.Truncate(n.AppID, 40), wechatpay.Truncate(n.MchID, 40))
+	}
+	return n, nil
+}
+
+// refund reads the refund of a REFUND.* event.
+func (p *NotifyParser) refund(env envelope, status payment.RefundStatus) (payment.Notification, error) {
+	plain, err := p.decrypt(env, originalRefund)
+	if err != nil {
+		return payment.Notification{}, err
+	}
+	n, err := refundNotification(plain, status)
 	if err != nil {
 		return n, err
 	}
-	n.ID = "v3:" + env.ID
+	if n.MchID != p.mchID {
+		return payment.Notification{}, fmt.Errorf("%w: v3 refund for mchid %q", wechatpay.ErrForeign, wechatpay.Truncate(n.MchID, 40))
+	}
 	return n, nil
 }
 
@@ -168,15 +246,17 @@ func readSignedHeaders(header http.Header) (signedHeaders, error) {
 	return h, nil
 }
 
-// decrypt checks the envelope and opens its resource. The nonce length is
-// checked first: Go's GCM panics on any other length.
-func (p *NotifyParser) decrypt(env envelope) ([]byte, error) {
-	if env.ID == "" {
-		return nil, fmt.Errorf("%w: v3 notify envelope without id", wechatpay.ErrMalformed)
-	}
+// decrypt checks that the envelope's resource is of the original type the
+// event announces and opens it. The nonce length is checked first: Go's
+// GCM panics on any other length.
+func (p *NotifyParser) decrypt(env envelope, originalType string) ([]byte, error) {
 	r := env.Resource
 	if r == nil {
 		return nil, fmt.Errorf("%w: v3 notify envelope without resource", wechatpay.ErrMalformed)
+	}
+	if r.OriginalType != originalType {
+		return nil, fmt.Errorf("%w: %s event with a resource of original_type %q", wechatpay.ErrMalformed,
+			env.EventType, wechatpay.Truncate(r.OriginalType, 32))
 	}
 	if r.Algorithm != ResourceAlgorithm {
 		return nil, fmt.Errorf("%w: resource algorithm %q", wechatpay.ErrMalformed, wechatpay.Truncate(r.Algorithm, 32))
@@ -193,6 +273,69 @@ func (p *NotifyParser) decrypt(env envelope) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", wechatpay.ErrDecrypt, err)
 	}
 	return []byte(plain), nil
+}
+
+// refundResource is the decrypted resource of a REFUND.* notification. Its
+// status field is refund_status (the SDK's refunddomestic.Refund reads
+// "status" and finds nothing: wechatpay-go #93).
+type refundResource struct {
+	MchID               string `json:"mchid"`
+	OutTradeNo          string `json:"out_trade_no"`
+	TransactionID       string `json:"transaction_id"`
+	OutRefundNo         string `json:"out_refund_no"`
+	RefundID            string `json:"refund_id"`
+	RefundStatus        string `json:"refund_status"`
+	SuccessTime         string `json:"success_time"`
+	UserReceivedAccount string `json:"user_received_account"`
+	Amount              *struct {
+		Total       *int64 `json:"total"`
+		Refund      *int64 `json:"refund"`
+		PayerTotal  *int64 `json:"payer_total"`
+		PayerRefund *int64 `json:"payer_refund"`
+	} `json:"amount"`
+}
+
+// refundNotification maps a decrypted refund to a notification (without
+// ID and EventType). refund_status must be the one the event announces.
+func refundNotification(plain []byte, status payment.RefundStatus) (payment.Notification, error) {
+	var n payment.Notification
+	var r refundResource
+	if err := json.Unmarshal(plain, &r); err != nil {
+		return n, fmt.Errorf("%w: v3 refund: %v", wechatpay.ErrMalformed, err)
+	}
+	switch {
+	case r.MchID == "":
+		return n, fmt.Errorf("%w: v3 refund without mchid", wechatpay.ErrMalformed)
+	case !payment.ValidOutTradeNo(r.OutTradeNo):
+		return n, fmt.Errorf("%w: v3 refund: invalid out_trade_no %q", wechatpay.ErrMalformed, wechatpay.Truncate(r.OutTradeNo, 40))
+	case !payment.ValidOutRefundNo(r.OutRefundNo):
+		return n, fmt.Errorf("%w: v3 refund: invalid out_refund_no %q", wechatpay.ErrMalformed, wechatpay.Truncate(r.OutRefundNo, 70))
+	case r.TransactionID == "" || r.RefundID == "":
+		return n, fmt.Errorf("%w: v3 refund without transaction_id or refund_id", wechatpay.ErrMalformed)
+	case payment.RefundStatus(r.RefundStatus) != status:
+		return n, fmt.Errorf("%w: v3 refund_status %q in a %s event", wechatpay.ErrMalformed, wechatpay.Truncate(r.RefundStatus, 32), status)
+	case r.Amount == nil || r.Amount.Total == nil || r.Amount.Refund == nil || *r.Amount.Total <= 0 || *r.Amount.Refund <= 0:
+		return n, fmt.Errorf("%w: v3 refund without positive amount.total and amount.refund", wechatpay.ErrMalformed)
+	}
+	facts := &payment.RefundFacts{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, Status: status,
+		AmountFen: *r.Amount.Refund, TotalFen: *r.Amount.Total}
+	if r.SuccessTime != "" {
+		t, err := time.Parse(time.RFC3339, r.SuccessTime)
+		if err != nil {
+			return n, fmt.Errorf("%w: v3 refund success_time %q", wechatpay.ErrMalformed, wechatpay.Truncate(r.SuccessTime, 40))
+		}
+		facts.SuccessTime = t
+	} else if status == payment.RefundSuccess {
+		return n, fmt.Errorf("%w: v3 refund SUCCESS without success_time", wechatpay.ErrMalformed)
+	}
+	return payment.Notification{
+		Kind:          payment.KindRefund,
+		Source:        payment.SourceV3,
+		OutTradeNo:    r.OutTradeNo,
+		TransactionID: r.TransactionID,
+		MchID:         r.MchID,
+		Refund:        facts,
+	}, nil
 }
 
 // transactionNotification maps a decrypted transaction to a notification (without ID).
@@ -275,3 +418,5 @@ func tradeOf(tx *payments.Transaction) (payment.Trade, error) {
 	}
 	return t, nil
 }
+
+var _ wechatpay.NotificationParser = (*NotifyParser)(nil)

@@ -30,7 +30,8 @@ func mustV3Keys(t testing.TB, pubs map[string]*rsa.PublicKey, certs ...*x509.Cer
 
 func mustV3Parser(t testing.TB, keys *Keys, now time.Time) *NotifyParser {
 	t.Helper()
-	p, err := NewNotifyParser(v3TestAPIKey, keys, fixedClock(now))
+	p, err := NewNotifyParser(ParserConfig{AppID: "wxd678efh567hg6787", MchID: "1230000109",
+		APIv3Key: v3TestAPIKey, Keys: keys, Now: fixedClock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +59,8 @@ func TestV3ParseVector(t *testing.T) {
 		ResultCode:    "SUCCESS",
 		TradeState:    "SUCCESS",
 		PaidAt:        time.Date(2018, 6, 8, 2, 34, 56, 0, time.UTC),
+		Kind:          payment.KindPayment,
+		EventType:     "TRANSACTION.SUCCESS",
 	}
 	for _, tc := range []struct {
 		name, serial string
@@ -315,6 +318,24 @@ func TestV3ParseRejects(t *testing.T) {
 			return tx
 		}()), wechatpay.ErrMalformed},
 		{"no mchid", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); delete(tx, "mchid"); return tx }()), wechatpay.ErrMalformed},
+		{"foreign appid", withTx(func() map[string]any {
+			tx := v3Tx("order-0001", "SUCCESS", 100)
+			tx["appid"] = "wx0000000000foreign"
+			return tx
+		}()), wechatpay.ErrForeign},
+		{"foreign mchid", withTx(func() map[string]any { tx := v3Tx("order-0001", "SUCCESS", 100); tx["mchid"] = "1900000999"; return tx }()), wechatpay.ErrForeign},
+		{"no event_type", envelope(func(env, _ map[string]any) { delete(env, "event_type") }), wechatpay.ErrMalformed},
+		// Only a transaction resource can ever pay: a refund resource (or
+		// none) under TRANSACTION.SUCCESS is malformed, and so is a
+		// transaction under a refund event.
+		{"payment event, refund resource", func() (http.Header, []byte) {
+			return signed(v3EventBody(t, v3TestAPIKey, "0123456789ab", EventTransactionSuccess, "refund", v3Tx("order-0001", "SUCCESS", 100)))
+		}, wechatpay.ErrMalformed},
+		{"payment event, no original_type", envelope(func(_, res map[string]any) { delete(res, "original_type") }), wechatpay.ErrMalformed},
+		{"refund event, transaction resource", func() (http.Header, []byte) {
+			return signed(v3EventBody(t, v3TestAPIKey, "0123456789ab", EventRefundSuccess, "transaction", v3Tx("order-0001", "SUCCESS", 100)))
+		}, wechatpay.ErrMalformed},
+		{"refund event, no resource", envelope(func(env, _ map[string]any) { env["event_type"] = EventRefundSuccess; delete(env, "resource") }), wechatpay.ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, body := tc.req()
@@ -398,20 +419,26 @@ func TestV3ParseRotation(t *testing.T) {
 
 func TestNewV3NotifyParser(t *testing.T) {
 	keys := mustV3Keys(t, nil, v3TestCert(t))
+	cfg := func(key string, keys *Keys, appID, mchID string) ParserConfig {
+		return ParserConfig{AppID: appID, MchID: mchID, APIv3Key: key, Keys: keys}
+	}
 	for _, key := range []string{"", "testMchAPIv3Key0", v3TestAPIKey + "X"} {
-		if _, err := NewNotifyParser(key, keys, nil); err == nil {
-			t.Errorf("key of %d bytes accepted", len(key))
+		if _, err := NewNotifyParser(cfg(key, keys, "wx1", "1")); !errors.Is(err, wechatpay.ErrConfig) {
+			t.Errorf("key of %d bytes: %v", len(key), err)
 		} else if key != "" && strings.Contains(err.Error(), key) {
 			t.Error("error shows the key")
 		}
 	}
-	if _, err := NewNotifyParser(v3TestAPIKey, nil, nil); err == nil {
-		t.Error("nil keys accepted")
+	for _, c := range []ParserConfig{cfg(v3TestAPIKey, nil, "wx1", "1"), cfg(v3TestAPIKey, keys, "", "1"), cfg(v3TestAPIKey, keys, "wx1", "")} {
+		if _, err := NewNotifyParser(c); !errors.Is(err, wechatpay.ErrConfig) {
+			t.Errorf("%+v accepted: %v", c, err)
+		}
 	}
-	p, err := NewNotifyParser(v3TestAPIKey, keys, nil)
+	p, err := NewNotifyParser(cfg(v3TestAPIKey, keys, "wx1", "1"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var _ wechatpay.NotificationParser = p
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%d", "%q"} {
 		if s := fmt.Sprintf(verb, p) + fmt.Sprintf(verb, *p); strings.Contains(s, v3TestAPIKey) || strings.Contains(s, fmt.Sprintf("%x", v3TestAPIKey)) {
 			t.Errorf("%s shows the key: %s", verb, s)
@@ -427,5 +454,130 @@ func copyFile(t testing.TB, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Refund events are refunds, read from the resource's refund_status
+// (never "status", which the SDK's model reads: wechatpay-go #93).
+func TestV3ParseRefundEvents(t *testing.T) {
+	keys := mustV3Keys(t, nil, v3TestCert(t))
+	now := time.Unix(1722850421, 0)
+	p := mustV3Parser(t, keys, now)
+	parse := func(event string, res any) (payment.Notification, error) {
+		body := v3EventBody(t, v3TestAPIKey, "0123456789ab", event, "refund", res)
+		return p.Parse(v3SignedHeader(t, v3TestKey(t), v3TestCertSerial, now, body), body)
+	}
+	for _, tc := range []struct {
+		event string
+		res   map[string]any
+		want  payment.RefundFacts
+	}{
+		{EventRefundSuccess, v3Refund("RF-1", "SUCCESS", 30, 100), payment.RefundFacts{OutRefundNo: "RF-1",
+			RefundID: "50000000382019052709732678859", Status: payment.RefundSuccess, AmountFen: 30, TotalFen: 100,
+			SuccessTime: time.Date(2024, 8, 5, 9, 40, 0, 0, time.UTC)}},
+		{EventRefundAbnormal, v3Refund("RF-2", "ABNORMAL", 100, 100), payment.RefundFacts{OutRefundNo: "RF-2",
+			RefundID: "50000000382019052709732678859", Status: payment.RefundAbnormal, AmountFen: 100, TotalFen: 100}},
+		{EventRefundClosed, v3Refund("RF-3", "CLOSED", 1, 100), payment.RefundFacts{OutRefundNo: "RF-3",
+			RefundID: "50000000382019052709732678859", Status: payment.RefundClosed, AmountFen: 1, TotalFen: 100}},
+	} {
+		t.Run(tc.event, func(t *testing.T) {
+			n, err := parse(tc.event, tc.res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Kind != payment.KindRefund || n.EventType != tc.event || n.Source != payment.SourceV3 ||
+				n.ID != "v3:b7a7e2b0-6f1d-5a1e-9d1f-2f6c1a2b3c4d" || n.OutTradeNo != "order-0001" ||
+				n.TransactionID != "4200001234202408050000000001" || n.MchID != "1230000109" || n.Succeeded() || n.Refund == nil {
+				t.Fatalf("notification %+v", n)
+			}
+			if !n.Refund.SuccessTime.Equal(tc.want.SuccessTime) {
+				t.Errorf("success time %v, want %v", n.Refund.SuccessTime, tc.want.SuccessTime)
+			}
+			got := *n.Refund
+			got.SuccessTime = tc.want.SuccessTime
+			if got != tc.want {
+				t.Errorf("facts %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	with := func(r map[string]any, k string, v any) map[string]any {
+		q := map[string]any{}
+		for kk, vv := range r {
+			q[kk] = vv
+		}
+		if v == nil {
+			delete(q, k)
+		} else {
+			q[k] = v
+		}
+		return q
+	}
+	good := v3Refund("RF-1", "SUCCESS", 30, 100)
+	for _, tc := range []struct {
+		name  string
+		event string
+		res   any
+		want  error
+	}{
+		{"status instead of refund_status", EventRefundSuccess, with(with(good, "refund_status", nil), "status", "SUCCESS"), wechatpay.ErrMalformed},
+		{"refund_status of another event", EventRefundSuccess, with(good, "refund_status", "CLOSED"), wechatpay.ErrMalformed},
+		{"PROCESSING", EventRefundSuccess, with(good, "refund_status", "PROCESSING"), wechatpay.ErrMalformed},
+		{"foreign mchid", EventRefundSuccess, with(good, "mchid", "1900000999"), wechatpay.ErrForeign},
+		{"no mchid", EventRefundSuccess, with(good, "mchid", nil), wechatpay.ErrMalformed},
+		{"bad out_refund_no", EventRefundSuccess, with(good, "out_refund_no", "a b"), wechatpay.ErrMalformed},
+		{"bad out_trade_no", EventRefundSuccess, with(good, "out_trade_no", "x"), wechatpay.ErrMalformed},
+		{"no refund_id", EventRefundSuccess, with(good, "refund_id", nil), wechatpay.ErrMalformed},
+		{"no amount", EventRefundSuccess, with(good, "amount", nil), wechatpay.ErrMalformed},
+		{"zero refund", EventRefundSuccess, with(good, "amount", map[string]any{"total": 100, "refund": 0}), wechatpay.ErrMalformed},
+		{"SUCCESS without success_time", EventRefundSuccess, with(good, "success_time", nil), wechatpay.ErrMalformed},
+		{"bad success_time", EventRefundSuccess, with(good, "success_time", "2024-08-05 17:40:00"), wechatpay.ErrMalformed},
+		{"not an object", EventRefundSuccess, []int{1}, wechatpay.ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if n, err := parse(tc.event, tc.res); !errors.Is(err, tc.want) {
+				t.Fatalf("Parse = %+v, %v; want %v", n, err, tc.want)
+			}
+		})
+	}
+}
+
+// Any other verified event is KindOther: acknowledged and audited by the
+// api, never a payment, whatever its resource holds (it is not read).
+func TestV3ParseOtherEvents(t *testing.T) {
+	keys := mustV3Keys(t, nil, v3TestCert(t))
+	now := time.Unix(1722850421, 0)
+	p := mustV3Parser(t, keys, now)
+	for _, tc := range []struct{ event, original string }{
+		{"MCHTRANSFER.BILL.FINISHED", "mch_payment"},
+		{"PAYSCORE.USER_CONFIRM", "payscore"},
+		{"TRANSACTION.CLOSED", "transaction"}, // not an event WeChat sends, and no payment if it did
+		{"COUPON.USE", "coupon"},
+	} {
+		t.Run(tc.event, func(t *testing.T) {
+			body := v3EventBody(t, v3TestAPIKey, "0123456789ab", tc.event, tc.original, v3Tx("order-0001", "SUCCESS", 100))
+			n, err := p.Parse(v3SignedHeader(t, v3TestKey(t), v3TestCertSerial, now, body), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := payment.Notification{ID: "v3:b7a7e2b0-6f1d-5a1e-9d1f-2f6c1a2b3c4d", Source: payment.SourceV3,
+				Kind: payment.KindOther, EventType: tc.event}
+			if n != want || n.Succeeded() {
+				t.Fatalf("got %+v, want %+v", n, want)
+			}
+		})
+	}
+	// Its resource is not read: one that would not decrypt is still fine.
+	body := []byte(`{"id":"EV-9","event_type":"PROFITSHARING.SUCCESS","resource":{"algorithm":"SM4","ciphertext":"?"}}`)
+	if n, err := p.Parse(v3SignedHeader(t, v3TestKey(t), v3TestCertSerial, now, body), body); err != nil || n.Kind != payment.KindOther {
+		t.Fatalf("%+v, %v", n, err)
+	}
+	// But it must be verified like any other.
+	if _, err := p.Parse(v3SignedHeader(t, freshKey(t, 1), v3TestCertSerial, now, body), body); !errors.Is(err, wechatpay.ErrBadSignature) {
+		t.Fatalf("unsigned other event: %v", err)
+	}
+	h := v3SignedHeader(t, v3TestKey(t), v3TestCertSerial, now, body)
+	h.Set(headerV3Signature, ProbePrefix+"abc")
+	if _, err := p.Parse(h, body); !errors.Is(err, wechatpay.ErrProbe) {
+		t.Fatalf("probe: %v", err)
 	}
 }

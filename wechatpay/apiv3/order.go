@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -37,9 +38,10 @@ const JSAPISignType = "RSA"
 // JSAPI without openid, no notify_url, a description over 127 characters
 // or not UTF-8 text) fail before any call with an error wrapping
 // wechatpay.ErrMalformed. Failures are classified as for QueryOrder: ORDERPAID and
-// ORDER_CLOSED match wechatpay.ErrOrderPaid and wechatpay.ErrOrderClosed; OUT_TRADE_NO_USED,
-// PARAM_ERROR, SIGN_ERROR are not retryable; 5xx, 429, SYSTEM_ERROR and
-// FREQUENCY_LIMITED are.
+// ORDER_CLOSED match wechatpay.ErrOrderPaid and wechatpay.ErrOrderClosed;
+// OUT_TRADE_NO_USED is WeChat's refusal; 202, 5xx, 429, SYSTEM_ERROR,
+// FREQUENCY_LIMITED, SIGN_ERROR, PARAM_ERROR and unverified answers are
+// faults (see wechatpay.Fault).
 func (c *Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment.Prepay, error) {
 	op := "v3 prepay"
 	if c.appID == "" {
@@ -70,11 +72,14 @@ func (c *Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment
 			NotifyUrl:   core.String(req.NotifyURL),
 			Amount:      &native.Amount{Total: core.Int64(req.AmountFen), Currency: core.String(currency)},
 		})
+		if isAccepted(result) {
+			return payment.Prepay{}, fmt.Errorf("prepay %s: %w", req.OutTradeNo, accepted(op))
+		}
 		if err != nil {
 			return payment.Prepay{}, callError(op, "prepay", req.OutTradeNo, result, err)
 		}
 		if resp.CodeUrl == nil || *resp.CodeUrl == "" {
-			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
+			return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks code_url: %w", op, req.OutTradeNo, wechatpay.ErrBadAnswer)
 		}
 		return payment.Prepay{CodeURL: *resp.CodeUrl}, nil
 	}
@@ -90,11 +95,14 @@ func (c *Client) Prepay(ctx context.Context, req payment.PrepayRequest) (payment
 		Amount:      &jsapi.Amount{Total: core.Int64(req.AmountFen), Currency: core.String(currency)},
 		Payer:       &jsapi.Payer{Openid: core.String(req.OpenID)},
 	})
+	if isAccepted(result) {
+		return payment.Prepay{}, fmt.Errorf("prepay %s: %w", req.OutTradeNo, accepted(op))
+	}
 	if err != nil {
 		return payment.Prepay{}, callError(op, "prepay", req.OutTradeNo, result, err)
 	}
 	if resp.PrepayId == nil || *resp.PrepayId == "" {
-		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, wechatpay.ErrMalformed)
+		return payment.Prepay{}, fmt.Errorf("wechatpay %s %s: answer lacks prepay_id: %w", op, req.OutTradeNo, wechatpay.ErrBadAnswer)
 	}
 	params, err := c.jsapiParams(ctx, *resp.PrepayId, time.Now())
 	if err != nil {
@@ -159,9 +167,10 @@ func VerifyJSAPIPaySign(pub *rsa.PublicKey, p payment.JSAPIParams) error {
 // CloseOrder closes the unpaid order outTradeNo at WeChat (POST
 // /v3/pay/transactions/out-trade-no/{no}/close with {"mchid":…}); WeChat
 // answers 204. An order already closed (ORDER_CLOSED) gives nil too.
+// A 202 is not closed yet: an *wechatpay.APIError with Code ACCEPTED.
 // Failures are classified as for QueryOrder: ORDERPAID matches
-// wechatpay.ErrOrderPaid, ORDER_NOT_EXIST wechatpay.ErrOrderNotExist; 5xx, 429, SYSTEM_ERROR
-// and FREQUENCY_LIMITED are retryable.
+// wechatpay.ErrOrderPaid, ORDER_NOT_EXIST wechatpay.ErrOrderNotExist, and
+// only signed answers decide anything (see wechatpay.Fault).
 func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	const op = "v3 closeorder"
 	if !payment.ValidOutTradeNo(outTradeNo) {
@@ -171,6 +180,9 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 		OutTradeNo: core.String(outTradeNo),
 		Mchid:      core.String(c.mchID),
 	})
+	if isAccepted(result) { // not 204: WeChat has not closed it yet
+		return fmt.Errorf("close %s: %w", outTradeNo, accepted(op))
+	}
 	if err != nil {
 		err = callError(op, "close", outTradeNo, result, err)
 		if errors.Is(err, wechatpay.ErrOrderClosed) {
@@ -181,23 +193,35 @@ func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
 	return nil
 }
 
-// callError classifies an SDK call's error as QueryOrder does: WeChat's
-// refusals as *wechatpay.APIError (wrapped with "verb outTradeNo: "), a 2xx answer that does not verify as
-// wechatpay.ErrBadSignature, one that does not parse as wechatpay.ErrMalformed, anything else
-// (no answer) as a plain wrapped network error.
+// isAccepted reports a 202 answer (verified by the transport when it got
+// this far).
+func isAccepted(result *core.APIResult) bool {
+	return result != nil && result.Response != nil && result.Response.StatusCode == http.StatusAccepted
+}
+
+// callError classifies an SDK call's error: a signed non-2xx answer as a
+// *wechatpay.APIError (wrapped with "verb outTradeNo: "), an answer the
+// transport could not verify as the *wechatpay.UnverifiedError it made, a
+// verified 2xx answer that the SDK still refused (its own validator) as
+// wechatpay.ErrBadSignature, one that does not parse as wechatpay.ErrBadAnswer,
+// anything else (no answer) as a plain wrapped network error.
 func callError(op, verb, outTradeNo string, result *core.APIResult, err error) error {
 	status := 0
 	if result != nil && result.Response != nil {
 		status = result.Response.StatusCode
 	}
 	var sdkErr *core.APIError
+	var unverified *wechatpay.UnverifiedError
 	switch {
+	case errors.As(err, &unverified):
+		unverified.Op = op
+		return fmt.Errorf("%s %s: %w", verb, outTradeNo, unverified)
 	case errors.As(err, &sdkErr):
 		return fmt.Errorf("%s %s: %w", verb, outTradeNo, apiError(op, sdkErr))
-	case errors.Is(err, wechatpay.ErrBadSignature):
+	case errors.Is(err, wechatpay.ErrBadSignature), errors.Is(err, wechatpay.ErrBadAnswer):
 		return fmt.Errorf("wechatpay %s %s: answer: %w", op, outTradeNo, err)
 	case status != 0:
-		return fmt.Errorf("wechatpay %s %s: answer (HTTP %d): %w: %v", op, outTradeNo, status, wechatpay.ErrMalformed, err)
+		return fmt.Errorf("wechatpay %s %s: answer (HTTP %d): %w: %v", op, outTradeNo, status, wechatpay.ErrBadAnswer, err)
 	default:
 		return fmt.Errorf("wechatpay %s %s: %w", op, outTradeNo, err)
 	}

@@ -48,10 +48,26 @@ type v3OrderRequest struct {
 }
 
 func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	fail := func(status int, code, msg string) {
-		w.Header().Set("Content-Type", "application/json")
+	signed := func(status int, answer string, signer *rsa.PrivateKey) {
+		ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
+		sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(answer)))
+		if err != nil {
+			f.t.Error(err)
+		}
+		if answer != "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Wechatpay-Serial", v3TestPlatformID)
+		w.Header().Set("Wechatpay-Timestamp", ts)
+		w.Header().Set("Wechatpay-Nonce", nonce)
+		w.Header().Set("Wechatpay-Signature", sigStr)
+		w.Header().Set("Wechatpay-Signature-Type", SignatureType)
 		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"code":%q,"message":%q}`, code, msg)
+		fmt.Fprint(w, answer)
+	}
+	// WeChat signs its error answers too.
+	fail := func(status int, code, msg string) {
+		signed(status, fmt.Sprintf(`{"code":%q,"message":%q}`, code, msg), f.platform)
 	}
 	raw, _ := io.ReadAll(r.Body)
 	m := authRE.FindStringSubmatch(r.Header.Get("Authorization"))
@@ -133,6 +149,16 @@ func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
 		fmt.Fprint(w, "<html>bad gateway</html>")
 		return
+	case "order-proxy-404", "order-unsigned-closed", "order-unsigned-paid": // not WeChat's signature
+		body := map[string]string{"order-proxy-404": "<html>404 Not Found</html>",
+			"order-unsigned-closed": `{"code":"ORDER_CLOSED","message":"订单已关闭"}`,
+			"order-unsigned-paid":   `{"code":"ORDERPAID","message":"该订单已支付"}`}[no]
+		w.WriteHeader(map[bool]int{true: http.StatusNotFound, false: http.StatusBadRequest}[no == "order-proxy-404"])
+		fmt.Fprint(w, body)
+		return
+	case "order-accepted":
+		signed(http.StatusAccepted, "", f.platform)
+		return
 	case "order-limited":
 		fail(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率超限")
 		return
@@ -143,21 +169,7 @@ func (f *v3OrderFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "order-empty":
 		answer = `{}`
 	}
-	ts, nonce := strconv.FormatInt(time.Now().Unix(), 10), "0ad4a5b1e1c84ab9a2c3d4e5f6a7b8c9"
-	sigStr, err := SignMessage(signer, NotifyMessage(ts, nonce, []byte(answer)))
-	if err != nil {
-		f.t.Error(err)
-	}
-	if answer != "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.Header().Set("Wechatpay-Serial", v3TestPlatformID)
-	w.Header().Set("Wechatpay-Timestamp", ts)
-	w.Header().Set("Wechatpay-Nonce", nonce)
-	w.Header().Set("Wechatpay-Signature", sigStr)
-	w.Header().Set("Wechatpay-Signature-Type", SignatureType)
-	w.WriteHeader(status)
-	fmt.Fprint(w, answer)
+	signed(status, answer, signer)
 }
 
 func (f *v3OrderFake) requests() []v3OrderRequest {
@@ -291,27 +303,32 @@ func TestV3PrepayNative(t *testing.T) {
 func TestV3PrepayErrors(t *testing.T) {
 	c, _ := newV3OrderTest(t, "", v3TestAppID)
 	for _, tc := range []struct {
-		no        string
-		native    bool
-		status    int
-		code      string
-		is        error
-		retryable bool
+		no     string
+		native bool
+		status int
+		code   string
+		is     error
+		fault  string // "" for WeChat's decisive answers
 	}{
-		{"order-paid", false, 400, "ORDERPAID", wechatpay.ErrOrderPaid, false},
-		{"order-paid2", true, 403, "ORDER_PAID", wechatpay.ErrOrderPaid, false},
-		{"order-closed", false, 400, "ORDER_CLOSED", wechatpay.ErrOrderClosed, false},
-		{"order-used", true, 400, "OUT_TRADE_NO_USED", nil, false},
-		{"order-param", false, 400, "PARAM_ERROR", nil, false},
-		{"order-sign", false, 401, "SIGN_ERROR", nil, false},
-		{"order-500", false, 500, "SYSTEM_ERROR", nil, true},
-		{"order-502", true, 502, "HTTP_ERROR", nil, true},
-		{"order-limited", false, 429, "FREQUENCY_LIMITED", nil, true},
-		{"order-badsig", false, 0, "", wechatpay.ErrBadSignature, false},
-		{"order-badsig", true, 0, "", wechatpay.ErrBadSignature, false},
-		{"order-garbage", false, 0, "", wechatpay.ErrMalformed, false},
-		{"order-empty", false, 0, "", wechatpay.ErrMalformed, false},
-		{"order-empty", true, 0, "", wechatpay.ErrMalformed, false},
+		{"order-paid", false, 400, "ORDERPAID", wechatpay.ErrOrderPaid, ""},
+		{"order-paid2", true, 403, "ORDER_PAID", wechatpay.ErrOrderPaid, ""},
+		{"order-closed", false, 400, "ORDER_CLOSED", wechatpay.ErrOrderClosed, ""},
+		{"order-used", true, 400, "OUT_TRADE_NO_USED", nil, ""},
+		{"order-param", false, 400, "PARAM_ERROR", nil, wechatpay.FaultConfig},
+		{"order-sign", false, 401, "SIGN_ERROR", nil, wechatpay.FaultConfig},
+		{"order-500", false, 500, "SYSTEM_ERROR", nil, wechatpay.FaultSystemError},
+		{"order-502", true, 0, "", wechatpay.ErrMissingSign, wechatpay.FaultHTTP5xx},
+		{"order-proxy-404", false, 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-paid", true, 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-closed", false, 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-accepted", false, 202, "ACCEPTED", nil, wechatpay.FaultAccepted},
+		{"order-accepted", true, 202, "ACCEPTED", nil, wechatpay.FaultAccepted},
+		{"order-limited", false, 429, "FREQUENCY_LIMITED", nil, wechatpay.FaultRateLimited},
+		{"order-badsig", false, 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"order-badsig", true, 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"order-garbage", false, 0, "", wechatpay.ErrMalformed, wechatpay.FaultMalformed},
+		{"order-empty", false, 0, "", wechatpay.ErrMalformed, wechatpay.FaultMalformed},
+		{"order-empty", true, 0, "", wechatpay.ErrMalformed, wechatpay.FaultMalformed},
 	} {
 		t.Run(fmt.Sprintf("%s native=%v", tc.no, tc.native), func(t *testing.T) {
 			req := jsapiPrepayRequest(tc.no)
@@ -323,7 +340,7 @@ func TestV3PrepayErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("got %+v, want an error", got)
 			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
+			checkOrderErr(t, err, tc.code, tc.is, tc.fault)
 			var ae *wechatpay.APIError
 			if errors.As(err, &ae) && ae.HTTPStatus != tc.status {
 				t.Errorf("HTTP status %d, want %d", ae.HTTPStatus, tc.status)
@@ -400,21 +417,26 @@ func TestV3CloseOrder(t *testing.T) {
 		t.Errorf("requests %+v", reqs)
 	}
 	for _, tc := range []struct {
-		no        string
-		status    int
-		code      string
-		is        error
-		retryable bool
+		no     string
+		status int
+		code   string
+		is     error
+		fault  string
 	}{
-		{"order-paid", 400, "ORDERPAID", wechatpay.ErrOrderPaid, false},
-		{"order-paid2", 403, "ORDER_PAID", wechatpay.ErrOrderPaid, false},
-		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, false},
-		{"order-param", 400, "PARAM_ERROR", nil, false},
-		{"order-500", 500, "SYSTEM_ERROR", nil, true},
-		{"order-502", 502, "HTTP_ERROR", nil, true},
-		{"order-limited", 429, "FREQUENCY_LIMITED", nil, true},
-		{"order-badsig", 0, "", wechatpay.ErrBadSignature, false},
-		{"bad/no", 0, "", wechatpay.ErrMalformed, false},
+		{"order-paid", 400, "ORDERPAID", wechatpay.ErrOrderPaid, ""},
+		{"order-paid2", 403, "ORDER_PAID", wechatpay.ErrOrderPaid, ""},
+		{"order-none", 404, "ORDERNOTEXIST", wechatpay.ErrOrderNotExist, ""},
+		{"order-param", 400, "PARAM_ERROR", nil, wechatpay.FaultConfig},
+		{"order-500", 500, "SYSTEM_ERROR", nil, wechatpay.FaultSystemError},
+		{"order-502", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultHTTP5xx},
+		{"order-proxy-404", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		// An unsigned ORDER_CLOSED is no close: it must not read as closed.
+		{"order-unsigned-closed", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-unsigned-paid", 0, "", wechatpay.ErrMissingSign, wechatpay.FaultUnsigned},
+		{"order-accepted", 202, "ACCEPTED", nil, wechatpay.FaultAccepted},
+		{"order-limited", 429, "FREQUENCY_LIMITED", nil, wechatpay.FaultRateLimited},
+		{"order-badsig", 0, "", wechatpay.ErrBadSignature, wechatpay.FaultBadSignature},
+		{"bad/no", 0, "", wechatpay.ErrMalformed, ""},
 	} {
 		t.Run(tc.no, func(t *testing.T) {
 			err := c.CloseOrder(t.Context(), tc.no)
@@ -422,7 +444,7 @@ func TestV3CloseOrder(t *testing.T) {
 			if err == nil {
 				t.Fatal("closed")
 			}
-			checkOrderErr(t, err, tc.code, tc.is, tc.retryable)
+			checkOrderErr(t, err, tc.code, tc.is, tc.fault)
 			var ae *wechatpay.APIError
 			if errors.As(err, &ae) && ae.HTTPStatus != tc.status {
 				t.Errorf("HTTP status %d, want %d", ae.HTTPStatus, tc.status)

@@ -13,8 +13,9 @@
 // read and the update and no idempotency key, so two copies of a
 // notification arriving together can both pass step 2 and write two PAID
 // log rows. That is the race the README describes; the benchmark counts it
-// as "doubled". It uses the project's wechatpay package and pgx directly,
-// on the tables the store migrations create.
+// as "doubled". It verifies with the project's apiv2.NotifyParser (the same
+// sequence as the api) and uses pgx directly, on the tables the store
+// migrations create.
 package peer
 
 import (
@@ -34,6 +35,7 @@ import (
 
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/wechatpay"
 	"github.com/payflow/payflow/wechatpay/apiv2"
 )
 
@@ -43,7 +45,8 @@ const maxBody = 64 << 10
 // Handler serves POST /wechatpay/notify synchronously.
 type Handler struct {
 	DB     *pgxpool.Pool
-	WeChat *apiv2.Client // queries the sim; carries AppID, MchID, APIKey
+	Notify *apiv2.NotifyParser // verifies as the real api does
+	WeChat *apiv2.Client       // queries the sim
 	Logger *slog.Logger
 }
 
@@ -65,22 +68,17 @@ func (h *Handler) handle(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return http.StatusBadRequest, "unreadable body"
 	}
-	params, err := apiv2.DecodeXML(body)
-	if err != nil {
-		return http.StatusBadRequest, "malformed XML"
-	}
-	if err := apiv2.Verify(params, h.WeChat.APIKey.Reveal()); err != nil {
+	n, err := h.Notify.Parse(r.Header, body)
+	switch {
+	case errors.Is(err, wechatpay.ErrBadSignature), errors.Is(err, wechatpay.ErrMissingSign):
 		return http.StatusUnauthorized, "invalid sign"
-	}
-	if params["appid"] != h.WeChat.AppID || params["mch_id"] != h.WeChat.MchID {
+	case errors.Is(err, wechatpay.ErrForeign):
 		return http.StatusForbidden, "not this merchant"
-	}
-	n, err := apiv2.PaymentNotification(params)
-	if err != nil {
+	case err != nil:
 		return http.StatusBadRequest, "malformed notification"
 	}
 	if !n.Succeeded() {
-		return http.StatusOK, "OK" // a failed payment: nothing to do
+		return http.StatusOK, "OK" // a failed payment or a refund: nothing to do here
 	}
 
 	var status string
@@ -163,8 +161,13 @@ func Serve(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return fmt.Errorf("peer: database: %w", err)
 	}
 	defer pool.Close()
+	notify, err := apiv2.NewNotifyParser(cfg.AppID, cfg.MchID, cfg.APIKey)
+	if err != nil {
+		return fmt.Errorf("peer: %w", err)
+	}
 	h := &Handler{
 		DB:     pool,
+		Notify: notify,
 		WeChat: &apiv2.Client{BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, APIKey: config.NewSecret(cfg.APIKey), HTTP: &http.Client{Timeout: 10 * time.Second}},
 		Logger: logger,
 	}
