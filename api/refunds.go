@@ -64,6 +64,15 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.OutRefundNo == "" {
 		req.OutRefundNo = newOutRefundNo(s.now())
+	} else if ref, err := s.Orders.GetRefund(r.Context(), s.MchID, o.OutTradeNo, req.OutRefundNo); err == nil {
+		// A repeat of a refund accepted before: the refund as it is now,
+		// or 409 if it was asked with another amount.
+		if ref.AmountFen != req.AmountFen {
+			writeError(w, http.StatusConflict, "out_refund_no "+req.OutRefundNo+" was used before with another amount")
+			return
+		}
+		writeJSON(w, http.StatusOK, ref)
+		return
 	}
 	ctx, cancel := contextWithTimeout(r, UpdateTimeout)
 	defer cancel()

@@ -846,8 +846,8 @@ func (s *Server) handleRefundSummary(w http.ResponseWriter, _ *http.Request) {
 
 // registerRefunds adds the refund routes to mux.
 func (s *Server) registerRefunds(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v3/refund/domestic/refunds", s.v3Handler("refund", s.handleV3Refund))
-	mux.HandleFunc("GET /v3/refund/domestic/refunds/{out_refund_no}", s.delayed(s.v3Handler("refund query", s.handleV3RefundQuery)))
+	mux.HandleFunc("POST /v3/refund/domestic/refunds", s.call("v3.refund", s.v3Handler("refund", s.handleV3Refund)))
+	mux.HandleFunc("GET /v3/refund/domestic/refunds/{out_refund_no}", s.call("v3.refund_query", s.delayed(s.v3Handler("refund query", s.handleV3RefundQuery))))
 	mux.HandleFunc("POST /sim/refunds", s.handlePortalRefund)
 	mux.HandleFunc("GET /sim/refunds", s.handleRefundSummary)
 	mux.HandleFunc("GET /sim/refunds/{out_refund_no}", s.handleRefund)

@@ -2,17 +2,15 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/wechatpay-apiv3/wechatpay-go/utils"
 
 	"github.com/payflow/payflow/activities"
 	"github.com/payflow/payflow/config"
+	"github.com/payflow/payflow/internal/boot"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/store"
 	"github.com/payflow/payflow/wechatpay/apiv3"
@@ -36,31 +34,15 @@ func NewRefundsAPI(ctx context.Context, cfg config.Config, orders activities.WeC
 		}
 		return nil, nil
 	}
-	c, err := newRefundsV3Client(ctx, cfg)
+	w, err := boot.LoadWeChat(cfg, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("refunds (API v3): %w", err)
+	}
+	c, err := w.V3Client(ctx, "for refunds")
 	if err != nil {
 		return nil, fmt.Errorf("refunds (API v3): %w", err)
 	}
 	return c, nil
-}
-
-// newRefundsV3Client builds a v3 client from the merchant credentials that
-// cfg.RefundsConfigured found set, as NewWeChat does for
-// WECHATPAY_API_VERSION=v3 (once the clients are built in one place for
-// the api and the worker, this is that place's v3 client).
-func newRefundsV3Client(ctx context.Context, cfg config.Config) (*apiv3.Client, error) {
-	keys, err := apiv3.LoadKeys(cfg.PublicKeyFile, cfg.PublicKeyID, cfg.PlatformCertDir)
-	if err != nil {
-		return nil, fmt.Errorf("WeChat Pay keys: %w", err)
-	}
-	priv, err := utils.LoadPrivateKeyWithPath(cfg.MchPrivateKeyFile)
-	if err != nil {
-		// The SDK's error names the file, never its content.
-		return nil, errors.New("WECHATPAY_MCH_PRIVATE_KEY_FILE: cannot load the merchant private key")
-	}
-	return apiv3.NewClient(ctx, apiv3.ClientConfig{
-		BaseURL: cfg.BaseURL, AppID: cfg.AppID, MchID: cfg.MchID, MchCertSerial: cfg.MchCertSerial,
-		MchPrivateKey: priv, Keys: keys, HTTP: &http.Client{Timeout: 10 * time.Second},
-	})
 }
 
 // openRefundsCollector reports the refunds that are not final from

@@ -142,11 +142,10 @@ func (c *Client) refundTrade(op string, r *refunddomestic.Refund, outRefundNo st
 	return rt, nil
 }
 
-// errRefundAnswer marks a verified refund answer that lacks what the call
-// needs. It must say nothing about the refund (a fault, queried again):
-// with the fault classification of package wechatpay, this is
-// wechatpay.ErrBadAnswer.
-var errRefundAnswer = wechatpay.ErrMalformed
+// errRefundAnswer wraps a refund answer that does not parse: a fault
+// (wechatpay.ErrBadAnswer, which also matches ErrMalformed), never a
+// decision.
+var errRefundAnswer = wechatpay.ErrBadAnswer
 
 func statusOf(result *core.APIResult) int {
 	if result != nil && result.Response != nil {

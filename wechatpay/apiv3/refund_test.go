@@ -284,7 +284,7 @@ func TestV3QueryRefund(t *testing.T) {
 	}{
 		{"R-500", "SYSTEM_ERROR", nil, "yes"},
 		{"R-429", "FREQUENCY_LIMITED", nil, "yes"},
-		{"R-502", "HTTP_ERROR", nil, "yes"},
+		{"R-502", "", wechatpay.ErrMissingSign, "yes"}, // a gateway's unsigned page: a fault, never WeChat's word
 		{"R-param", "PARAM_ERROR", nil, ""},
 		{"R-sign", "SIGN_ERROR", nil, ""},
 		{"R-badsig", "", wechatpay.ErrBadSignature, ""},
@@ -325,7 +325,7 @@ func TestV3ApplyRefundErrors(t *testing.T) {
 		// Faults: the refund may or may not have been accepted.
 		{"R-500", 500, "SYSTEM_ERROR", nil, "yes"},
 		{"R-429", 429, "FREQUENCY_LIMITED", nil, "yes"},
-		{"R-502", 502, "HTTP_ERROR", nil, "yes"},
+		{"R-502", 0, "", wechatpay.ErrMissingSign, "yes"}, // a gateway's unsigned page: a fault
 		{"R-badsig", 0, "", wechatpay.ErrBadSignature, ""},
 		{"R-garbage", 0, "", wechatpay.ErrMalformed, ""},
 		{"R-other", 200, "ID_MISMATCH", nil, ""},
