@@ -24,12 +24,12 @@ type Orders interface {
 	MarkPaid(ctx context.Context, p store.MarkPaidParams) (store.PaidOutcome, error)
 	MarkReview(ctx context.Context, p store.MarkReviewParams) (store.ReviewOutcome, error)
 	MarkExamined(ctx context.Context, ns []payment.Notification) error
-	ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error)
+	ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks string, key payment.Key) (bool, payment.Status, error)
 	OpenRefunds(ctx context.Context, mchID, outTradeNo string) ([]payment.Refund, error)
 	Refundable(ctx context.Context, mchID, outTradeNo string) (left int64, refunds int, err error)
-	AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (bool, error)
-	RecordNotification(ctx context.Context, n payment.Notification, outcome string) (bool, error)
-	MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (store.ClosedOutcome, error)
+	AppendLog(ctx context.Context, outTradeNo, remarks string, idemKey payment.Key) (bool, error)
+	RecordNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) (bool, error)
+	MarkClosed(ctx context.Context, outTradeNo, reason string, idemKey payment.Key) (store.ClosedOutcome, error)
 	GetPrepay(ctx context.Context, outTradeNo string) (payment.Prepay, string, bool, error)
 	SavePrepay(ctx context.Context, outTradeNo, paramsHash string, p payment.Prepay) (payment.Prepay, error)
 }

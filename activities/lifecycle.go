@@ -201,14 +201,14 @@ func (a *Activities) CloseAtWeChat(ctx context.Context, in CloseAtWeChatInput) (
 
 // MarkClosedInput closes the order in our database.
 type MarkClosedInput struct {
-	OutTradeNo string `json:"out_trade_no"`
-	Reason     string `json:"reason"`
-	Key        string `json:"key"`
+	OutTradeNo string      `json:"out_trade_no"`
+	Reason     string      `json:"reason"`
+	Key        payment.Key `json:"key"`
 }
 
-// MarkClosedResult is what the database found: "closed", "paid" or "review".
+// MarkClosedResult is what the database found: closed, paid or review.
 type MarkClosedResult struct {
-	Outcome string `json:"outcome"`
+	Outcome payment.ClosedOutcome `json:"outcome"`
 }
 
 // MarkClosed moves PENDING → CLOSED with its log row, once.
@@ -220,5 +220,5 @@ func (a *Activities) MarkClosed(ctx context.Context, in MarkClosedInput) (MarkCl
 	if out == store.OutcomeClosed {
 		a.Metrics.OrderFinal(string(payment.StatusClosed))
 	}
-	return MarkClosedResult{Outcome: string(out)}, nil
+	return MarkClosedResult{Outcome: out}, nil
 }

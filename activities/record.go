@@ -24,7 +24,7 @@ type MarkPaidInput struct {
 // MarkPaidResult is what the database made of it: "paid", "already_paid"
 // or "review" (a second transaction, or paid after close: now or before).
 type MarkPaidResult struct {
-	Outcome string `json:"outcome"`
+	Outcome payment.PaidOutcome `json:"outcome"`
 }
 
 // MarkPaid moves the order PENDING → PAID and writes its one PAID log row in
@@ -55,7 +55,7 @@ func (a *Activities) MarkPaid(ctx context.Context, in MarkPaidInput) (MarkPaidRe
 	case store.OutcomeAlreadyReview:
 		out = store.OutcomeReview
 	}
-	return MarkPaidResult{Outcome: string(out)}, nil
+	return MarkPaidResult{Outcome: out}, nil
 }
 
 // PaidRemarks is the PAID log row's text: it names the transaction and how
@@ -71,9 +71,9 @@ func PaidRemarks(transactionID string, source payment.Source) string {
 // MarkReviewInput sends an order to REVIEW with a reason; Key makes a
 // repeated call a no-op.
 type MarkReviewInput struct {
-	OutTradeNo string `json:"out_trade_no"`
-	Reason     string `json:"reason"`
-	Key        string `json:"key"`
+	OutTradeNo string      `json:"out_trade_no"`
+	Reason     string      `json:"reason"`
+	Key        payment.Key `json:"key"`
 	// A payment WeChat confirmed that does not add up: the order keeps it
 	// so that it can be refunded.
 	TransactionID string    `json:"transaction_id,omitempty"`
@@ -122,9 +122,9 @@ func (a *Activities) MarkExamined(ctx context.Context, in MarkExaminedInput) err
 
 // OrderLogInput is an event in the order's history that changes no status.
 type OrderLogInput struct {
-	OutTradeNo string `json:"out_trade_no"`
-	Remarks    string `json:"remarks"`
-	Key        string `json:"key"`
+	OutTradeNo string      `json:"out_trade_no"`
+	Remarks    string      `json:"remarks"`
+	Key        payment.Key `json:"key"`
 }
 
 // OrderLogResult reports whether the row was new.
@@ -143,8 +143,8 @@ func (a *Activities) OrderLog(ctx context.Context, in OrderLogInput) (OrderLogRe
 
 // RecordNotificationInput keeps a notification that could not be applied.
 type RecordNotificationInput struct {
-	Notification payment.Notification `json:"notification"`
-	Outcome      string               `json:"outcome"`
+	Notification payment.Notification        `json:"notification"`
+	Outcome      payment.NotificationOutcome `json:"outcome"`
 }
 
 // RecordNotificationResult reports whether the row was new.
@@ -160,15 +160,11 @@ func (a *Activities) RecordNotification(ctx context.Context, in RecordNotificati
 	if err != nil {
 		return RecordNotificationResult{}, fmt.Errorf("record notification %s: %w", in.Notification.ID, err)
 	}
-	if ins && in.Outcome == OutcomeUnknownOrder {
+	if ins && in.Outcome == payment.NotifyUnknownOrder {
 		a.Metrics.OrderFinal(string(payment.StatusReview))
 	}
 	return RecordNotificationResult{Inserted: ins}, nil
 }
-
-// OutcomeUnknownOrder is the audit outcome of a notification for an order
-// we do not have.
-const OutcomeUnknownOrder = "unknown_order"
 
 // Error types of a resolution the database refused.
 const (
@@ -181,7 +177,7 @@ type ResolveReviewInput struct {
 	OutTradeNo string         `json:"out_trade_no"`
 	To         payment.Status `json:"to"` // PAID or CLOSED
 	Remarks    string         `json:"remarks"`
-	Key        string         `json:"key"`
+	Key        payment.Key    `json:"key"`
 }
 
 // ResolveReviewResult is the order's status afterwards.

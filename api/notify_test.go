@@ -54,14 +54,14 @@ func (f *auditOrders) GetOrder(context.Context, string) (payment.Order, error) {
 
 func (f *auditOrders) Ping(context.Context) error { return nil }
 
-func (f *auditOrders) AuditNotification(_ context.Context, n payment.Notification, outcome string) error {
+func (f *auditOrders) AuditExamined(_ context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
 	}
 	f.audited = append(f.audited, n)
-	f.outcomes = append(f.outcomes, outcome)
+	f.outcomes = append(f.outcomes, string(outcome))
 	return nil
 }
 
@@ -72,7 +72,7 @@ type fakeAcceptor struct {
 	fail     error
 }
 
-func (f *fakeAcceptor) Accept(_ context.Context, n payment.Notification) (string, error) {
+func (f *fakeAcceptor) Accept(_ context.Context, n payment.Notification) (payment.NotificationOutcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -405,7 +405,7 @@ func TestNotifyAnswers(t *testing.T) {
 					t.Errorf("a %s notification claims a payment", n.Kind)
 				}
 			}
-			if tc.want.audited && (f.orders.outcomes[0] != OutcomeIgnored || audited[0].EventType != "MCHTRANSFER.BILL.FINISHED") {
+			if tc.want.audited && (f.orders.outcomes[0] != string(OutcomeIgnored) || audited[0].EventType != "MCHTRANSFER.BILL.FINISHED") {
 				t.Errorf("audit %v %+v", f.orders.outcomes, audited[0])
 			}
 		})

@@ -31,10 +31,11 @@ const (
 	reasonUnconfigured = "unconfigured"
 )
 
-// OutcomeIgnored is the outcome of a verified notification of an event
+// OutcomeIgnored (payment.NotifyIgnored) is the outcome of a verified
+// notification of an event
 // type this service does not handle (v3 KindOther): kept in the audit
 // trail, counted, acknowledged, handed to no workflow.
-const OutcomeIgnored = "ignored"
+const OutcomeIgnored = payment.NotifyIgnored
 
 // verdict is what a notification gets: an HTTP status, a reason label for
 // metrics and logs, and a message safe to send back to WeChat.
@@ -92,12 +93,17 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, version string,
 	if v.status == http.StatusOK {
 		ctx, cancel := context.WithTimeout(r.Context(), handoffTimeout)
 		defer cancel()
-		var err error
+		var (
+			err error
+			how payment.NotificationOutcome
+		)
 		if n.Kind == payment.KindOther {
-			outcome, err = OutcomeIgnored, s.Orders.AuditNotification(ctx, n, OutcomeIgnored)
+			// Nothing for a workflow to examine: kept, examined by being kept.
+			how, err = OutcomeIgnored, s.Orders.AuditExamined(ctx, n, OutcomeIgnored)
 		} else {
-			outcome, err = s.Handoff.Accept(ctx, n)
+			how, err = s.Handoff.Accept(ctx, n)
 		}
+		outcome = string(how)
 		if err != nil {
 			s.Logger.Error("notification not recorded", "out_trade_no", n.OutTradeNo, "kind", string(n.Kind), "err", err)
 			v = reject(http.StatusServiceUnavailable, reasonUnrecorded, "could not record the notification, retry later")

@@ -31,7 +31,7 @@ type Orders interface {
 	// AuditNotification keeps a verified notification in the audit trail
 	// (once per id; a repeat is counted): the record of events that no
 	// workflow handles.
-	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
+	AuditExamined(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error
 	Ping(ctx context.Context) error
 }
 
@@ -39,7 +39,7 @@ type Orders interface {
 // by its order's workflow or committed to the inbox, and says how (an
 // outcome for the audit trail, logs and metrics); *handoff.Handoff is one.
 type Acceptor interface {
-	Accept(ctx context.Context, n payment.Notification) (outcome string, err error)
+	Accept(ctx context.Context, n payment.Notification) (outcome payment.NotificationOutcome, err error)
 }
 
 // Temporal is the part of the Temporal client the api uses itself; every

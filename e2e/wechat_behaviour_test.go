@@ -186,7 +186,7 @@ func TestV3OtherEventAuditedOnly(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, st.dbURL)
+	conn, err := pgx.Connect(ctx, d.dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,18 +17,18 @@ import (
 
 // Outcomes, for the audit trail, logs and metrics.
 const (
-	Recorded      = "recorded"       // the order's workflow holds the notification
-	AlreadyPaid   = "already_paid"   // the order is PAID by this very transaction
-	RecordedAgain = "recorded_again" // the order's workflow had ended; a new run holds it
-	Inbox         = "inbox"          // Temporal did not answer; committed to the PostgreSQL inbox
+	Recorded      = payment.NotifyRecorded      // the order's workflow holds the notification
+	AlreadyPaid   = payment.NotifyAlreadyPaid   // the order is PAID by this very transaction
+	RecordedAgain = payment.NotifyRecordedAgain // the order's workflow had ended; a new run holds it
+	Inbox         = payment.NotifyInbox         // Temporal did not answer; committed to the PostgreSQL inbox
 )
 
 // Store is the part of the store a handoff uses: the order (to recognise a
 // late duplicate) and the audit trail with its inbox.
 type Store interface {
 	OrderRow(ctx context.Context, outTradeNo string) (payment.Order, error)
-	AuditNotification(ctx context.Context, n payment.Notification, outcome string) error
-	AuditExamined(ctx context.Context, n payment.Notification, outcome string) error
+	AuditNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error
+	AuditExamined(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error
 	EnqueueNotification(ctx context.Context, n payment.Notification) error
 }
 
@@ -49,7 +49,7 @@ type Handoff struct {
 // committed to the inbox, or the order is already PAID by the same
 // transaction: then the caller may acknowledge WeChat. The notification is
 // also kept in the audit trail.
-func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (string, error) {
+func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (payment.NotificationOutcome, error) {
 	// Temporal gets at most half of the time left: when it is down the SDK
 	// retries until its deadline, and the inbox must still have time to
 	// commit before WeChat's 5 s are up.
@@ -89,7 +89,7 @@ func deliverBudget(ctx context.Context) time.Duration {
 }
 
 // Deliver gives the notification to the order's workflow through Temporal.
-func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (string, error) {
+func (h *Handoff) Deliver(ctx context.Context, n payment.Notification) (payment.NotificationOutcome, error) {
 	// A completed run is not silently followed by a new one for a
 	// duplicate of a payment it already completed.
 	err := h.Gateway.Notify(ctx, n, false, "")

@@ -27,10 +27,10 @@ type inboxOnly struct{ queued []string }
 func (inboxOnly) OrderRow(context.Context, string) (payment.Order, error) {
 	return payment.Order{}, nil
 }
-func (inboxOnly) AuditNotification(context.Context, payment.Notification, string) error {
+func (inboxOnly) AuditNotification(context.Context, payment.Notification, payment.NotificationOutcome) error {
 	return errors.New("not expected")
 }
-func (inboxOnly) AuditExamined(context.Context, payment.Notification, string) error {
+func (inboxOnly) AuditExamined(context.Context, payment.Notification, payment.NotificationOutcome) error {
 	return errors.New("not expected")
 }
 func (s *inboxOnly) EnqueueNotification(ctx context.Context, n payment.Notification) error {

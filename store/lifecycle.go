@@ -15,20 +15,21 @@ import (
 // ErrPrepayConflict: the order was already prepaid with other parameters.
 var ErrPrepayConflict = errors.New("order already prepaid with different parameters")
 
-// ClosedOutcome says what MarkClosed found.
-type ClosedOutcome string
+// ClosedOutcome says what MarkClosed found (payment.ClosedOutcome).
+type ClosedOutcome = payment.ClosedOutcome
 
+// What MarkClosed found, as package payment names it.
 const (
-	OutcomeClosed        ClosedOutcome = "closed"         // the order is now CLOSED
-	OutcomeAlreadyClosed ClosedOutcome = "already_closed" // it was already CLOSED: nothing written
-	OutcomeClosedPaid    ClosedOutcome = "paid"           // it was PAID: nothing written
-	OutcomeClosedReview  ClosedOutcome = "review"         // it was in REVIEW: nothing written
+	OutcomeClosed        = payment.ClosedNow
+	OutcomeAlreadyClosed = payment.ClosedAlready
+	OutcomeClosedPaid    = payment.ClosedPaid
+	OutcomeClosedReview  = payment.ClosedReview
 )
 
 // MarkClosed moves a PENDING order to CLOSED with one log row (remarks
 // reason, idempotency key idemKey). A PAID or REVIEW order is left alone and
 // its state reported, so the caller learns that the close lost a race.
-func (s *Store) MarkClosed(ctx context.Context, outTradeNo, reason, idemKey string) (ClosedOutcome, error) {
+func (s *Store) MarkClosed(ctx context.Context, outTradeNo, reason string, idemKey payment.Key) (ClosedOutcome, error) {
 	if idemKey == "" {
 		return "", fmt.Errorf("mark closed %s: empty idempotency key", outTradeNo)
 	}
@@ -143,7 +144,7 @@ var ErrNoTransaction = errors.New("order has no transaction to accept as paid")
 // (the payment stands; the order must have a transaction) or to CLOSED, with
 // one log row saying who, how and why (remarks), once per key. It returns
 // whether the order changed and its status afterwards.
-func (s *Store) ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks, key string) (bool, payment.Status, error) {
+func (s *Store) ResolveReview(ctx context.Context, outTradeNo string, to payment.Status, remarks string, key payment.Key) (bool, payment.Status, error) {
 	if to != payment.StatusPaid && to != payment.StatusClosed {
 		return false, "", fmt.Errorf("resolve %s: cannot resolve to %s", outTradeNo, to)
 	}
@@ -161,7 +162,7 @@ func (s *Store) ResolveReview(ctx context.Context, outTradeNo string, to payment
 			// A repeated resolution that already happened.
 			var done bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM order_logs WHERE out_trade_no = $1 AND idempotency_key = $2)`,
-				outTradeNo, key).Scan(&done); err != nil {
+				outTradeNo, string(key)).Scan(&done); err != nil {
 				return false, "", fmt.Errorf("resolve %s: %w", outTradeNo, err)
 			}
 			if done {

@@ -22,14 +22,14 @@ const (
 
 // AuditNotification keeps a verified notification that Temporal holds. A
 // repeat (same id) only counts the delivery.
-func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome string) error {
+func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
 	return s.insertNotification(ctx, n, outcome, "", false)
 }
 
 // AuditExamined keeps a verified notification that needs no workflow and
 // is examined by being received: a late copy of the payment an order is
 // PAID by, or an event of a kind that changes nothing.
-func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outcome string) error {
+func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
 	return s.insertNotification(ctx, n, outcome, "", true)
 }
 
@@ -38,10 +38,10 @@ func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outco
 // notification already kept (Temporal got an earlier copy, or it is already
 // queued) is only counted.
 func (s *Store) EnqueueNotification(ctx context.Context, n payment.Notification) error {
-	return s.insertNotification(ctx, n, "inbox", inboxPending, false)
+	return s.insertNotification(ctx, n, payment.NotifyInbox, inboxPending, false)
 }
 
-func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome, inboxState string, examined bool) error {
+func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome, inboxState string, examined bool) error {
 	if n.ID == "" {
 		return errors.New("keep notification: empty id")
 	}
@@ -57,7 +57,7 @@ func (s *Store) insertNotification(ctx context.Context, n payment.Notification, 
 			received_count = notifications.received_count + 1,
 			last_received_at = EXCLUDED.received_at,
 			examined_at = coalesce(notifications.examined_at, EXCLUDED.examined_at)`,
-		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt), inboxState,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, string(outcome), nullTime(n.ReceivedAt), inboxState,
 		string(n.Kind), n.EventType, examined)
 	if err != nil {
 		return fmt.Errorf("keep notification %s: %w", n.ID, err)
@@ -119,7 +119,7 @@ func inboxBackoff(n int) time.Duration {
 
 // Delivery is what a relay made of one inbox row.
 type Delivery struct {
-	Outcome string // how the order's workflow took it
+	Outcome payment.NotificationOutcome // how the order's workflow took it
 	// Examined: the notification needs no workflow (a late copy of the
 	// payment the order is PAID by) and counts as examined now.
 	Examined bool
@@ -212,7 +212,7 @@ func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.
 			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL,
 				inbox_attempts = inbox_attempts + 1,
 				examined_at = CASE WHEN $4 THEN coalesce(examined_at, now()) ELSE examined_at END
-			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+d.Outcome, d.Examined)
+			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+string(d.Outcome), d.Examined)
 		if err != nil {
 			return res, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
 		}

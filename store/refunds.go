@@ -441,7 +441,7 @@ func markRefund(ctx context.Context, tx pgx.Tx, order lockedOrder, r payment.Ref
 		return res, fmt.Errorf("update refund: %w", err)
 	}
 	remarks := refundRemarks(updated, order, res.Exceeded)
-	inserted, err := insertLog(ctx, tx, r.OutTradeNo, order.status, to, remarks, "refund:"+r.OutRefundNo+":"+string(p.Status))
+	inserted, err := insertLog(ctx, tx, r.OutTradeNo, order.status, to, remarks, payment.KeyRefund(r.OutRefundNo, p.Status))
 	if err != nil {
 		return res, err
 	}

@@ -159,7 +159,7 @@ func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, err
 	if err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
-	if _, err := insertLog(ctx, tx, o.OutTradeNo, "", payment.StatusPending, "order created", "created"); err != nil {
+	if _, err := insertLog(ctx, tx, o.OutTradeNo, "", payment.StatusPending, "order created", payment.KeyCreated); err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
 	order.Logs, err = orderLogs(ctx, tx, o.OutTradeNo)
@@ -221,16 +221,15 @@ func (s *Store) GetOrder(ctx context.Context, outTradeNo string) (payment.Order,
 	return order, nil
 }
 
-// PaidOutcome says what MarkPaid did.
-type PaidOutcome string
+// PaidOutcome says what MarkPaid did (payment.PaidOutcome).
+type PaidOutcome = payment.PaidOutcome
 
+// What MarkPaid did, as package payment names it.
 const (
-	OutcomePaid        PaidOutcome = "paid"         // the order is now PAID by this transaction
-	OutcomeAlreadyPaid PaidOutcome = "already_paid" // it was already PAID (or REFUNDED) by this transaction; nothing written
-	OutcomeReview      PaidOutcome = "review"       // the order went to REVIEW now, with its log row
-	// OutcomeAlreadyReview: the order was in REVIEW already; nothing written.
-	// The workflow sees it as "review" too; only metrics tell them apart.
-	OutcomeAlreadyReview PaidOutcome = "already_review"
+	OutcomePaid          = payment.PaidNow
+	OutcomeAlreadyPaid   = payment.PaidAlready
+	OutcomeReview        = payment.PaidReview
+	OutcomeAlreadyReview = payment.PaidInReview
 )
 
 // MarkPaidParams describe a payment confirmed by WeChat.
@@ -267,8 +266,9 @@ func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, er
 	}
 
 	var (
-		remarks, key string
-		outcome      = OutcomeReview
+		remarks string
+		key     payment.Key
+		outcome = OutcomeReview
 	)
 	switch status {
 	case payment.StatusPending:
@@ -281,7 +281,7 @@ func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, er
 		}
 		if other != "" {
 			remarks = fmt.Sprintf("transaction %s already paid order %s", txid, other)
-			key = "review:tx-reused:" + txid
+			key = payment.KeyReviewTxReused(txid)
 			break
 		}
 		if err := markPaid(ctx, tx, p); err != nil {
@@ -293,10 +293,10 @@ func (s *Store) MarkPaid(ctx context.Context, p MarkPaidParams) (PaidOutcome, er
 			return OutcomeAlreadyPaid, nil
 		}
 		remarks = fmt.Sprintf("second transaction %s for an order paid by %s", txid, paidBy)
-		key = "review:second-tx:" + txid
+		key = payment.KeyReviewSecondTx(txid)
 	case payment.StatusClosed:
 		remarks = fmt.Sprintf("paid after close: transaction %s", txid)
-		key = "review:paid-after-close:" + txid
+		key = payment.KeyReviewPaidAfterClose(txid)
 		// The order keeps the transaction and what was paid, unless the
 		// transaction paid another order too.
 		if err := keepTransaction(ctx, tx, p); err != nil {
@@ -344,7 +344,7 @@ func markPaid(ctx context.Context, tx pgx.Tx, p MarkPaidParams) error {
 	if remarks == "" {
 		remarks = "paid: transaction " + p.TransactionID
 	}
-	inserted, err := insertLog(ctx, tx, p.OutTradeNo, payment.StatusPending, payment.StatusPaid, remarks, "paid:"+p.TransactionID)
+	inserted, err := insertLog(ctx, tx, p.OutTradeNo, payment.StatusPending, payment.StatusPaid, remarks, payment.KeyPaid(p.TransactionID))
 	if err != nil {
 		return err
 	}
@@ -377,8 +377,8 @@ func nullTime(t time.Time) *time.Time {
 // MarkReviewParams send an order to REVIEW.
 type MarkReviewParams struct {
 	OutTradeNo string
-	Reason     string // the log row's remarks
-	Key        string // idempotency key: a repeat is a no-op
+	Reason     string      // the log row's remarks
+	Key        payment.Key // idempotency key: a repeat is a no-op
 	// TransactionID, PaidFen and PaidAt: a payment WeChat confirmed that
 	// does not add up (an amount that differs); the order keeps it so that
 	// the money can be refunded. Empty when there is none.
@@ -441,7 +441,7 @@ func (s *Store) MarkReview(ctx context.Context, p MarkReviewParams) (ReviewOutco
 // AppendLog records an event that changes no status: from_status and
 // to_status are the order's current status. A repeated idemKey is a no-op
 // and returns false.
-func (s *Store) AppendLog(ctx context.Context, outTradeNo, remarks, idemKey string) (inserted bool, err error) {
+func (s *Store) AppendLog(ctx context.Context, outTradeNo, remarks string, idemKey payment.Key) (inserted bool, err error) {
 	if idemKey == "" {
 		return false, fmt.Errorf("append log %s: empty idempotency key", outTradeNo)
 	}
@@ -473,7 +473,7 @@ func (s *Store) AppendLog(ctx context.Context, outTradeNo, remarks, idemKey stri
 // RecordNotification stores a notification (its JSON in content) with the
 // outcome of handling it; for one already stored (same ID) it sets the
 // outcome. inserted is false when nothing changed.
-func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, outcome string) (inserted bool, err error) {
+func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) (inserted bool, err error) {
 	if n.ID == "" {
 		return false, errors.New("record notification: empty id")
 	}
@@ -486,7 +486,7 @@ func (s *Store) RecordNotification(ctx context.Context, n payment.Notification, 
 		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()))
 		ON CONFLICT (id) DO UPDATE SET outcome = EXCLUDED.outcome
 		WHERE notifications.outcome <> EXCLUDED.outcome`,
-		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, outcome, nullTime(n.ReceivedAt))
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, string(outcome), nullTime(n.ReceivedAt))
 	if err != nil {
 		return false, fmt.Errorf("record notification %s: %w", n.ID, err)
 	}
@@ -582,7 +582,7 @@ func lockOrder(ctx context.Context, tx pgx.Tx, outTradeNo string) (payment.Statu
 
 // changeStatus writes the log row first: if its idempotency key was used
 // before, this change was already made and nothing else is written.
-func changeStatus(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks, key string) (bool, error) {
+func changeStatus(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks string, key payment.Key) (bool, error) {
 	inserted, err := insertLog(ctx, tx, outTradeNo, from, to, remarks, key)
 	if err != nil || !inserted {
 		return false, err
@@ -596,12 +596,12 @@ func changeStatus(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to pa
 
 // insertLog adds a log row unless one with the same idempotency key exists;
 // it reports whether it inserted.
-func insertLog(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks, key string) (bool, error) {
+func insertLog(ctx context.Context, tx pgx.Tx, outTradeNo string, from, to payment.Status, remarks string, key payment.Key) (bool, error) {
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO order_logs (out_trade_no, from_status, to_status, remarks, idempotency_key)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (out_trade_no, idempotency_key) DO NOTHING`,
-		outTradeNo, string(from), string(to), remarks, key)
+		outTradeNo, string(from), string(to), remarks, string(key))
 	if err != nil {
 		return false, fmt.Errorf("insert log: %w", err)
 	}

@@ -376,7 +376,7 @@ func TestMarkReview(t *testing.T) {
 	}
 	// The same key again (a retried activity), and another reason while in
 	// REVIEW, both change nothing.
-	for _, key := range []string{"review:amount:4200200", "review:other"} {
+	for _, key := range []payment.Key{"review:amount:4200200", "review:other"} {
 		out, err := s.MarkReview(ctx, MarkReviewParams{OutTradeNo: "order-review", Reason: "again", Key: key})
 		if err != nil || out.Changed {
 			t.Fatalf("MarkReview(%s) = %+v, %v; want unchanged", key, out, err)

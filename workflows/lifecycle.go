@@ -95,7 +95,7 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 		// The order is paid at WeChat (a prepay made before, whose answer
 		// was lost): confirm it like any payment, never close it.
 		p.prepayError = "WeChat Pay says the order is already paid"
-		return p.confirmPaidAtWeChat(ctx, "prepay refused as already paid", "review:prepay-paid")
+		return p.confirmPaidAtWeChat(ctx, "prepay refused as already paid", payment.KeyReviewPrepayPaid)
 	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePrepayConflict:
 		// Prepaid before with other order parameters (the order was edited
 		// by hand): whatever was prepaid may still be paid at WeChat, so the
@@ -104,7 +104,7 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 		return nil
 	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePrepay:
 		p.prepayError = appErr.Message()
-		return p.markClosed(ctx, "prepay failed: "+p.prepayError, "closed:prepay")
+		return p.markClosed(ctx, "prepay failed: "+p.prepayError, payment.KeyClosedPrepay)
 	case isTimeout(err):
 		p.prepayError = "WeChat Pay could not be reached to prepay before the order expired"
 		if p.oneLoop {
@@ -112,7 +112,7 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 			// order there first, as for any order.
 			return nil
 		}
-		return p.markClosed(ctx, "prepay failed: "+p.prepayError, "closed:prepay")
+		return p.markClosed(ctx, "prepay failed: "+p.prepayError, payment.KeyClosedPrepay)
 	default:
 		return err
 	}
@@ -121,7 +121,7 @@ func (p *flow) doPrepay(ctx workflow.Context) error {
 // confirmPaidAtWeChat follows WeChat saying the order is paid (a prepay or
 // a close refused with ORDERPAID): its order query decides, asked until it
 // answers; if it does not say paid, the order goes to REVIEW.
-func (p *flow) confirmPaidAtWeChat(ctx workflow.Context, why, key string) error {
+func (p *flow) confirmPaidAtWeChat(ctx workflow.Context, why string, key payment.Key) error {
 	p.state.Step = StepConfirming
 	trade, err := p.queryUntilFinal(ctx)
 	switch {
@@ -167,7 +167,7 @@ func (p *flow) expire(ctx workflow.Context) error {
 	if err := p.poll(ctx); err != nil || p.state.Status != payment.StatusPending {
 		return err
 	}
-	return p.close(ctx, fmt.Sprintf("expired unpaid at %s", p.lc.ExpiresAt.UTC().Format(time.RFC3339)), "closed:expired")
+	return p.close(ctx, fmt.Sprintf("expired unpaid at %s", p.lc.ExpiresAt.UTC().Format(time.RFC3339)), payment.KeyClosedExpired)
 }
 
 // close closes the order at WeChat, so it can no longer be paid, then in
@@ -175,7 +175,7 @@ func (p *flow) expire(ctx workflow.Context) error {
 // confirmed instead. If WeChat refuses or gives no trustworthy answer, the
 // order stays PENDING here and the close is tried again later: an order is
 // never closed here while WeChat would still let someone pay it.
-func (p *flow) close(ctx workflow.Context, reason, key string) error {
+func (p *flow) close(ctx workflow.Context, reason string, key payment.Key) error {
 	p.state.Step = StepClosing
 	if !p.oneLoop {
 		return p.legacyClose(ctx, reason, key)
@@ -188,7 +188,7 @@ func (p *flow) close(ctx workflow.Context, reason, key string) error {
 		return p.markClosed(ctx, reason, key)
 	case isType(err, activities.ErrTypeOrderPaid):
 		p.closeRequested = false
-		return p.confirmPaidAtWeChat(ctx, "WeChat Pay refused to close the order as paid", "review:close-paid")
+		return p.confirmPaidAtWeChat(ctx, "WeChat Pay refused to close the order as paid", payment.KeyReviewClosePaid)
 	}
 	var cancelled *temporal.CanceledError
 	if errors.As(err, &cancelled) {
@@ -202,7 +202,7 @@ func (p *flow) close(ctx workflow.Context, reason, key string) error {
 }
 
 // legacyClose is close as runs started before versionOneLoop do it.
-func (p *flow) legacyClose(ctx workflow.Context, reason, key string) error {
+func (p *flow) legacyClose(ctx workflow.Context, reason string, key payment.Key) error {
 	p.closeRequested = false
 	err := workflow.ExecuteActivity(storeOptions(ctx, "close at WeChat"), a.CloseAtWeChat,
 		activities.CloseAtWeChatInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, nil)
@@ -211,7 +211,7 @@ func (p *flow) legacyClose(ctx workflow.Context, reason, key string) error {
 		if err := p.poll(ctx); err != nil || p.state.Status != payment.StatusPending {
 			return err
 		}
-		return p.review(ctx, nil, "WeChat Pay refused to close the order as paid, but its order query does not say SUCCESS", "review:close-paid")
+		return p.review(ctx, nil, "WeChat Pay refused to close the order as paid, but its order query does not say SUCCESS", payment.KeyReviewClosePaid)
 	case isType(err, activities.ErrTypeQueryRejected):
 		reason += " (WeChat Pay did not confirm the close: " + err.Error() + ")"
 	case err != nil:
@@ -220,7 +220,7 @@ func (p *flow) legacyClose(ctx workflow.Context, reason, key string) error {
 	return p.markClosed(ctx, reason, key)
 }
 
-func (p *flow) markClosed(ctx workflow.Context, reason, key string) error {
+func (p *flow) markClosed(ctx workflow.Context, reason string, key payment.Key) error {
 	var r activities.MarkClosedResult
 	err := p.storeStep(ctx, "mark closed", a.MarkClosed,
 		activities.MarkClosedInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}).Get(ctx, &r)
@@ -228,9 +228,9 @@ func (p *flow) markClosed(ctx workflow.Context, reason, key string) error {
 		return err
 	}
 	switch r.Outcome {
-	case "paid":
+	case payment.ClosedPaid:
 		return p.setStatus(ctx, payment.StatusPaid)
-	case "review":
+	case payment.ClosedReview:
 		return p.setStatus(ctx, payment.StatusReview)
 	}
 	if !p.oneLoop {

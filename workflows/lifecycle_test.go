@@ -40,7 +40,7 @@ func runOwned(t *testing.T, env *testsuite.TestWorkflowEnvironment, prepay bool)
 	return res.State
 }
 
-func expectClose(env *testsuite.TestWorkflowEnvironment, key string) {
+func expectClose(env *testsuite.TestWorkflowEnvironment, key payment.Key) {
 	env.OnActivity(a.CloseAtWeChat, mock.Anything, mock.Anything).Return(activities.CloseAtWeChatResult{}, nil).Once()
 	env.OnActivity(a.MarkClosed, mock.Anything, mock.MatchedBy(func(in activities.MarkClosedInput) bool { return in.Key == key })).
 		Return(activities.MarkClosedResult{Outcome: "closed"}, nil).Once()

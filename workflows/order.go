@@ -350,7 +350,7 @@ func (p *flow) step(ctx workflow.Context) (bool, error) {
 		p.tracks = p.tracks[1:]
 		return true, p.trackRefund(ctx, r)
 	case p.owned() && p.closeRequested && !now.Before(p.closeRetryAt):
-		return true, p.close(ctx, "closed by the merchant", "closed:merchant")
+		return true, p.close(ctx, "closed by the merchant", payment.KeyClosedMerchant)
 	case p.owned() && !now.Before(p.lc.ExpiresAt) && !now.Before(p.closeRetryAt):
 		return true, p.expire(ctx)
 	case p.owned() && (p.syncRequested || !now.Before(p.nextQuery)):

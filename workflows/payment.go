@@ -56,7 +56,7 @@ func (p *flow) recordFailure(ctx workflow.Context, n payment.Notification) error
 		remarks += fmt.Sprintf(", err_code %s %s", n.ErrCode, n.ErrCodeDes)
 	}
 	err := p.storeStep(ctx, "log failed payment", a.OrderLog,
-		activities.OrderLogInput{OutTradeNo: p.in.OutTradeNo, Remarks: remarks, Key: "failed:" + n.ID}).Get(ctx, nil)
+		activities.OrderLogInput{OutTradeNo: p.in.OutTradeNo, Remarks: remarks, Key: payment.KeyFailedPayment(n.ID)}).Get(ctx, nil)
 	if isType(err, activities.ErrTypeOrderNotFound) {
 		return p.recordUnknown(ctx, n)
 	}
@@ -71,14 +71,14 @@ func (p *flow) confirm(ctx workflow.Context, n *payment.Notification) error {
 	trade, err := p.queryUntilFinal(ctx)
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) && (appErr.Type() == activities.ErrTypeOrderNotExist || appErr.Type() == activities.ErrTypeQueryRejected) {
-		return p.review(ctx, n, "notified as paid, but WeChat's order query says: "+appErr.Message(), "review:query:"+n.ID)
+		return p.review(ctx, n, "notified as paid, but WeChat's order query says: "+appErr.Message(), payment.KeyReviewQuery(n.ID))
 	}
 	if err != nil {
 		return err
 	}
 	if !paidState(trade.TradeState) {
 		return p.review(ctx, n, fmt.Sprintf("notified as paid, but the WeChat order query says %s %s after %d queries",
-			trade.TradeState, trade.TradeStateDesc, p.state.Queries), "review:state:"+n.ID)
+			trade.TradeState, trade.TradeStateDesc, p.state.Queries), payment.KeyReviewState(n.ID))
 	}
 	return p.decide(ctx, trade, n)
 }
@@ -109,7 +109,7 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 	}
 	p.state.AmountFen = v.OrderAmountFen
 	if len(v.Mismatches) > 0 {
-		return p.reviewTrade(ctx, trade, "amount verification failed: "+strings.Join(v.Mismatches, "; "), "review:mismatch:"+trade.TransactionID)
+		return p.reviewTrade(ctx, trade, "amount verification failed: "+strings.Join(v.Mismatches, "; "), payment.KeyReviewMismatch(trade.TransactionID))
 	}
 
 	var res activities.MarkPaidResult
@@ -121,13 +121,13 @@ func (p *flow) decide(ctx workflow.Context, trade payment.Trade, n *payment.Noti
 	}
 	p.state.Source = source
 	switch res.Outcome {
-	case "review":
+	case payment.PaidReview:
 		p.state.Reason = "payment " + trade.TransactionID + " does not fit the order's state (second transaction, or paid after close)"
 		if p.state.TransactionID == "" {
 			p.state.TransactionID = trade.TransactionID
 		}
 		return p.setStatus(ctx, payment.StatusReview)
-	case "already_paid":
+	case payment.PaidAlready:
 		if p.state.Status == payment.StatusRefunded {
 			return nil // a late copy of the payment of a refunded order
 		}
@@ -164,14 +164,14 @@ func (p *flow) queryUntilFinal(ctx workflow.Context) (payment.Trade, error) {
 
 // review sends the order to REVIEW with a reason, or records the
 // notification as unknown when there is no such order.
-func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason, key string) error {
+func (p *flow) review(ctx workflow.Context, n *payment.Notification, reason string, key payment.Key) error {
 	return p.markReview(ctx, n, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key})
 }
 
 // reviewTrade sends the order to REVIEW for a trade WeChat confirmed as paid
 // that does not add up; the order keeps the transaction and what WeChat
 // says was paid, so that the money can be refunded.
-func (p *flow) reviewTrade(ctx workflow.Context, t payment.Trade, reason, key string) error {
+func (p *flow) reviewTrade(ctx workflow.Context, t payment.Trade, reason string, key payment.Key) error {
 	in := activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: reason, Key: key}
 	if p.oneLoop {
 		in.TransactionID, in.PaidFen, in.PaidAt = t.TransactionID, t.AmountFen, t.PaidAt
@@ -205,7 +205,7 @@ func (p *flow) markReview(ctx workflow.Context, n *payment.Notification, in acti
 // creates an order; the run is flagged REVIEW so operators find it.
 func (p *flow) recordUnknown(ctx workflow.Context, n payment.Notification) error {
 	err := p.storeStep(ctx, "record unknown-order notification", a.RecordNotification,
-		activities.RecordNotificationInput{Notification: n, Outcome: "unknown_order"}).Get(ctx, nil)
+		activities.RecordNotificationInput{Notification: n, Outcome: payment.NotifyUnknownOrder}).Get(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (p *flow) requestedReview(ctx workflow.Context, r ReviewRequest) error {
 	if p.state.UnknownOrder {
 		return nil
 	}
-	return p.markReview(ctx, nil, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: r.Reason, Key: r.Key, AllowFromPaid: true})
+	return p.markReview(ctx, nil, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, Reason: r.Reason, Key: payment.Key(r.Key), AllowFromPaid: true})
 }
 
 // requestedConfirm confirms a payment WeChat's bill has: WeChat's order
@@ -236,13 +236,13 @@ func (p *flow) requestedConfirm(ctx workflow.Context, r ConfirmRequest) error {
 	p.state.Step = StepConfirming
 	trade, err := p.queryUntilFinal(ctx)
 	if isType(err, activities.ErrTypeOrderNotExist) {
-		return p.review(ctx, nil, r.Reason+", but WeChat's order query does not know the order", "review:confirm-notexist")
+		return p.review(ctx, nil, r.Reason+", but WeChat's order query does not know the order", payment.KeyReviewConfirmNotExist)
 	}
 	if err != nil {
 		return err
 	}
 	if !paidState(trade.TradeState) {
-		return p.review(ctx, nil, fmt.Sprintf("%s, but WeChat's order query says %s", r.Reason, trade.TradeState), "review:confirm:"+trade.TradeState)
+		return p.review(ctx, nil, fmt.Sprintf("%s, but WeChat's order query says %s", r.Reason, trade.TradeState), payment.KeyReviewConfirmState(trade.TradeState))
 	}
 	if p.final() && trade.TransactionID == p.state.TransactionID {
 		return nil

@@ -192,7 +192,7 @@ func (p *flow) followRefund(ctx workflow.Context, r *refundTrack) error {
 		}
 		if res.Mismatch != "" {
 			return p.markReview(ctx, nil, activities.MarkReviewInput{OutTradeNo: p.in.OutTradeNo, AllowFromPaid: true,
-				Reason: "refund does not add up: " + res.Mismatch, Key: "review:refund-mismatch:" + r.OutRefundNo})
+				Reason: "refund does not add up: " + res.Mismatch, Key: payment.KeyReviewRefundMismatch(r.OutRefundNo)})
 		}
 		return p.refundAnswer(ctx, r, res.Trade)
 	}
@@ -400,7 +400,7 @@ func (p *flow) resolveByRefund(ctx workflow.Context, req ResolveRequest, remarks
 		return ResolveResult{}, err
 	}
 	err = p.storeStep(ctx, "log the resolution", a.OrderLog, activities.OrderLogInput{OutTradeNo: p.in.OutTradeNo,
-		Remarks: fmt.Sprintf("%s (refund %s of %s)", remarks, no, yuan(left.LeftFen)), Key: "resolved:refund:" + no}).Get(ctx, nil)
+		Remarks: fmt.Sprintf("%s (refund %s of %s)", remarks, no, yuan(left.LeftFen)), Key: payment.KeyResolvedRefund(no)}).Get(ctx, nil)
 	if err != nil {
 		return ResolveResult{}, err
 	}

@@ -39,7 +39,7 @@ func (p *flow) resolveHandler(ctx workflow.Context, req ResolveRequest) (Resolve
 	}
 	var res activities.ResolveReviewResult
 	err := p.storeStep(ctx, "resolve: "+how, a.ResolveReview, activities.ResolveReviewInput{
-		OutTradeNo: p.in.OutTradeNo, To: to, Remarks: remarks, Key: "resolved:" + req.Action,
+		OutTradeNo: p.in.OutTradeNo, To: to, Remarks: remarks, Key: payment.KeyResolved(req.Action),
 	}).Get(ctx, &res)
 	switch {
 	case isType(err, activities.ErrTypeNoTransaction):
