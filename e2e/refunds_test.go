@@ -177,7 +177,9 @@ func TestRefundAbnormalThenSuccess(t *testing.T) {
 	d := st.v3
 	no, _ := d.paidOrder(t, "REFUNDABN", 600)
 	rn := "RB-" + no
-	d.simRefundOptions(t, rn, map[string]any{"outcome": "ABNORMAL", "then": "SUCCESS", "processing": "3s"})
+	// PROCESSING, then ABNORMAL, each for 3 s (3000 s scaled by the
+	// sandbox's SIM_TIME_SCALE of 0.001), then SUCCESS.
+	d.simRefundOptions(t, rn, map[string]any{"outcome": "ABNORMAL", "then": "SUCCESS", "processing": "3000s"})
 	if code, _ := d.refund(t, no, map[string]any{"out_refund_no": rn, "amount_fen": 200}); code != http.StatusCreated {
 		t.Fatalf("refund = %d", code)
 	}
