@@ -34,6 +34,9 @@ var specMetricNames = []string{
 	"payflow_refund_success_seconds",
 	"payflow_refund_applies_total",
 	"payflow_refunds_open",
+	"payflow_wechat_faults_total",
+	"payflow_inbox_parked",
+	"payflow_inbox_relayed_total",
 	"payflow_refund_oldest_processing_seconds",
 }
 

@@ -131,7 +131,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"activity"}),
 		reconciliation: f.NewCounter(prometheus.CounterOpts{
 			Name: ReconciliationFoundName,
-			Help: "Discrepancies found by reconciliation against WeChat Pay.",
+			Help: "Notifications, orders and refunds the safety net found stranded and handed to a new run of their order's workflow.",
 		}),
 		wechatFaults: f.NewCounterVec(prometheus.CounterOpts{
 			Name: WeChatFaultsName,
