@@ -240,7 +240,10 @@ func (s *stack) startTemporal(ctx context.Context) error {
 	_, uiPort, _ := net.SplitHostPort(freeAddr())
 	s.temporal = newProc(s, "temporal", s.temporalBin, []string{"HOME=" + s.dir, "PATH=" + os.Getenv("PATH")},
 		"server", "start-dev", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
-		"--db-filename", filepath.Join(s.dir, "temporal.db"), "--log-level", "error")
+		"--db-filename", filepath.Join(s.dir, "temporal.db"), "--log-level", "error",
+		// Temporal suggests continuing as new after this many events (4096
+		// by default): low here, so that long order runs do it in the tests.
+		"--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=150")
 	s.uiURL = "http://127.0.0.1:" + uiPort
 	if err := s.temporal.start(); err != nil {
 		return err

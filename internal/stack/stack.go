@@ -448,7 +448,10 @@ func (s *Stack) startTemporal(ctx context.Context) error {
 	s.Temporal = &Process{
 		Name: "temporal", Path: s.opts.TemporalBin, Addr: addr,
 		Args: []string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
-			"--db-filename", filepath.Join(s.Dir, "temporal.db"), "--log-level", "error"},
+			"--db-filename", filepath.Join(s.Dir, "temporal.db"), "--log-level", "error",
+			// Temporal suggests continuing as new after this many events
+			// (4096 by default): low here, so long order runs do it.
+			"--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=150"},
 		Env:     []string{"HOME=" + s.Dir, "PATH=" + os.Getenv("PATH")},
 		LogFile: filepath.Join(s.Dir, "logs", "temporal.log"),
 		ready:   temporalReady(addr),
