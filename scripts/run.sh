@@ -78,6 +78,10 @@ export WECHATPAY_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
 # WeChat itself (production default: 1m).
 export ORDER_QUERY_AFTER=${ORDER_QUERY_AFTER:-5s}
 export API_ADDR="127.0.0.1:$API_PORT" WORKER_ADDR="127.0.0.1:$WORKER_PORT"
+# Refunds are asked with API v3, so WeChat notifies them in v3 format; a
+# refund in the sandbox stays PROCESSING for a few seconds.
+export WECHATPAY_REFUND_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
+export REFUND_QUERY_AFTER=${REFUND_QUERY_AFTER:-5s} SIM_REFUND_PROCESSING=${SIM_REFUND_PROCESSING:-3s}
 export SIM_ADDR="127.0.0.1:$SIM_PORT" SIM_NOTIFY_VERSION=v3
 export SIM_NOTIFY_URL="http://127.0.0.1:$API_PORT/wechatpay/notify"
 export SIM_NOTIFY_URL_V3="http://127.0.0.1:$API_PORT/wechatpay/v3/notify"
@@ -106,4 +110,7 @@ or by hand:
   curl -s -XPOST http://127.0.0.1:$API_PORT/orders -H "Authorization: Bearer \$(cat .run/api-token)" -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo","trade_type":"NATIVE"}'
   curl -s -XPOST http://127.0.0.1:$SIM_PORT/sim/pay -d '{"out_trade_no":"DEMO0001"}'
   curl -s http://127.0.0.1:$API_PORT/orders/DEMO0001 -H "Authorization: Bearer \$(cat .run/api-token)"
+then refund part of it, and see the refund once WeChat confirms it:
+  curl -s -XPOST http://127.0.0.1:$API_PORT/orders/DEMO0001/refunds -H "Authorization: Bearer \$(cat .run/api-token)" -d '{"out_refund_no":"R0001","amount_fen":234,"reason":"one item missing"}'
+  curl -s http://127.0.0.1:$API_PORT/orders/DEMO0001/refunds/R0001 -H "Authorization: Bearer \$(cat .run/api-token)"
 MSG
