@@ -7,9 +7,13 @@ import (
 	"go.temporal.io/sdk/worker"
 )
 
-// TestReplayRecordedHistories replays histories recorded from real runs
-// (make run; temporal workflow show --output json). A change to the
-// workflow that would break payments already in flight fails here.
+// TestReplayRecordedHistories replays histories recorded from real runs. A
+// change to the workflow that would break payments already in flight fails
+// here. history_v2_* and history_v3_* come from runs before the one-loop
+// workflow (make run; temporal workflow show --output json); the
+// history_oneloop_* ones from e2e's TestLongRunContinuesAsNew with
+// RECORD_HISTORIES=$PWD/workflows/testdata: a run that continued as new,
+// the run it continued into (carried state, then paid), and a refund.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob("testdata/history_*.json")
 	if err != nil || len(files) == 0 {
