@@ -136,7 +136,9 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}
 	}
-	orphan := make([]bool, len(nos))
+	// Each order: is its workflow running? If not, wake a run. Bounded
+	// concurrency, so a page of hundreds takes a few seconds, not minutes.
+	handed := make([]bool, len(nos))
 	errs := make([]error, len(nos))
 	conc := s.Concurrency
 	if conc <= 0 {
@@ -150,23 +152,31 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			running, err := s.running(ctx, s.WorkflowID(no))
-			orphan[i], errs[i] = !running && err == nil, err
+			if err != nil {
+				errs[i] = fmt.Errorf("describe %s: %w", no, err)
+				return
+			}
+			if running {
+				return
+			}
+			if err := s.Handover.Wake(ctx, no); err != nil {
+				errs[i] = fmt.Errorf("wake %s: %w", no, err)
+				return
+			}
+			handed[i] = true
 		}()
 		activity.RecordHeartbeat(ctx, no)
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return SafetyNetPageResult{}, fmt.Errorf("safety net: describe: %w", err)
-	}
 	for i, no := range nos {
-		if !orphan[i] {
-			continue
+		if handed[i] {
+			res.Handed = append(res.Handed, no)
 		}
-		if err := s.Handover.Wake(ctx, no); err != nil {
-			return SafetyNetPageResult{}, fmt.Errorf("safety net: wake %s: %w", no, err)
-		}
-		res.Handed = append(res.Handed, no)
-		activity.RecordHeartbeat(ctx, no)
+	}
+	if err := errors.Join(errs...); err != nil {
+		// What was handed over stays handed over (waking is idempotent); the
+		// page is tried again.
+		return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
 	}
 	s.Metrics.ReconciliationFound(len(res.Handed))
 	return res, nil

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay/apiv2"
@@ -302,5 +304,61 @@ func TestSafetyNetScheduleFollowsSettings(t *testing.T) {
 	}
 	if desc, err = h.Describe(ctx); err != nil || desc.Schedule.Spec.Intervals[0].Every != 5*time.Minute {
 		t.Fatalf("interval = %v, %v", desc.Schedule.Spec.Intervals, err)
+	}
+}
+
+// A safety net pass over 2,000 PENDING orders without a workflow covers
+// every one in one pass, within its budget (80 % of RECONCILE_INTERVAL),
+// paging through them and handing each to a new run.
+func TestSafetyNetPassOverThousands(t *testing.T) {
+	d := st.v2
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, d.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	prefix := uniqueNo("NET")
+	const n = 2000
+	rows := make([][]any, n)
+	now := time.Now()
+	for i := range n {
+		rows[i] = []any{fmt.Sprintf("%s%04d", prefix, i), int64(100 + i), "scale", "PENDING",
+			now.Add(-10 * time.Minute), now, now.Add(7 * 24 * time.Hour)}
+	}
+	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"orders"},
+		[]string{"out_trade_no", "amount_fen", "description", "status", "created_at", "updated_at", "expires_at"},
+		pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		// Not candidates of later passes in the other tests.
+		_, _ = conn.Exec(context.Background(), `UPDATE orders SET status = 'CLOSED' WHERE out_trade_no LIKE $1 || '%'`, prefix)
+	}()
+
+	start := time.Now()
+	res := runSafetyNet(t, d)
+	took := time.Since(start)
+	handed := 0
+	for _, no := range res.Handed["orders"] {
+		if strings.HasPrefix(no, prefix) {
+			handed++
+		}
+	}
+	t.Logf("one pass: checked %d, handed %d of the %d orders in %s (partial %v)", res.Checked, handed, n, took.Round(time.Millisecond), res.Partial)
+	if res.Partial || handed != n {
+		t.Fatalf("the pass handed %d of %d orders (partial %v), want all in one pass", handed, n, res.Partial)
+	}
+	if interval := 5 * time.Minute; took >= interval {
+		t.Fatalf("the pass took %s, longer than its interval %s", took, interval)
+	}
+	// Each now has a run of its own.
+	for _, i := range []int{0, n / 2, n - 1} {
+		no := fmt.Sprintf("%s%04d", prefix, i)
+		desc, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+		if err != nil || desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			t.Fatalf("order %s has no running workflow: %v", no, err)
+		}
 	}
 }
