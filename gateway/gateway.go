@@ -192,10 +192,15 @@ func (g *Gateway) Sync(ctx context.Context, o payment.Order) error {
 }
 
 // Wake makes sure a run looks after the order (the safety net: a PENDING
-// order or open refunds without a workflow). A running run is only nudged
-// to look again.
+// order or open refunds without a workflow). A running run is left alone
+// (USE_EXISTING); a new one reads the order and follows its own schedule
+// (an order whose first query is due asks WeChat at once).
 func (g *Gateway) Wake(ctx context.Context, outTradeNo string) error {
-	return g.signal(ctx, order{outTradeNo: outTradeNo}, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, workflows.SignalSync, nil)
+	opts := g.startOptions(order{outTradeNo: outTradeNo}, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+	if _, err := g.Temporal.ExecuteWorkflow(ctx, opts, workflows.PaymentWorkflow, input(outTradeNo)); err != nil {
+		return fmt.Errorf("wake %s: %w", opts.ID, err)
+	}
+	return nil
 }
 
 // Close closes an unpaid order, at WeChat first, and returns its status
