@@ -103,6 +103,10 @@ func (s *Server) inboxRows(w http.ResponseWriter, r *http.Request) {
 // redriveInbox is POST /inbox/{id}/redrive: a parked notification goes back
 // in line for the relay, once an operator fixed what kept it out.
 func (s *Server) redriveInbox(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	id := mux.Vars(r)["id"]
 	err := s.Orders.RedriveInbox(r.Context(), id)
 	if errors.Is(err, store.ErrNotParked) {
