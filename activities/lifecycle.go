@@ -130,8 +130,10 @@ func (a *Activities) Prepay(ctx context.Context, in PrepayInput) (PrepayResult, 
 			"prepay "+in.OutTradeNo+": WeChat Pay says the order is already paid", ErrTypeOrderPaid, err)
 	}
 	if err != nil {
-		if wechatpay.Retryable(err) {
-			return PrepayResult{}, fmt.Errorf("prepay %s: %w", in.OutTradeNo, err)
+		// A fault is counted and retried (a rate limit or a fault that needs
+		// a person waits longer), like the query's and the close's.
+		if a.wechatError("prepay", err) || wechatpay.Retryable(err) {
+			return PrepayResult{}, faultError(fmt.Errorf("prepay %s: %w", in.OutTradeNo, err))
 		}
 		return PrepayResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("prepay %s: WeChat Pay refused: %v", in.OutTradeNo, err), ErrTypePrepay, err)

@@ -45,7 +45,7 @@ func (s *Server) closeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch o.Status {
-	case payment.StatusPaid, payment.StatusReview:
+	case payment.StatusPaid, payment.StatusReview, payment.StatusRefunded:
 		writeError(w, http.StatusConflict, "order is "+string(o.Status)+"; only an unpaid order can be closed")
 		return
 	case payment.StatusClosed:

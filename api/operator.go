@@ -2,8 +2,11 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -22,6 +25,10 @@ func (s *Server) resolveOrder(w http.ResponseWriter, r *http.Request) {
 	var req workflows.ResolveRequest
 	if err := decodeJSON(w, r, maxOperatorBody, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error()+` ({"action":"accept_paid|close|refund","operator":"…","reason":"…"})`)
+		return
+	}
+	if err := validateResolve(req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	o, ok := s.loadOrder(w, r)
@@ -46,6 +53,22 @@ func (s *Server) resolveOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.Info("order resolved", "out_trade_no", o.OutTradeNo, "action", req.Action, "status", res.Status)
 	s.getOrder(w, r)
+}
+
+// validateResolve checks a resolution's shape as the workflow's update
+// validator does, so that bad input is refused here, before the order is
+// read or anything is asked of Temporal (an Update-With-Start would reach
+// the order's workflow, and may start a run, only to be rejected).
+func validateResolve(req workflows.ResolveRequest) error {
+	switch {
+	case req.Action != workflows.ResolveAcceptPaid && req.Action != workflows.ResolveClose && req.Action != workflows.ResolveRefund:
+		return fmt.Errorf("action must be %s, %s or %s", workflows.ResolveAcceptPaid, workflows.ResolveClose, workflows.ResolveRefund)
+	case strings.TrimSpace(req.Operator) == "" || utf8.RuneCountInString(req.Operator) > 64 || !utf8.ValidString(req.Operator):
+		return errors.New("operator (who resolves it) is required, at most 64 characters")
+	case strings.TrimSpace(req.Reason) == "" || utf8.RuneCountInString(req.Reason) > 256 || !utf8.ValidString(req.Reason):
+		return errors.New("reason is required, at most 256 characters")
+	}
+	return nil
 }
 
 // inboxRows is GET /inbox?state=parked|pending: the notifications the
@@ -80,6 +103,10 @@ func (s *Server) inboxRows(w http.ResponseWriter, r *http.Request) {
 // redriveInbox is POST /inbox/{id}/redrive: a parked notification goes back
 // in line for the relay, once an operator fixed what kept it out.
 func (s *Server) redriveInbox(w http.ResponseWriter, r *http.Request) {
+	if err := noBody(w, r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	id := mux.Vars(r)["id"]
 	err := s.Orders.RedriveInbox(r.Context(), id)
 	if errors.Is(err, store.ErrNotParked) {

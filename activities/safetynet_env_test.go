@@ -1,0 +1,241 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/payflow/payflow/metrics"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
+)
+
+// fakeDescriber knows which orders' workflows run; any other is not found.
+type fakeDescriber struct {
+	mu     sync.Mutex
+	status map[string]enums.WorkflowExecutionStatus // by workflow id
+	fail   error
+	asked  []string
+}
+
+func (f *fakeDescriber) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, id)
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	s, ok := f.status[id]
+	if !ok {
+		return nil, serviceerror.NewNotFound("workflow not found for ID: " + id)
+	}
+	return &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: &workflowpb.WorkflowExecutionInfo{Status: s}}, nil
+}
+
+// fakeHandover records what the safety net hands over.
+type fakeHandover struct {
+	mu       sync.Mutex
+	woken    []string
+	notified []payment.Notification
+	startNew []bool
+	fail     error
+}
+
+func (f *fakeHandover) Wake(_ context.Context, no string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.woken = append(f.woken, no)
+	return nil
+}
+
+func (f *fakeHandover) Notify(_ context.Context, n payment.Notification, startNew bool, status payment.Status) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	if status != "" {
+		return errors.New("the safety net does not know the order's status")
+	}
+	f.notified, f.startNew = append(f.notified, n), append(f.startNew, startNew)
+	return nil
+}
+
+func TestSafetyNetPageActivity(t *testing.T) {
+	e := newActEnv(t) // the database and the metrics
+	ctx := context.Background()
+	desc := &fakeDescriber{status: map[string]enums.WorkflowExecutionStatus{
+		"payment/SN-B-RUNNING":   enums.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		"payment/SN-C-COMPLETED": enums.WORKFLOW_EXECUTION_STATUS_COMPLETED,
+		"payment/SN-E-FAILED":    enums.WORKFLOW_EXECUTION_STATUS_FAILED,
+	}}
+	hand := &fakeHandover{}
+	net := &SafetyNet{Store: e.st, Temporal: desc, Handover: hand, WorkflowID: func(no string) string { return "payment/" + no },
+		MchID: refundMch, Metrics: e.a.Metrics, Concurrency: 2}
+	env := quietSuite().NewTestActivityEnvironment()
+	env.RegisterActivity(net)
+	page := func(t *testing.T, in SafetyNetPageInput) (SafetyNetPageResult, error) {
+		t.Helper()
+		v, err := env.ExecuteActivity(net.SafetyNetPage, in)
+		if err != nil {
+			return SafetyNetPageResult{}, err
+		}
+		var res SafetyNetPageResult
+		if err := v.Get(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res, nil
+	}
+	reset := func() {
+		hand.woken, hand.notified, hand.startNew, hand.fail, desc.fail, desc.asked = nil, nil, nil, nil, nil, nil
+	}
+	found := func() float64 { return e.count(metrics.ReconciliationFoundName) }
+
+	// PENDING orders with no run, a running run, a finished one and a
+	// failed one; a decided order is no candidate. Wakes run concurrently,
+	// so only the page's Handed is in order.
+	for _, no := range []string{"SN-A-NONE", "SN-B-RUNNING", "SN-C-COMPLETED", "SN-E-FAILED"} {
+		e.order(t, no, 100, payment.StatusPending)
+	}
+	e.order(t, "SN-D-PAID", 100, payment.StatusPaid)
+	later := time.Now().Add(time.Hour) // every order is older than this
+
+	t.Run("orders without a running workflow get one", func(t *testing.T) {
+		reset()
+		res, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: later, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"SN-A-NONE", "SN-C-COMPLETED", "SN-E-FAILED"}
+		if res.Checked != 4 || !slices.Equal(res.Handed, want) || !res.Done || res.Next.Key != "SN-E-FAILED" || !slices.Equal(slices.Sorted(slices.Values(hand.woken)), want) {
+			t.Errorf("page %+v, woken %q; want %q handed", res, hand.woken, want)
+		}
+		if got := found(); got != 3 {
+			t.Errorf("%s = %v, want 3", metrics.ReconciliationFoundName, got)
+		}
+	})
+
+	t.Run("page by page", func(t *testing.T) {
+		reset()
+		first, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: later, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.Checked != 2 || first.Done || first.Next.Key != "SN-B-RUNNING" || !slices.Equal(first.Handed, []string{"SN-A-NONE"}) {
+			t.Fatalf("first page %+v", first)
+		}
+		second, err := page(t, SafetyNetPageInput{Kind: NetOrders, After: first.Next, Before: later, Limit: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.Checked != 2 || second.Done || !slices.Equal(second.Handed, []string{"SN-C-COMPLETED", "SN-E-FAILED"}) {
+			t.Fatalf("second page %+v", second)
+		}
+		last, err := page(t, SafetyNetPageInput{Kind: NetOrders, After: second.Next, Before: later, Limit: 2})
+		if err != nil || last.Checked != 0 || !last.Done || len(last.Handed) != 0 || last.Next != second.Next {
+			t.Fatalf("last page %+v %v", last, err)
+		}
+	})
+
+	t.Run("young orders are left to the api and their run", func(t *testing.T) {
+		reset()
+		res, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: time.Now().Add(-time.Hour), Limit: 10})
+		if err != nil || res.Checked != 0 || !res.Done || len(hand.woken) != 0 || len(desc.asked) != 0 {
+			t.Errorf("page %+v %v, woken %q", res, err, hand.woken)
+		}
+	})
+
+	t.Run("Temporal does not answer: nothing handed over, retried", func(t *testing.T) {
+		reset()
+		desc.fail = serviceerror.NewUnavailable("frontend down")
+		before := found()
+		_, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: later, Limit: 10})
+		retryable(t, err, 0)
+		if len(hand.woken) != 0 || found() != before {
+			t.Errorf("woken %q, found %v → %v", hand.woken, before, found())
+		}
+	})
+
+	t.Run("a wake that fails fails the page", func(t *testing.T) {
+		reset()
+		hand.fail = errors.New("temporal down")
+		_, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: later, Limit: 10})
+		retryable(t, err, 0)
+	})
+
+	t.Run("refunds not final without a running workflow", func(t *testing.T) {
+		reset()
+		e.order(t, "SN-R-PAID", 1000, payment.StatusPaid)
+		e.order(t, "SN-B-RUNNING-R", 1000, payment.StatusPaid)
+		desc.status["payment/SN-B-RUNNING-R"] = enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+		for _, no := range []string{"SN-R-PAID", "SN-B-RUNNING-R", "SN-D-PAID"} {
+			if _, err := e.st.AcceptRefund(ctx, store.AcceptRefundParams{MchID: refundMch, OutTradeNo: no, OutRefundNo: "RF-" + no,
+				AmountFen: 10, Source: payment.RefundSourceAPI}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A refund that is final needs no one.
+		if _, err := e.st.MarkRefund(ctx, store.MarkRefundParams{MchID: refundMch, OutRefundNo: "RF-SN-D-PAID", Status: payment.RefundSuccess}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := page(t, SafetyNetPageInput{Kind: NetRefunds, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Checked != 2 || !slices.Equal(res.Handed, []string{"SN-R-PAID"}) || !res.Done || !slices.Equal(hand.woken, []string{"SN-R-PAID"}) {
+			t.Errorf("page %+v, woken %q", res, hand.woken)
+		}
+	})
+
+	t.Run("acknowledged notifications never examined are handed to a new run", func(t *testing.T) {
+		reset()
+		kept := payment.Notification{ID: "SN-N1", Source: payment.SourceV3, OutTradeNo: "SN-A-NONE", TransactionID: "4200014", AmountFen: 100, ResultCode: "SUCCESS"}
+		examined := kept
+		examined.ID = "SN-N2"
+		other := payment.Notification{ID: "SN-N3", Source: payment.SourceV3, Kind: payment.KindOther, EventType: "COUPON.USE"}
+		queued := kept
+		queued.ID = "SN-N4"
+		for _, err := range []error{
+			e.st.AuditNotification(ctx, kept, payment.NotifyRecorded),    // held by a run that then died
+			e.st.AuditExamined(ctx, examined, payment.NotifyAlreadyPaid), // examined when received
+			e.st.AuditExamined(ctx, other, payment.NotifyIgnored),        // no workflow needed
+			e.st.EnqueueNotification(ctx, queued),                        // the inbox relay's
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := page(t, SafetyNetPageInput{Kind: NetNotifications, Before: later, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Checked != 1 || !slices.Equal(res.Handed, []string{"SN-N1"}) || !res.Done || res.Next.Key != "SN-N1" || res.Next.At.IsZero() {
+			t.Errorf("page %+v", res)
+		}
+		if len(hand.notified) != 1 || hand.notified[0].ID != "SN-N1" || hand.notified[0].TransactionID != "4200014" || !hand.startNew[0] {
+			t.Errorf("notified %+v, startNew %v", hand.notified, hand.startNew)
+		}
+		// From the cursor on, nothing is left.
+		res, err = page(t, SafetyNetPageInput{Kind: NetNotifications, After: res.Next, Before: later, Limit: 10})
+		if err != nil || res.Checked != 0 || !res.Done {
+			t.Errorf("after the cursor: %+v %v", res, err)
+		}
+	})
+
+	t.Run("an unknown kind is an error", func(t *testing.T) {
+		if _, err := page(t, SafetyNetPageInput{Kind: "payments"}); err == nil {
+			t.Error("no error")
+		}
+	})
+}
