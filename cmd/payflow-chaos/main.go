@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/store"
 )
 
 type config struct {
@@ -138,6 +139,11 @@ func run(c config) (ok bool, err error) {
 		return false, err
 	}
 	defer db.Close()
+	orders, err := store.Open(ctx, st.DatabaseURL)
+	if err != nil {
+		return false, err
+	}
+	defer orders.Close()
 	var syncCommit string
 	if err := db.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit); err != nil {
 		return false, err
@@ -159,7 +165,7 @@ func run(c config) (ok bool, err error) {
 	close(stopFaults)
 	done := <-faultsDone
 
-	chk := &checker{db: db, tc: st.Client}
+	chk := &checker{db: db, store: orders, tc: st.Client}
 	waitStart := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, c.wait)
 	quiet := quiesce(wctx, chk, p, outs, progress)
