@@ -327,5 +327,5 @@ Run it yourself: ` + "`make bench`" + ` (about five minutes with both servers), 
 (and copies its PostgreSQL schema to ` + "`bin/temporal-schema`" + `); the tool creates the
 databases and applies the schema with ` + "`temporal-sql-tool`" + ` (create, setup-schema,
 update-schema) and starts the server with the config in
-` + "`cmd/payflow-bench/temporal-pg.yaml`" + `.
+` + "`internal/stack/temporal-pg.yaml`" + `.
 `

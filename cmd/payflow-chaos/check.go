@@ -140,7 +140,7 @@ func (p *payer) simTrades(ctx context.Context, outs []outcome) (map[string]simTr
 			continue
 		}
 		var tr simTrade
-		status, body, err := p.do(ctx, http.MethodGet, p.st.SimURL+"/sim/trades/"+o.OutTradeNo, nil, &tr)
+		status, body, err := p.do(ctx, http.MethodGet, p.d.SimURL+"/sim/trades/"+o.OutTradeNo, nil, &tr)
 		if err != nil {
 			return nil, ds, err
 		}
