@@ -359,7 +359,7 @@ func preparePayment(ctx context.Context, o loadOptions, i int) (*benchPayment, e
 }
 
 // postJSON posts v as JSON and decodes the answer into out when the status
-// is want; each of prepare (Stack.Authorize for the order API) is applied
+// is want; each of prepare (Deployment.Authorize for the order API) is applied
 // to the request.
 func postJSON(ctx context.Context, url string, v any, want int, out any, prepare ...func(*http.Request)) error {
 	b, err := json.Marshal(v)
