@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,13 +131,13 @@ func TestNotificationsNeedNoToken(t *testing.T) {
 // loopback, before it connects to anything (PostgreSQL and Temporal are
 // unreachable here, and it still exits at once), saying what to set.
 func TestAPIRefusesNonLoopbackWithoutTokens(t *testing.T) {
-	_, port, _ := strings.Cut(freeAddr(), ":")
+	_, port, _ := strings.Cut(freeAddr(t), ":")
 	for _, addr := range []string{"0.0.0.0:" + port, ":" + port, "[::]:" + port} {
 		for _, tokens := range []string{"", " , "} {
 			t.Run(addr+"/"+tokens, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				cmd := exec.CommandContext(ctx, filepath.Join(st.bins, "api"))
+				cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "api"))
 				cmd.Env = []string{
 					"API_ADDR=" + addr, "API_TOKENS=" + tokens,
 					"DATABASE_URL=postgres://postgres@127.0.0.1:1/payments?sslmode=disable", "TEMPORAL_ADDRESS=127.0.0.1:1",
@@ -167,18 +166,17 @@ func TestAPIRefusesNonLoopbackWithoutTokens(t *testing.T) {
 // On loopback without API_TOKENS (make run's old default, a developer's
 // machine) bin/api starts, and its order API needs no token.
 func TestAPIOnLoopbackWithoutTokens(t *testing.T) {
-	addr := freeAddr()
-	env := slices.Concat(st.env(st.v2), []string{"WECHATPAY_API_VERSION=v2", "API_ADDR=" + addr, "API_TOKENS="})
-	api := newProc(st, "loopback-api", filepath.Join(st.bins, "api"), env)
-	if err := api.start(); err != nil {
+	api := st.v2.NewAPI("loopback-api", freeAddr(t), "API_TOKENS=")
+	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer api.stop()
+	defer api.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := waitHTTP(ctx, "http://"+addr+"/readyz"); err != nil {
+	if err := api.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	addr := api.Addr
 	no := uniqueNo("LOOP")
 	code, _, got := send(t, http.MethodPost, "http://"+addr+"/orders", "", `{"out_trade_no":"`+no+`","amount_fen":5,"description":"loopback"}`)
 	if code != http.StatusCreated {
@@ -197,17 +195,17 @@ func TestTokensNeverLogged(t *testing.T) {
 		if code, _, _ := send(t, http.MethodGet, d.apiURL+"/orders/NOSUCHORDER1", "Bearer "+d.token, ""); code != http.StatusNotFound {
 			t.Fatalf("GET with the token = %d", code)
 		}
-		b, err := os.ReadFile(filepath.Join(st.dir, d.name+"-api.log"))
+		b, err := os.ReadFile(d.api.LogFile)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, tok := range []string{st.v2.token, st.v3.token} {
 			if bytes.Contains(b, []byte(tok)) || bytes.Contains(b, []byte(tok[:16])) {
-				t.Fatalf("%s-api.log shows a bearer token", d.name)
+				t.Fatalf("%s shows a bearer token", d.api.LogFile)
 			}
 		}
 		if !bytes.Contains(b, []byte("request denied")) {
-			t.Fatalf("%s-api.log does not record the denied requests", d.name)
+			t.Fatalf("%s does not record the denied requests", d.api.LogFile)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func chromium(t *testing.T, args ...string) string {
 }
 
 func uiListURL(query string) string {
-	return st.uiURL + "/namespaces/default/workflows?query=" + url.QueryEscape(query)
+	return st.TemporalUIURL + "/namespaces/default/workflows?query=" + url.QueryEscape(query)
 }
 
 // An operator finds a payment in the Temporal UI by OutTradeNo, with its

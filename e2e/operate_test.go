@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -96,14 +95,14 @@ func TestReadinessFollowsPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr()
-	d := &deployment{name: "ready", taskQueue: "e2e-ready", simURL: st.v2.simURL}
-	env := append(st.env(d), "DATABASE_URL="+dbURL, "API_ADDR="+addr, "WECHATPAY_API_VERSION=v2")
-	api := newProc(st, "ready-api", filepath.Join(st.bins, "api"), env)
-	if err := api.start(); err != nil {
+	// An api of the v2 deployment's configuration, but on a database of a
+	// PostgreSQL of its own and a task queue of its own.
+	api := st.v2.NewAPI("ready-api", freeAddr(t), "DATABASE_URL="+dbURL, "TEMPORAL_TASK_QUEUE=e2e-ready")
+	if err := api.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer api.stop()
+	defer api.Stop()
+	addr := api.Addr
 	ready := func() int {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,10 +22,11 @@ func TestTemporalOutageInbox(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s, err := stacklib.Start(ctx, stacklib.Options{
-		Dir: filepath.Join(t.TempDir(), "outage"), BinDir: st.bins, TemporalBin: st.temporalBin,
-		APIVersion: "v2", NotifyVersion: "v2", TaskQueue: "e2e-outage",
-		OrderQueryAfter: time.Hour, // only notifications may pay these orders
-		Log:             io.Discard,
+		Dir: filepath.Join(t.TempDir(), "outage"), BinDir: st.BinDir,
+		Deployments: []stacklib.DeploymentOptions{{
+			APIVersion: "v2", NotifyVersion: "v2", TaskQueue: "e2e-outage",
+			OrderQueryAfter: time.Hour, // only notifications may pay these orders
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestTemporalOutageInbox(t *testing.T) {
 			s.DumpLogs(os.Stderr, 20000) // bytes of each log
 		}
 	}()
-	d := &deployment{name: "outage", apiURL: s.APIURLs[0], simURL: s.SimURL, token: s.APIToken}
+	d := newDeployment(s.Deployments[0])
 	registerAPI(d)
 
 	const n = 5

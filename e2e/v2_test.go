@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/payflow/payflow/internal/invariant"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay/apiv2"
 	"github.com/payflow/payflow/workflows"
@@ -97,28 +98,15 @@ func (d *deployment) waitDelivered(t *testing.T, no string, deliveries int) simT
 	return tr
 }
 
-// paidLogs counts the order's log rows that record the move to PAID.
-func paidLogs(o payment.Order) []payment.Log {
-	var out []payment.Log
-	for _, l := range o.Logs {
-		if l.ToStatus == payment.StatusPaid && l.FromStatus != payment.StatusPaid {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+// paidLogs are the order's log rows that moved it to PAID.
+func paidLogs(o payment.Order) []payment.Log { return invariant.PaidLogs(o) }
 
+// assertPaidOnce fails the test unless the order is PAID (or REFUNDED
+// since) exactly once by txid: the check chaos and the benchmark make too.
 func assertPaidOnce(t *testing.T, o payment.Order, txid string) {
 	t.Helper()
-	if o.Status != payment.StatusPaid || o.TransactionID != txid || o.PaidAt == nil {
-		t.Fatalf("order = %+v, want PAID by %s", o, txid)
-	}
-	logs := paidLogs(o)
-	if len(logs) != 1 {
-		t.Fatalf("PAID log rows = %d, want exactly 1: %+v", len(logs), o.Logs)
-	}
-	if !strings.Contains(logs[0].Remarks, txid) {
-		t.Fatalf("PAID log remarks %q do not name transaction %s", logs[0].Remarks, txid)
+	if err := invariant.PaidOnce(o, txid); err != nil {
+		t.Fatalf("order %s is not paid once by %s: %v\n%+v", o.OutTradeNo, txid, err, o)
 	}
 }
 

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/payflow/payflow/internal/httpserve"
 )
 
 // Server is the simulator: WeChat's API paths, the operator endpoints and
@@ -176,37 +177,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	defer s.Close()
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("wechatpay simulator listening", "addr", ln.Addr().String(), "config", cfg)
+	s.log.Info("wechatpay simulator starting", "config", cfg)
 	// The seed, so that a run with random faults can be replayed.
 	s.log.Info("fault model", "rate", s.cfg.FaultRate, "seed", s.cfg.FaultSeed,
 		"replay", fmt.Sprintf("SIM_FAULTS=%g SIM_FAULT_SEED=%d", s.cfg.FaultRate, s.cfg.FaultSeed))
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	srv := httpserve.New(cfg.Addr, s.Handler())
+	if err := httpserve.Serve(ctx, srv, s.log); err != nil {
+		return err
 	}
-	s.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	s.Close()
 	s.log.Info("stopped")
 	return nil
 }

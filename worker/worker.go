@@ -18,6 +18,7 @@ import (
 	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
+	"github.com/payflow/payflow/internal/httpserve"
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/workflows"
 )
@@ -83,7 +84,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer func() { <-relayDone }()
 
 	health := &health{store: st, temporal: c, metrics: tel.Handler()}
-	err = boot.Serve(ctx, boot.NewHTTPServer(cfg.WorkerAddr, health.handler()), logger)
+	err = httpserve.Serve(ctx, httpserve.New(cfg.WorkerAddr, health.handler()), logger)
 	w.Stop()
 	logger.Info("worker stopped")
 	return err

@@ -16,6 +16,7 @@ import (
 	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/handoff"
 	"github.com/payflow/payflow/internal/boot"
+	"github.com/payflow/payflow/internal/httpserve"
 )
 
 func main() {
@@ -70,13 +71,13 @@ func run() error {
 		RefundsUnavailable: refundsUnavailable(cfg),
 		Tokens:             cfg.APITokens,
 	}
-	return boot.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
+	return httpserve.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }
 
 // httpServer is the shared listener set-up with the api's WriteTimeout,
 // which outlasts every wait of an order API request (api.RequestTimeout).
 func httpServer(addr string, h http.Handler) *http.Server {
-	hs := boot.NewHTTPServer(addr, h)
+	hs := httpserve.New(addr, h)
 	hs.WriteTimeout = api.WriteTimeout
 	return hs
 }

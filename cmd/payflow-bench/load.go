@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/payflow/payflow/internal/invariant"
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/wechatpay/apiv2"
 )
@@ -62,7 +64,9 @@ type loadResult struct {
 	PaidWindow     time.Duration // from the first send to the last PAID row
 	TimeToPaid     latencies
 	Lost           int // acknowledged, not PAID at the end
-	Doubled        int // more than one PAID log row
+	Doubled        int // invariant.Doubled: more than one PAID log row, or another transaction
+	BadRecord      int // invariant.BadRecord: paid, but not recorded exactly once from PENDING
+	FirstBadRecord string
 	NotPaidNoAck   int // never acknowledged and not PAID (WeChat would keep retrying)
 	SetupRate      float64
 	DrainTimedOut  bool
@@ -74,6 +78,7 @@ type loadResult struct {
 // benchPayment is one order being paid during the run.
 type benchPayment struct {
 	no      string
+	txid    string // the sim's transaction, which must have paid it
 	body    []byte
 	copies  int
 	mu      sync.Mutex
@@ -219,41 +224,38 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 		}
 	}
 
-	// Read the outcome from the database: first PAID row and row count per
-	// order.
-	rows, err := o.DB.Query(ctx, `SELECT out_trade_no, min(created_at), count(*) FROM order_logs
-		WHERE to_status = 'PAID' AND out_trade_no LIKE $1 GROUP BY out_trade_no`, o.Prefix+"%")
+	// Judge every payment with the shared paid-once check, on the orders
+	// and log rows as they are in the database.
+	orders, err := readOrders(ctx, o.DB, o.Prefix)
 	if err != nil {
-		return res, fmt.Errorf("read PAID rows: %w", err)
-	}
-	paidAt := map[string]time.Time{}
-	for rows.Next() {
-		var no string
-		var at time.Time
-		var c int
-		if err := rows.Scan(&no, &at, &c); err != nil {
-			rows.Close()
-			return res, err
-		}
-		paidAt[no] = at
-		if c > 1 {
-			res.Doubled++
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return res, err
 	}
 	var toPaid []time.Duration
 	var lastPaid time.Time
 	for _, p := range pays {
-		at, ok := paidAt[p.no]
+		ord := orders[p.no]
+		err := invariant.PaidOnce(ord, p.txid)
+		var bad *invariant.Violation
+		if err != nil && !errors.As(err, &bad) {
+			return res, err
+		}
 		switch {
-		case ok:
+		case err == nil, bad.Kind == invariant.Doubled, bad.Kind == invariant.BadRecord:
 			res.Paid++
-			toPaid = append(toPaid, at.Sub(p.firstAt))
-			if at.After(lastPaid) {
-				lastPaid = at
+			if err != nil && bad.Kind == invariant.Doubled {
+				res.Doubled++
+			} else if err != nil {
+				res.BadRecord++
+				if res.FirstBadRecord == "" {
+					res.FirstBadRecord = p.no + ": " + err.Error()
+				}
+			}
+			if rows := invariant.PaidLogs(ord); len(rows) > 0 {
+				at := rows[0].CreatedAt
+				toPaid = append(toPaid, at.Sub(p.firstAt))
+				if at.After(lastPaid) {
+					lastPaid = at
+				}
 			}
 		case p.acked:
 			res.Lost++
@@ -353,11 +355,11 @@ func preparePayment(ctx context.Context, o loadOptions, i int) (*benchPayment, e
 		return nil, err
 	}
 	p["sign"] = sign
-	return &benchPayment{no: no, body: apiv2.EncodeXML(p)}, nil
+	return &benchPayment{no: no, txid: pay.TransactionID, body: apiv2.EncodeXML(p)}, nil
 }
 
 // postJSON posts v as JSON and decodes the answer into out when the status
-// is want; each of prepare (Stack.Authorize for the order API) is applied
+// is want; each of prepare (Deployment.Authorize for the order API) is applied
 // to the request.
 func postJSON(ctx context.Context, url string, v any, want int, out any, prepare ...func(*http.Request)) error {
 	b, err := json.Marshal(v)
@@ -385,6 +387,49 @@ func postJSON(ctx context.Context, url string, v any, want int, out any, prepare
 		return json.Unmarshal(body, out)
 	}
 	return nil
+}
+
+// readOrders reads the run's orders (out_trade_no LIKE prefix%) with their
+// log rows, oldest first, as GET /orders/{no} shows them: two set-based
+// queries rather than one per order.
+func readOrders(ctx context.Context, db *pgxpool.Pool, prefix string) (map[string]payment.Order, error) {
+	orders := map[string]payment.Order{}
+	rows, err := db.Query(ctx, `SELECT out_trade_no, status, coalesce(transaction_id, ''), paid_at
+		FROM orders WHERE out_trade_no LIKE $1`, prefix+"%")
+	if err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	for rows.Next() {
+		var o payment.Order
+		if err := rows.Scan(&o.OutTradeNo, &o.Status, &o.TransactionID, &o.PaidAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read orders: %w", err)
+		}
+		orders[o.OutTradeNo] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read orders: %w", err)
+	}
+	rows, err = db.Query(ctx, `SELECT out_trade_no, from_status, to_status, remarks, created_at
+		FROM order_logs WHERE out_trade_no LIKE $1 ORDER BY created_at, id`, prefix+"%")
+	if err != nil {
+		return nil, fmt.Errorf("read order logs: %w", err)
+	}
+	for rows.Next() {
+		var no string
+		var l payment.Log
+		if err := rows.Scan(&no, &l.FromStatus, &l.ToStatus, &l.Remarks, &l.CreatedAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read order logs: %w", err)
+		}
+		o := orders[no]
+		o.Logs = append(o.Logs, l)
+		orders[no] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read order logs: %w", err)
+	}
+	return orders, nil
 }
 
 func nonce() string {

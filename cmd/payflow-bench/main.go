@@ -40,9 +40,6 @@ import (
 	"github.com/payflow/payflow/store"
 )
 
-// temporalServerVersion is the server `make temporal-pg` builds.
-const temporalServerVersion = "v1.29.1"
-
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "payflow-bench:", err)
@@ -180,12 +177,12 @@ func (o options) resolveTargets() (targetList, error) {
 		case "dev":
 			tl.run = append(tl.run, "dev")
 		case "pg":
-			if err := o.pgBins().missing(); err != nil {
+			if err := stack.FindTemporalPGBins(o.pgBinDir).Missing(); err != nil {
 				return tl, err
 			}
 			tl.run = append(tl.run, "pg")
 		case "pg?":
-			if err := o.pgBins().missing(); err != nil {
+			if err := stack.FindTemporalPGBins(o.pgBinDir).Missing(); err != nil {
 				tl.skipped = "The Temporal server on PostgreSQL was not measured: " + err.Error() + "."
 				continue
 			}
@@ -200,20 +197,6 @@ func (o options) resolveTargets() (targetList, error) {
 	return tl, nil
 }
 
-func (o options) pgBins() temporalPGBins {
-	b := temporalPGBins{
-		Server:    filepath.Join(o.pgBinDir, "temporal-server"),
-		SQLTool:   filepath.Join(o.pgBinDir, "temporal-sql-tool"),
-		SchemaDir: filepath.Join(o.pgBinDir, "temporal-schema", "postgresql", "v12"),
-	}
-	if _, err := os.Stat(b.SchemaDir); err != nil {
-		if d := schemaDirFromModCache(temporalServerVersion); d != "" {
-			b.SchemaDir = d
-		}
-	}
-	return b
-}
-
 // targetResult is everything measured on one Temporal server.
 type targetResult struct {
 	Name     string // dev or pg
@@ -226,30 +209,21 @@ type targetResult struct {
 // runTarget brings up the stack on one Temporal server and measures it.
 func runTarget(ctx context.Context, o options, target string, withPeer bool, runID string, logger *slog.Logger) (_ targetResult, err error) {
 	tr := targetResult{Name: target}
-	logw := &slogWriter{logger: logger}
 	so := stack.Options{
-		Keep: o.keep, ModuleDir: o.module, BinDir: o.binDir, TemporalBin: o.temporalBin, Workers: o.workers,
-		APIVersion: "v2", SimQueryDelay: o.queryDelay, OrderQueryAfter: time.Hour,
-		TaskQueue: "payments-bench", Log: logw,
+		Keep: o.keep, ModuleDir: o.module, BinDir: o.binDir,
+		Temporal: stack.TemporalOptions{CLI: o.temporalBin},
+		Deployments: []stack.DeploymentOptions{{
+			Workers: o.workers, APIVersion: "v2", SimQueryDelay: o.queryDelay, OrderQueryAfter: time.Hour,
+			TaskQueue: "payments-bench",
+		}},
+		Logf: func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
 	}
 	switch target {
 	case "dev":
 		tr.Server = "Temporal dev server (CLI v1.5.1, SQLite file)"
 	case "pg":
-		tr.Server = fmt.Sprintf("Temporal server %s, PostgreSQL 15 persistence, %d history shards", temporalServerVersion, o.shards)
-		dir, err := os.MkdirTemp("", "payflow-bench-temporal-")
-		if err != nil {
-			return tr, err
-		}
-		if !o.keep {
-			defer os.RemoveAll(dir)
-		}
-		tpg, err := startTemporalPG(ctx, dir, o.pgBins(), o.shards, func(f string, a ...any) { logger.Info(fmt.Sprintf(f, a...)) })
-		if err != nil {
-			return tr, err
-		}
-		defer tpg.Close()
-		so.TemporalAddress = tpg.Address
+		tr.Server = fmt.Sprintf("Temporal server %s, PostgreSQL 15 persistence, %d history shards", stack.TemporalServerVersion, o.shards)
+		so.Temporal = stack.TemporalOptions{Server: stack.TemporalPostgres, PGDir: o.pgBinDir, Shards: o.shards}
 	}
 	s, err := stack.Start(ctx, so)
 	if err != nil {
@@ -261,19 +235,20 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		}
 		_ = s.Close()
 	}()
-	db, err := pgxpool.New(ctx, s.DatabaseURL)
+	d := s.Deployments[0]
+	db, err := pgxpool.New(ctx, d.DatabaseURL)
 	if err != nil {
 		return tr, err
 	}
 	defer db.Close()
 
 	base := loadOptions{
-		SimURL: s.SimURL, Rate: o.rate, Duration: o.duration, DupEvery: o.dupEvery,
+		SimURL: d.SimURL, Rate: o.rate, Duration: o.duration, DupEvery: o.dupEvery,
 		Retries: o.retries, RetryDelay: o.retryDelay, Drain: o.drain, Setup: o.setup,
 		AppID: stack.AppID, MchID: stack.MchID, APIKey: stack.APIKey,
 	}
 	if withPeer {
-		r, err := runPeer(ctx, s, base, runID, logger)
+		r, err := runPeer(ctx, s, d.SimURL, base, runID, logger)
 		if err != nil {
 			return tr, fmt.Errorf("peer: %w", err)
 		}
@@ -289,11 +264,11 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 
 	lo := base
 	lo.Label = "payflow"
-	lo.NotifyURL = s.APIURLs[0] + "/wechatpay/notify"
+	lo.NotifyURL = d.APIURLs[0] + "/wechatpay/notify"
 	lo.DB = db
 	lo.Prefix = "BF" + runID
 	lo.CreateOrder = func(ctx context.Context, no string, amount int64) error {
-		return postJSON(ctx, s.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil, s.Authorize)
+		return postJSON(ctx, d.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil, d.Authorize)
 	}
 	if tr.Payflow, err = runLoad(ctx, lo, logger); err != nil {
 		return tr, fmt.Errorf("payflow load: %w", err)
@@ -303,7 +278,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 
 // runPeer measures the synchronous handler on the stack's PostgreSQL (a
 // database of its own) and sim.
-func runPeer(ctx context.Context, s *stack.Stack, base loadOptions, runID string, logger *slog.Logger) (loadResult, error) {
+func runPeer(ctx context.Context, s *stack.Stack, simURL string, base loadOptions, runID string, logger *slog.Logger) (loadResult, error) {
 	url, err := s.PG.CreateDatabase(ctx, "peer")
 	if err != nil {
 		return loadResult{}, err
@@ -333,18 +308,18 @@ func runPeer(ctx context.Context, s *stack.Stack, base loadOptions, runID string
 	p := &stack.Process{
 		Name: "peer", Path: self, Args: []string{"peer"}, Addr: addr,
 		Env: []string{
-			"PEER_ADDR=" + addr, "DATABASE_URL=" + url, "WECHATPAY_BASE_URL=" + s.SimURL,
+			"PEER_ADDR=" + addr, "DATABASE_URL=" + url, "WECHATPAY_BASE_URL=" + simURL,
 			"WECHATPAY_APPID=" + stack.AppID, "WECHATPAY_MCHID=" + stack.MchID, "WECHATPAY_API_KEY=" + stack.APIKey,
 			"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		},
 		LogFile: filepath.Join(s.Dir, "logs", "peer.log"),
+		Ready:   stack.HTTPReady("http://" + addr + "/healthz"),
 	}
-	if err := p.Start(); err != nil {
-		return loadResult{}, err
-	}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	defer func() { _ = p.Stop() }()
-	if err := waitHTTP(ctx, "http://"+addr+"/healthz", p); err != nil {
-		return loadResult{}, err
+	if err := p.Restart(rctx); err != nil {
+		return loadResult{}, fmt.Errorf("%w\n%s", err, p.LogTail(2000))
 	}
 
 	lo := base
@@ -372,34 +347,6 @@ func servePeer() error {
 		return errors.New("peer: PEER_ADDR, DATABASE_URL, WECHATPAY_BASE_URL and WECHATPAY_API_KEY are required")
 	}
 	return peer.Serve(ctx, cfg, slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-}
-
-func waitHTTP(ctx context.Context, url string, p *stack.Process) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		if !p.Running() {
-			return fmt.Errorf("%s exited:\n%s", p.Name, p.LogTail(2000))
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-			return fmt.Errorf("%s not ready: %w", url, err)
-		}
-	}
-}
-
-// slogWriter turns the stack's progress lines into log records.
-type slogWriter struct{ logger *slog.Logger }
-
-func (w *slogWriter) Write(b []byte) (int, error) {
-	w.logger.Info(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 // machine describes where the run happened.

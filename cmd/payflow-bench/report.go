@@ -111,6 +111,9 @@ func (r *report) markdown() string {
 			l := x.l
 			p("- %s: %d notifications sent (%d resends), %d answered SUCCESS, %d not (first: %s); %d of %d payments acknowledged, %d PAID",
 				x.name, l.Notifications, l.Retries, l.Acked, l.Failed, orNone(l.FirstFailure), l.PaymentsAcked, l.Payments, l.Paid)
+			if l.BadRecord > 0 {
+				p(", %d paid but not recorded exactly once (first: %s)", l.BadRecord, l.FirstBadRecord)
+			}
 			if l.NotPaidNoAck > 0 {
 				p(", %d never acknowledged and not PAID (WeChat would go on resending)", l.NotPaidNoAck)
 			}
@@ -287,8 +290,10 @@ servers sometimes do. A notification answered anything but HTTP 200 with
   machine), i.e. the workflow's order query at the sim (with the simulated
   WeChat latency), amount verification and the mark-paid transaction.
 - **lost**: payments acknowledged with SUCCESS but not PAID when the run
-  ended. **doubled**: orders with more than one PAID log row. Both are read
-  from PostgreSQL; both must be 0 for payflow.
+  ended. **doubled**: orders with more than one PAID log row, or PAID by
+  another transaction than the sim's. Both are read from PostgreSQL and
+  judged by the paid-once check the end-to-end tests and the chaos tool make
+  too (` + "`internal/invariant`" + `); both must be 0 for payflow.
 
 **Ceilings.** On the same Temporal server, in the same run, the tool
 registers tiny bench workflows on its own worker with a task queue of its own
@@ -322,5 +327,5 @@ Run it yourself: ` + "`make bench`" + ` (about five minutes with both servers), 
 (and copies its PostgreSQL schema to ` + "`bin/temporal-schema`" + `); the tool creates the
 databases and applies the schema with ` + "`temporal-sql-tool`" + ` (create, setup-schema,
 update-schema) and starts the server with the config in
-` + "`cmd/payflow-bench/temporal-pg.yaml`" + `.
+` + "`internal/stack/temporal-pg.yaml`" + `.
 `

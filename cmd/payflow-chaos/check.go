@@ -5,15 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/payflow/payflow/internal/invariant"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/store"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -26,22 +27,19 @@ type verdict struct {
 }
 
 const (
-	classOK      = "ok"      // PAID by the sim's transaction, one PENDING→PAID log row
+	classOK      = "ok"      // paid once by the sim's transaction (invariant.PaidOnce)
 	classLost    = "lost"    // paid at the sim, not PAID here, nothing left working on it
-	classDoubled = "doubled" // more than one PAID log row, or PAID by a transaction the sim did not issue
+	classDoubled = "doubled" // invariant.Doubled: more than one PAID log row, or PAID by a transaction the sim did not issue
 	classStuck   = "stuck"   // PENDING with its workflow still running after the wait
 	classReview  = "review"  // REVIEW, with the reason from its log
-	classBadLog  = "badlog"  // PAID, but its log does not say so exactly once from PENDING
+	classBadLog  = "badlog"  // invariant.BadRecord: paid, but its record does not say so exactly once from PENDING
 )
-
-type logRow struct {
-	From, To, Remarks string
-}
 
 // checker reads our database and Temporal directly.
 type checker struct {
-	db *pgxpool.Pool
-	tc client.Client
+	db    *pgxpool.Pool
+	store *store.Store // the order as GET /orders/{no} shows it
+	tc    client.Client
 }
 
 // pending counts the orders among nos still PENDING (or missing).
@@ -52,54 +50,38 @@ func (c *checker) pending(ctx context.Context, nos []string) (int, error) {
 	return n, err
 }
 
-// judge checks one order the sim says was paid by txid.
+// judge checks one order the sim says was paid by txid, with the shared
+// paid-once check (internal/invariant); an order not paid is in REVIEW,
+// stuck (PENDING with its workflow still running) or lost.
 func (c *checker) judge(ctx context.Context, no, txid string) (verdict, error) {
 	v := verdict{OutTradeNo: no}
-	var dbTxid string
-	err := c.db.QueryRow(ctx, `SELECT status, coalesce(transaction_id, '') FROM orders WHERE out_trade_no = $1`, no).Scan(&v.Status, &dbTxid)
-	if errors.Is(err, pgx.ErrNoRows) {
+	o, err := c.store.GetOrder(ctx, no)
+	if errors.Is(err, store.ErrNotFound) {
 		v.Class, v.Detail = classLost, "no order row"
 		return v, nil
 	}
 	if err != nil {
 		return v, err
 	}
-	rows, err := c.db.Query(ctx, `SELECT from_status, to_status, remarks FROM order_logs WHERE out_trade_no = $1 ORDER BY id`, no)
-	if err != nil {
-		return v, err
-	}
-	logs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (logRow, error) {
-		var l logRow
-		err := r.Scan(&l.From, &l.To, &l.Remarks)
-		return l, err
-	})
-	if err != nil {
-		return v, err
-	}
-	var paid []logRow
-	for _, l := range logs {
-		if l.To == "PAID" {
-			paid = append(paid, l)
-		}
-	}
+	v.Status = string(o.Status)
+	err = invariant.PaidOnce(o, txid)
+	var bad *invariant.Violation
 	switch {
-	case len(paid) > 1:
-		v.Class, v.Detail = classDoubled, fmt.Sprintf("%d PAID log rows: %s", len(paid), describe(paid))
-	case v.Status == "PAID" && dbTxid != txid:
-		v.Class, v.Detail = classDoubled, fmt.Sprintf("PAID by %q, the sim's transaction is %q", dbTxid, txid)
-	case v.Status == "PAID" && len(paid) == 0:
-		v.Class, v.Detail = classBadLog, "PAID without a PAID log row"
-	case v.Status == "PAID" && paid[0].From != "PENDING":
-		v.Class, v.Detail = classBadLog, "PAID log row from "+paid[0].From
-	case v.Status == "PAID" && !strings.Contains(paid[0].Remarks, txid):
-		v.Class, v.Detail = classBadLog, "PAID log remarks do not name the transaction: "+paid[0].Remarks
-	case v.Status == "PAID":
+	case err == nil:
 		v.Class = classOK
-	case len(paid) == 1:
-		v.Class, v.Detail = classBadLog, "a PAID log row but the order is "+v.Status
-	case v.Status == "REVIEW":
-		v.Class, v.Detail = classReview, lastTo(logs, "REVIEW")
-	case v.Status == "PENDING":
+		return v, nil
+	case !errors.As(err, &bad):
+		return v, err
+	}
+	v.Detail = bad.Detail
+	switch {
+	case bad.Kind == invariant.Doubled:
+		v.Class = classDoubled
+	case bad.Kind == invariant.BadRecord:
+		v.Class = classBadLog
+	case o.Status == payment.StatusReview:
+		v.Class = classReview
+	case o.Status == payment.StatusPending:
 		running, err := c.running(ctx, no)
 		if err != nil {
 			return v, err
@@ -110,7 +92,7 @@ func (c *checker) judge(ctx context.Context, no, txid string) (verdict, error) {
 			v.Class, v.Detail = classLost, "PENDING, no running workflow"
 		}
 	default:
-		v.Class, v.Detail = classLost, v.Status+": "+lastTo(logs, v.Status)
+		v.Class, v.Detail = classLost, string(o.Status)+": "+bad.Detail
 	}
 	return v, nil
 }
@@ -125,26 +107,6 @@ func (c *checker) running(ctx context.Context, no string) (bool, error) {
 		return false, err
 	}
 	return resp.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
-}
-
-func lastTo(logs []logRow, to string) string {
-	for i := len(logs) - 1; i >= 0; i-- {
-		if logs[i].To == to {
-			return logs[i].Remarks
-		}
-	}
-	return "no log row to " + to
-}
-
-func describe(ls []logRow) string {
-	var b strings.Builder
-	for i, l := range ls {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		fmt.Fprintf(&b, "%s→%s %q", l.From, l.To, l.Remarks)
-	}
-	return b.String()
 }
 
 // simTrade is the part of the sim's GET /sim/trades/{no} the tool reads.
@@ -178,7 +140,7 @@ func (p *payer) simTrades(ctx context.Context, outs []outcome) (map[string]simTr
 			continue
 		}
 		var tr simTrade
-		status, body, err := p.do(ctx, http.MethodGet, p.st.SimURL+"/sim/trades/"+o.OutTradeNo, nil, &tr)
+		status, body, err := p.do(ctx, http.MethodGet, p.d.SimURL+"/sim/trades/"+o.OutTradeNo, nil, &tr)
 		if err != nil {
 			return nil, ds, err
 		}

@@ -36,6 +36,7 @@ type fault struct {
 // at least once, or when ctx ends.
 type faults struct {
 	st       *stack.Stack
+	d        *stack.Deployment // whose workers and apis are hit
 	rng      *rand.Rand
 	gap      [2]time.Duration
 	outage   [2]time.Duration
@@ -85,9 +86,9 @@ func (f *faults) inject(ctx context.Context, kind string) fault {
 	var restart func(context.Context) error
 	switch kind {
 	case faultWorker, faultAPI:
-		ps := f.st.Workers
+		ps := f.d.Workers
 		if kind == faultAPI {
-			ps = f.st.APIs
+			ps = f.d.APIs
 		}
 		p := ps[f.rng.IntN(len(ps))]
 		ft.Target, kill, restart = p.Name, p.Kill, p.Restart

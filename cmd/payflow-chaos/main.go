@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/store"
 )
 
 type config struct {
@@ -111,33 +112,42 @@ func run(c config) (ok bool, err error) {
 		return false, err
 	}
 	st, err := stack.Start(ctx, stack.Options{
-		Dir: dir, Workers: c.workers, APIs: c.apis, APIVersion: c.apiVersion,
-		NotifyBaseURL:   "http://" + ln.Addr().String(),
-		SimTimeScale:    0.01,            // WeChat's 15 s, 15 s, 30 s, 3 m… retries become 0.15 s, 0.15 s, 0.3 s, 1.8 s…
-		OrderQueryAfter: 2 * time.Second, // dropped notifications are found by the workflow's own query
-		// Orders whose workflow could not start (Temporal down during
-		// POST /orders) are picked up by reconciliation within the run.
-		ReconcileInterval: 5 * time.Second,
-		ReconcileGrace:    2 * time.Second,
+		Dir: dir,
 		// A SIGKILLed postmaster must not take back commits it confirmed.
 		DurableCommits: true,
-		Log:            stderrWriter{progress},
+		Deployments: []stack.DeploymentOptions{{
+			Workers: c.workers, APIs: c.apis, APIVersion: c.apiVersion,
+			NotifyBaseURL:   "http://" + ln.Addr().String(),
+			SimTimeScale:    0.01,            // WeChat's 15 s, 15 s, 30 s, 3 m… retries become 0.15 s, 0.15 s, 0.3 s, 1.8 s…
+			OrderQueryAfter: 2 * time.Second, // dropped notifications are found by the workflow's own query
+			// Orders whose workflow could not start (Temporal down during
+			// POST /orders) are picked up by reconciliation within the run.
+			ReconcileInterval: 5 * time.Second,
+			ReconcileGrace:    2 * time.Second,
+		}},
+		Logf: func(format string, args ...any) { progress(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		ln.Close()
 		return false, err
 	}
 	defer st.Close()
-	px := newProxy(st.APIs)
+	d := st.Deployments[0]
+	px := newProxy(d.APIs)
 	srv := &http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	db, err := pgxpool.New(ctx, st.DatabaseURL)
+	db, err := pgxpool.New(ctx, d.DatabaseURL)
 	if err != nil {
 		return false, err
 	}
 	defer db.Close()
+	orders, err := store.Open(ctx, d.DatabaseURL)
+	if err != nil {
+		return false, err
+	}
+	defer orders.Close()
 	var syncCommit string
 	if err := db.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit); err != nil {
 		return false, err
@@ -146,8 +156,8 @@ func run(c config) (ok bool, err error) {
 
 	rng := rand.New(rand.NewPCG(c.seed, 1))
 	plans := makePlans(rng, c.payments, strconv.FormatUint(c.seed%1_000_000, 36), c.nativeFrac, c.dropFrac)
-	p := &payer{st: st, hc: &http.Client{Timeout: 30 * time.Second}, duplicates: c.duplicates, payUnprepaid: c.payUnprepaid}
-	fi := &faults{st: st, rng: rand.New(rand.NewPCG(c.seed, 2)), gap: c.gap, outage: c.outage, started: began, progress: progress}
+	p := &payer{d: d, hc: &http.Client{Timeout: 30 * time.Second}, duplicates: c.duplicates, payUnprepaid: c.payUnprepaid}
+	fi := &faults{st: st, d: d, rng: rand.New(rand.NewPCG(c.seed, 2)), gap: c.gap, outage: c.outage, started: began, progress: progress}
 
 	stopFaults := make(chan struct{})
 	faultsDone := make(chan []fault, 1)
@@ -159,7 +169,7 @@ func run(c config) (ok bool, err error) {
 	close(stopFaults)
 	done := <-faultsDone
 
-	chk := &checker{db: db, tc: st.Client}
+	chk := &checker{db: db, store: orders, tc: st.Client}
 	waitStart := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, c.wait)
 	quiet := quiesce(wctx, chk, p, outs, progress)
@@ -313,16 +323,4 @@ func report(w io.Writer, c config, outs []outcome, vs []verdict, fs []fault, ds 
 	}
 	fmt.Fprintln(w, "\nOK: every payment is PAID exactly once or in REVIEW")
 	return true
-}
-
-// stderrWriter sends the stack's progress lines through progress.
-type stderrWriter struct{ progress func(string) }
-
-func (s stderrWriter) Write(b []byte) (int, error) {
-	msg := string(b)
-	for len(msg) > 0 && msg[len(msg)-1] == '\n' {
-		msg = msg[:len(msg)-1]
-	}
-	s.progress(msg)
-	return len(b), nil
 }

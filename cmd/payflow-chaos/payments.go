@@ -49,7 +49,7 @@ func makePlans(rng *rand.Rand, n int, runID string, nativeFrac, dropFrac float64
 
 // payer creates each order through a running api and pays it at the sim.
 type payer struct {
-	st         *stack.Stack
+	d          *stack.Deployment
 	hc         *http.Client
 	duplicates int
 	// payUnprepaid pays a NATIVE order at once even when the client never
@@ -107,7 +107,7 @@ func (p *payer) pay(ctx context.Context, pl plan) outcome {
 	var resp struct {
 		TransactionID string `json:"transaction_id"`
 	}
-	status, body, err := p.do(ctx, http.MethodPost, p.st.SimURL+"/sim/pay", map[string]any{
+	status, body, err := p.do(ctx, http.MethodPost, p.d.SimURL+"/sim/pay", map[string]any{
 		"out_trade_no": pl.OutTradeNo, "amount_fen": pl.AmountFen,
 		"duplicates": p.duplicates, "concurrent": true, "drop": pl.Drop,
 	}, &resp)
@@ -129,7 +129,7 @@ func (p *payer) waitPrepay(ctx context.Context, no string) error {
 	defer cancel()
 	for {
 		var tr simTrade
-		status, _, err := p.do(ctx, http.MethodGet, p.st.SimURL+"/sim/trades/"+no, nil, &tr)
+		status, _, err := p.do(ctx, http.MethodGet, p.d.SimURL+"/sim/trades/"+no, nil, &tr)
 		if err == nil && status == http.StatusOK && tr.Prepays > 0 {
 			return nil
 		}
@@ -155,12 +155,12 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 	defer cancel()
 	var last string
 	for {
-		api := p.st.APIURLs[p.next.Add(1)%uint64(len(p.st.APIURLs))]
+		api := p.d.APIURLs[p.next.Add(1)%uint64(len(p.d.APIURLs))]
 		o.CreateTries++
 		var resp struct {
 			CodeURL string `json:"code_url"`
 		}
-		status, b, err := p.do(ctx, http.MethodPost, api+"/orders", body, &resp, p.st.Authorize)
+		status, b, err := p.do(ctx, http.MethodPost, api+"/orders", body, &resp, p.d.Authorize)
 		switch {
 		case err == nil && status == http.StatusCreated:
 			o.Created, o.Prepaid = true, resp.CodeURL != ""
@@ -184,7 +184,7 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 }
 
 // do sends a JSON request and decodes a 2xx JSON answer into out; each of
-// prepare (Stack.Authorize for the order API) is applied to the request.
+// prepare (Deployment.Authorize for the order API) is applied to the request.
 func (p *payer) do(ctx context.Context, method, url string, in, out any, prepare ...func(*http.Request)) (int, string, error) {
 	var rd io.Reader
 	if in != nil {

@@ -1,11 +1,10 @@
 // Package boot holds the start-up steps the api and the worker share:
 // logging, connecting to PostgreSQL and Temporal with patience (the stack's
-// parts may start in any order), and serving HTTP until shutdown.
+// parts may start in any order). HTTP is served by internal/httpserve.
 package boot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,40 +111,6 @@ func (t *Telemetry) Handler() http.Handler { return metrics.Handler(t.Registry) 
 
 // Close flushes the Temporal bridge; call it after the client is closed.
 func (t *Telemetry) Close() error { return t.closer.Close() }
-
-// Serve runs srv until ctx ends, then shuts it down, letting in-flight
-// requests finish for up to 10 s.
-func Serve(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("listening", "addr", srv.Addr)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("listen %s: %w", srv.Addr, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown %s: %w", srv.Addr, err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// NewHTTPServer sets the timeouts every listener of ours uses.
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       60 * time.Second,
-	}
-}
 
 // Deps are what the api and the worker both connect to at start.
 type Deps struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"sync"
@@ -26,8 +27,9 @@ type Process struct {
 	// Addr is the address the process listens on ("" if none); it is kept
 	// across restarts.
 	Addr string
-
-	ready func(ctx context.Context) error // nil: ready once started
+	// Ready reports whether the started process serves (HTTPReady for
+	// /readyz, Temporal's health check); nil means ready once started.
+	Ready func(ctx context.Context) error
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -70,25 +72,29 @@ func (p *Process) Start() error {
 	return nil
 }
 
-// Restart starts the process and waits until it is ready.
+// Restart stops the process if it runs (Stop: SIGTERM), starts it again
+// and waits until it is ready. After a Kill it is the recovery.
 func (p *Process) Restart(ctx context.Context) error {
+	if err := p.Stop(); err != nil {
+		return err
+	}
 	if err := p.Start(); err != nil {
 		return err
 	}
 	return p.WaitReady(ctx)
 }
 
-// WaitReady waits until the process answers its readiness check (an HTTP
-// /readyz or /healthz, or Temporal's health check), or ctx ends.
+// WaitReady waits until the process answers its readiness check (Ready),
+// or ctx ends, or the process exits.
 func (p *Process) WaitReady(ctx context.Context) error {
-	if p.ready == nil {
+	if p.Ready == nil {
 		return nil
 	}
 	for {
 		if !p.Running() {
 			return fmt.Errorf("%s exited (see %s)", p.Name, p.LogFile)
 		}
-		err := p.ready(ctx)
+		err := p.Ready(ctx)
 		if err == nil {
 			return nil
 		}
@@ -151,6 +157,27 @@ func (p *Process) Pid() int {
 		return 0
 	}
 	return p.cmd.Process.Pid
+}
+
+// HTTPReady is a readiness check: GET url answers 200 within 3 s.
+func HTTPReady(url string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return nil
+	}
 }
 
 // LogTail returns at most the last n bytes of the process's log.

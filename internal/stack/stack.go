@@ -1,9 +1,12 @@
 // Package stack brings up the whole payflow system on loopback ports in a
-// temporary directory: a throwaway PostgreSQL cluster (internal/pgtest), a
-// Temporal dev server whose state survives a restart (or an external
-// Temporal), WeChat Pay keys, N bin/worker, M bin/api and one
-// bin/wechatpay-sim. Every process can be killed, stopped and started
-// again, which is what end-to-end tests, the chaos tool and benchmarks need.
+// temporary directory, for the end-to-end tests, the chaos tool and the
+// benchmark alike: one throwaway PostgreSQL cluster (internal/pgtest), one
+// Temporal server (the dev server, Temporal server v1.29.1 on PostgreSQL,
+// or an external one), WeChat Pay keys, and one or more named deployments,
+// each its own bin/wechatpay-sim, bin/worker(s) and bin/api(s) with its own
+// environment, task queue and database on that cluster. Every process can
+// be killed, stopped and restarted and waited for, which is what fault
+// injection needs.
 //
 // It never touches the default ports of `make run`: every listener is on a
 // free port of 127.0.0.1.
@@ -18,7 +21,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,9 +43,9 @@ const (
 	APIKey = "192006250b4c09247ec02edce69f6a2d"
 )
 
-// Options says what to start. The zero value is one worker, one api and a
-// sim, with queries in API v3, built from the module containing the
-// working directory.
+// Options say what to start. The zero value is one deployment (one worker,
+// one api and a sim, queries in API v3) on a Temporal dev server, built
+// from the module containing the working directory.
 type Options struct {
 	// Dir holds binaries, keys, logs and Temporal's state; "" makes a
 	// temporary directory that Close removes (unless Keep).
@@ -56,78 +58,48 @@ type Options struct {
 	// BinDir holds api, worker and wechatpay-sim already built; "" builds
 	// them into Dir/bin with `go build`.
 	BinDir string
-	// TemporalBin is the Temporal CLI; "" means $TEMPORAL_BIN, else
-	// ModuleDir/bin/temporal (`make temporal`).
-	TemporalBin string
-	// TemporalAddress is an external Temporal frontend; "" starts a dev
-	// server.
-	TemporalAddress string
-	// TaskQueue defaults to "payments"; use a unique one on a shared
-	// external Temporal.
-	TaskQueue string
 
-	Workers int // bin/worker processes (default 1)
-	APIs    int // bin/api processes (default 1)
-
-	// APIVersion is WECHATPAY_API_VERSION of api and worker (default v3).
-	APIVersion string
-	// NotifyVersion is SIM_NOTIFY_VERSION: the format of notifications for
-	// trades not prepaid (default v2).
-	NotifyVersion string
-	// NotifyBaseURL is where notifications go (the sim's SIM_NOTIFY_URL and
-	// the workers' WECHATPAY_NOTIFY_URL, with the /wechatpay/… paths
-	// appended): a load balancer in front of the apis, say. "" is the first
-	// api.
-	NotifyBaseURL string
-
-	SimTimeScale      float64       // SIM_TIME_SCALE (0: 0.001, retries almost at once)
-	SimQueryDelay     time.Duration // SIM_QUERY_DELAY (0: none)
-	OrderQueryAfter   time.Duration // ORDER_QUERY_AFTER (0: the service's default)
-	ReconcileInterval time.Duration // RECONCILE_INTERVAL (0: the service's default)
-	ReconcileGrace    time.Duration // RECONCILE_GRACE (0: the service's default)
+	// Temporal is the Temporal server (default: a dev server).
+	Temporal TemporalOptions
 
 	// DurableCommits turns synchronous_commit back on (pgtest turns it off
 	// for speed). With it off, a PostgreSQL crash may lose commits that a
-	// client was already told about, which a test that SIGKILLs the
+	// client was already told about, which a run that SIGKILLs the
 	// postmaster must not mistake for a bug.
 	DurableCommits bool
 
-	// APIToken is the bearer token the apis require (API_TOKENS), as in
-	// production; "" makes a random one. Stack.Authorize adds it to a
-	// request.
-	APIToken string
+	// Deployments to start, in order; none means one DeploymentOptions{}.
+	// Their names must differ.
+	Deployments []DeploymentOptions
 
-	Env    []string // more environment for api and worker
-	SimEnv []string // more environment for the sim
-
-	// Log receives progress lines; nil discards them.
-	Log io.Writer
+	// Logf receives progress lines; nil discards them.
+	Logf func(format string, args ...any)
 }
 
 // Stack is a running system. Its fields are set by Start; do not change
 // them.
 type Stack struct {
-	Dir         string
-	BinDir      string
-	Keys        sim.KeyFiles
-	APIv3Key    string
-	PG          *pgtest.Cluster
-	DatabaseURL string
-	// Temporal is the dev server (nil when Options.TemporalAddress was
-	// given). Kill it and Restart it: its state is in Dir/temporal.db.
-	Temporal        *Process
+	Dir      string
+	BinDir   string
+	Keys     sim.KeyFiles
+	APIv3Key string
+
+	// PG is the cluster of the deployments' databases. Kill it and
+	// RestartPG: its data stays.
+	PG *pgtest.Cluster
+
+	// Temporal is the server the stack started: the dev server or
+	// temporal-server (nil for an external one). Kill it and Restart it:
+	// its state survives.
+	Temporal *Process
+	// TemporalPG is the PostgreSQL cluster of temporal-server
+	// (TemporalPostgres only).
+	TemporalPG      *pgtest.Cluster
 	TemporalAddress string
-	Client          client.Client // connected to TemporalAddress
-	TaskQueue       string
+	TemporalUIURL   string        // the dev server's web UI, with TemporalOptions.UI
+	Client          client.Client // connected to TemporalAddress, namespace default
 
-	Workers []*Process
-	APIs    []*Process
-	Sim     *Process
-
-	APIURLs       []string // http://host:port of each api, in APIs' order
-	APIToken      string   // the apis' bearer token (API_TOKENS); see Authorize
-	SimURL        string
-	NotifyBaseURL string
+	Deployments []*Deployment
 
 	opts   Options
 	tmpDir bool
@@ -136,31 +108,39 @@ type Stack struct {
 // Start brings the stack up and waits until every process is ready. On
 // error it stops whatever it started.
 func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
-	if opts.Workers <= 0 {
-		opts.Workers = 1
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
 	}
-	if opts.APIs <= 0 {
-		opts.APIs = 1
+	if len(opts.Deployments) == 0 {
+		opts.Deployments = []DeploymentOptions{{}}
 	}
-	if opts.APIVersion == "" {
-		opts.APIVersion = "v3"
+	t := &opts.Temporal
+	if t.Server == "" {
+		t.Server = TemporalDev
+		if t.Address != "" {
+			t.Server = TemporalExternal
+		}
 	}
-	if opts.NotifyVersion == "" {
-		opts.NotifyVersion = "v2"
+	if t.Shards <= 0 {
+		t.Shards = 4
 	}
-	if opts.SimTimeScale == 0 {
-		opts.SimTimeScale = 0.001
+	switch {
+	case t.Server == TemporalExternal && t.Address == "":
+		return nil, errors.New("stack: an external Temporal needs TemporalOptions.Address")
+	case t.Server != TemporalExternal && t.Address != "":
+		return nil, fmt.Errorf("stack: TemporalOptions.Address is for an external server, not %q", t.Server)
+	case t.Server != TemporalDev && t.Server != TemporalPostgres && t.Server != TemporalExternal:
+		return nil, fmt.Errorf("stack: unknown Temporal server %q", t.Server)
 	}
-	if opts.TaskQueue == "" {
-		opts.TaskQueue = "payments"
+	seen := map[string]bool{}
+	for _, d := range opts.Deployments {
+		if seen[d.Name] {
+			return nil, fmt.Errorf("stack: two deployments named %q", d.Name)
+		}
+		seen[d.Name] = true
 	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-	s := &Stack{opts: opts, TaskQueue: opts.TaskQueue, Dir: opts.Dir, APIToken: opts.APIToken}
-	if s.APIToken == "" {
-		s.APIToken = newToken()
-	}
+
+	s := &Stack{opts: opts, Dir: opts.Dir}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -171,6 +151,9 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 			return nil, err
 		}
 		s.tmpDir = true
+	}
+	if s.Dir, err = filepath.Abs(s.Dir); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(s.Dir, "logs"), 0o755); err != nil {
 		return nil, err
@@ -191,59 +174,31 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if s.PG, err = pgtest.Start(ctx); err != nil {
 		return nil, err
 	}
-	if s.DatabaseURL, err = s.PG.CreateDatabase(ctx, "payments"); err != nil {
-		return nil, err
-	}
 	if opts.DurableCommits {
 		if err := s.durableCommits(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.startTemporal(ctx); err != nil {
-		return nil, err
-	}
-	if s.Client, err = client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: quietLogger{}}); err != nil {
-		return nil, fmt.Errorf("dial temporal %s: %w", s.TemporalAddress, err)
-	}
-
-	for range opts.APIs {
-		addr, err := FreeAddr()
+	for _, do := range opts.Deployments {
+		d, err := s.newDeployment(ctx, do)
 		if err != nil {
 			return nil, err
 		}
-		s.APIURLs = append(s.APIURLs, "http://"+addr)
+		s.Deployments = append(s.Deployments, d)
 	}
-	s.NotifyBaseURL = opts.NotifyBaseURL
-	if s.NotifyBaseURL == "" {
-		s.NotifyBaseURL = s.APIURLs[0]
-	}
-	simAddr, err := FreeAddr()
-	if err != nil {
+	if err := s.startTemporal(ctx); err != nil {
 		return nil, err
 	}
-	s.SimURL = "http://" + simAddr
-	s.Sim = s.newProc("wechatpay-sim", filepath.Join(s.BinDir, "wechatpay-sim"), simAddr, "/healthz",
-		slices.Concat(s.commonEnv(), []string{
-			"SIM_ADDR=" + simAddr,
-			"SIM_KEYS_DIR=" + s.Keys.Dir,
-			"SIM_NOTIFY_VERSION=" + opts.NotifyVersion,
-			"SIM_NOTIFY_URL=" + s.NotifyBaseURL + "/wechatpay/notify",
-			"SIM_NOTIFY_URL_V3=" + s.NotifyBaseURL + "/wechatpay/v3/notify",
-			"SIM_TIME_SCALE=" + strconv.FormatFloat(opts.SimTimeScale, 'f', -1, 64),
-			"SIM_QUERY_DELAY=" + opts.SimQueryDelay.String(),
-		}, opts.SimEnv))
-	for i := range opts.Workers {
-		if _, err := s.newWorker(i + 1); err != nil {
-			return nil, err
-		}
+	if s.Client, err = client.DialContext(ctx, client.Options{HostPort: s.TemporalAddress, Logger: QuietLogger{}}); err != nil {
+		return nil, fmt.Errorf("dial temporal %s: %w", s.TemporalAddress, err)
 	}
-	for i, u := range s.APIURLs {
-		addr := strings.TrimPrefix(u, "http://")
-		s.APIs = append(s.APIs, s.newProc(fmt.Sprintf("api-%d", i+1), filepath.Join(s.BinDir, "api"), addr, "/readyz",
-			slices.Concat(s.AppEnv(), []string{"API_ADDR=" + addr, "API_TOKENS=" + s.APIToken})))
+
+	var procs []*Process
+	for _, d := range s.Deployments {
+		d.build()
+		procs = append(procs, d.Processes()...)
 	}
-	procs := slices.Concat([]*Process{s.Sim}, s.Workers, s.APIs)
-	s.logf("starting %d workers, %d apis and the sim", len(s.Workers), len(s.APIs))
+	s.logf("starting %d deployments: %d processes", len(s.Deployments), len(procs))
 	for _, p := range procs {
 		if err := p.Start(); err != nil {
 			return nil, err
@@ -260,114 +215,18 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-func (s *Stack) newWorker(n int) (*Process, error) {
-	addr, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p := s.newProc(fmt.Sprintf("worker-%d", n), filepath.Join(s.BinDir, "worker"), addr, "/readyz",
-		slices.Concat(s.AppEnv(), []string{"WORKER_ADDR=" + addr}))
-	s.Workers = append(s.Workers, p)
-	return p, nil
-}
-
-// AppEnv is the environment of bin/api and bin/worker (without their
-// listen address): both the v2 and the v3 keys, the sim as WeChat Pay.
-func (s *Stack) AppEnv() []string {
-	env := slices.Concat(s.commonEnv(), []string{
-		"TEMPORAL_ADDRESS=" + s.TemporalAddress,
-		"TEMPORAL_NAMESPACE=default",
-		"TEMPORAL_TASK_QUEUE=" + s.TaskQueue,
-		"WECHATPAY_API_VERSION=" + s.opts.APIVersion,
-		"WECHATPAY_BASE_URL=" + s.SimURL,
-		"WECHATPAY_NOTIFY_URL=" + s.NotifyBaseURL + notifyPath(s.opts.APIVersion),
-	})
-	for _, kv := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"ORDER_QUERY_AFTER", s.opts.OrderQueryAfter},
-		{"RECONCILE_INTERVAL", s.opts.ReconcileInterval},
-		{"RECONCILE_GRACE", s.opts.ReconcileGrace},
-	} {
-		if kv.d > 0 {
-			env = append(env, kv.name+"="+kv.d.String())
+// Deployment returns the deployment named name, or nil.
+func (s *Stack) Deployment(name string) *Deployment {
+	for _, d := range s.Deployments {
+		if d.Name == name {
+			return d
 		}
 	}
-	return append(env, s.opts.Env...)
-}
-
-// commonEnv is what every process of ours gets: the merchant and its keys.
-func (s *Stack) commonEnv() []string {
-	return []string{
-		"DATABASE_URL=" + s.DatabaseURL,
-		"WECHATPAY_APPID=" + AppID,
-		"WECHATPAY_MCHID=" + MchID,
-		"WECHATPAY_API_KEY=" + APIKey,
-		"WECHATPAY_APIV3_KEY=" + s.APIv3Key,
-		"WECHATPAY_PUBLIC_KEY_FILE=" + s.Keys.PublicKeyFile,
-		"WECHATPAY_PUBLIC_KEY_ID=" + s.Keys.PublicKeyID,
-		"WECHATPAY_MCH_PRIVATE_KEY_FILE=" + s.Keys.MchPrivateKeyFile,
-		"WECHATPAY_MCH_CERT_SERIAL=" + s.Keys.MchCertSerial,
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"),
-	}
-}
-
-// Authorize adds the apis' bearer token to a request of the order API
-// (everything but the notify endpoints and the probes needs it).
-func (s *Stack) Authorize(req *http.Request) {
-	req.Header.Set("Authorization", "Bearer "+s.APIToken)
-}
-
-// newToken makes a random bearer token: 64 hex characters.
-func newToken() string {
-	b := make([]byte, 32)
-	if _, err := crand.Read(b); err != nil {
-		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
-	}
-	return hex.EncodeToString(b)
-}
-
-func notifyPath(version string) string {
-	if version == "v3" {
-		return "/wechatpay/v3/notify"
-	}
-	return "/wechatpay/notify"
-}
-
-// newProc describes a process listening on addr whose readiness is a 200
-// from readyPath there.
-func (s *Stack) newProc(name, path, addr, readyPath string, env []string) *Process {
-	p := &Process{Name: name, Path: path, Env: env, Addr: addr, LogFile: filepath.Join(s.Dir, "logs", name+".log")}
-	if readyPath != "" {
-		p.ready = httpReady("http://" + addr + readyPath)
-	}
-	return p
-}
-
-func httpReady(url string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		return nil
-	}
+	return nil
 }
 
 // binaries builds api, worker and wechatpay-sim unless Options.BinDir has
-// them, and finds the Temporal CLI when a dev server is needed.
+// them, and finds the Temporal binaries the stack is to run.
 func (s *Stack) binaries(ctx context.Context) error {
 	mod := s.opts.ModuleDir
 	if mod == "" {
@@ -392,18 +251,25 @@ func (s *Stack) binaries(ctx context.Context) error {
 			return fmt.Errorf("binary %s: %w", name, err)
 		}
 	}
-	if s.opts.TemporalAddress != "" {
-		return nil
-	}
-	if s.opts.TemporalBin == "" {
-		s.opts.TemporalBin = os.Getenv("TEMPORAL_BIN")
-	}
-	if s.opts.TemporalBin == "" {
-		s.opts.TemporalBin = filepath.Join(mod, "bin", "temporal")
-	}
-	s.opts.TemporalBin, _ = filepath.Abs(s.opts.TemporalBin)
-	if _, err := os.Stat(s.opts.TemporalBin); err != nil {
-		return fmt.Errorf("the Temporal CLI is needed at %s (run `make temporal`, or set TEMPORAL_BIN)", s.opts.TemporalBin)
+	t := &s.opts.Temporal
+	switch t.Server {
+	case TemporalDev:
+		if t.CLI == "" {
+			t.CLI = os.Getenv("TEMPORAL_BIN")
+		}
+		if t.CLI == "" {
+			t.CLI = filepath.Join(mod, "bin", "temporal")
+		}
+		t.CLI, _ = filepath.Abs(t.CLI)
+		if _, err := os.Stat(t.CLI); err != nil {
+			return fmt.Errorf("the Temporal CLI is needed at %s (run `make temporal`, or set TEMPORAL_BIN)", t.CLI)
+		}
+	case TemporalPostgres:
+		if t.PGDir == "" {
+			t.PGDir = filepath.Join(mod, "bin")
+		}
+		t.PGDir, _ = filepath.Abs(t.PGDir)
+		return FindTemporalPGBins(t.PGDir).Missing()
 	}
 	return nil
 }
@@ -424,56 +290,6 @@ func moduleDir() (string, error) {
 			return "", errors.New("no go.mod at or above the working directory (set Options.ModuleDir)")
 		}
 		dir = parent
-	}
-}
-
-// startTemporal runs the dev server with its state in Dir/temporal.db, so
-// that a restart keeps every workflow, as a real cluster would.
-func (s *Stack) startTemporal(ctx context.Context) error {
-	if s.opts.TemporalAddress != "" {
-		s.TemporalAddress = s.opts.TemporalAddress
-		return nil
-	}
-	addr, err := FreeAddr()
-	if err != nil {
-		return err
-	}
-	uiAddr, err := FreeAddr()
-	if err != nil {
-		return err
-	}
-	s.TemporalAddress = addr
-	_, port, _ := net.SplitHostPort(addr)
-	_, uiPort, _ := net.SplitHostPort(uiAddr)
-	s.Temporal = &Process{
-		Name: "temporal", Path: s.opts.TemporalBin, Addr: addr,
-		Args: []string{"server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", port, "--ui-port", uiPort,
-			"--db-filename", filepath.Join(s.Dir, "temporal.db"), "--log-level", "error",
-			// Temporal suggests continuing as new after this many events
-			// (4096 by default): low here, so long order runs do it.
-			"--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=150"},
-		Env:     []string{"HOME=" + s.Dir, "PATH=" + os.Getenv("PATH")},
-		LogFile: filepath.Join(s.Dir, "logs", "temporal.log"),
-		ready:   temporalReady(addr),
-	}
-	s.logf("starting the Temporal dev server on %s", addr)
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-	return s.Temporal.Restart(ctx)
-}
-
-// temporalReady is Temporal's gRPC health check.
-func temporalReady(addr string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		c, err := client.DialContext(ctx, client.Options{HostPort: addr, Logger: quietLogger{}})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
-		return err
 	}
 }
 
@@ -499,32 +315,35 @@ func (s *Stack) durableCommits(ctx context.Context) error {
 // port and data.
 func (s *Stack) RestartPG(ctx context.Context) error { return s.PG.Restart(ctx) }
 
-// Processes is every process of ours (not PostgreSQL), Temporal first.
+// Processes is every process of ours (not PostgreSQL), Temporal first,
+// then each deployment's.
 func (s *Stack) Processes() []*Process {
 	var ps []*Process
 	if s.Temporal != nil {
 		ps = append(ps, s.Temporal)
 	}
-	if s.Sim != nil {
-		ps = append(ps, s.Sim)
+	for _, d := range s.Deployments {
+		ps = append(ps, d.Processes()...)
 	}
-	return slices.Concat(ps, s.Workers, s.APIs)
+	return ps
 }
 
-// DumpLogs writes the tail of every process's log to w.
+// DumpLogs writes the last n bytes of every process's log to w.
 func (s *Stack) DumpLogs(w io.Writer, n int) {
 	for _, p := range s.Processes() {
 		fmt.Fprintf(w, "----- %s (tail of %s) -----\n%s\n", p.Name, p.LogFile, p.LogTail(n))
 	}
 }
 
-// Close stops every process (SIGTERM), PostgreSQL and Temporal, and
+// Close stops every process (SIGTERM), Temporal and PostgreSQL, and
 // removes the directory it made unless Options.Keep.
 func (s *Stack) Close() error {
 	var errs []error
-	for _, p := range slices.Concat(s.APIs, s.Workers, []*Process{s.Sim}) {
-		if p != nil {
-			errs = append(errs, p.Stop())
+	for _, d := range s.Deployments {
+		for _, p := range slices.Concat(d.APIs, d.Workers, []*Process{d.Sim}) {
+			if p != nil {
+				errs = append(errs, p.Stop())
+			}
 		}
 	}
 	if s.Client != nil {
@@ -532,6 +351,9 @@ func (s *Stack) Close() error {
 	}
 	if s.Temporal != nil {
 		errs = append(errs, s.Temporal.Stop())
+	}
+	if s.TemporalPG != nil {
+		errs = append(errs, s.TemporalPG.Close())
 	}
 	if s.PG != nil {
 		errs = append(errs, s.PG.Close())
@@ -543,7 +365,16 @@ func (s *Stack) Close() error {
 }
 
 func (s *Stack) logf(format string, args ...any) {
-	fmt.Fprintf(s.opts.Log, "stack: "+format+"\n", args...)
+	s.opts.Logf("stack: "+format, args...)
+}
+
+// NewToken makes a random bearer token: 64 hex characters.
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := crand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err)) // the platform is broken
+	}
+	return hex.EncodeToString(b)
 }
 
 // FreeAddr returns a free loopback host:port below the kernel's ephemeral
@@ -595,12 +426,3 @@ func ephemeralLow() int {
 	}
 	return lo
 }
-
-// quietLogger drops the Temporal SDK's log lines (it logs every reconnect
-// attempt while a server is down, which is expected here).
-type quietLogger struct{}
-
-func (quietLogger) Debug(string, ...any) {}
-func (quietLogger) Info(string, ...any)  {}
-func (quietLogger) Warn(string, ...any)  {}
-func (quietLogger) Error(string, ...any) {}
