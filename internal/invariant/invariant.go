@@ -26,6 +26,11 @@ const (
 	// transaction, a row to PAID while the order is in another status, no
 	// transaction_id or no paid_at.
 	BadRecord Kind = "bad record"
+	// BadRefunds: the order's refunds do not add up: refunded_fen is not
+	// the sum of its SUCCESS refunds, or more than was paid, or the order
+	// is REFUNDED without its SUCCESS refunds adding up to what was paid
+	// (or the other way round).
+	BadRefunds Kind = "bad refunds"
 )
 
 // Violation explains why an order is not PAID exactly once.
@@ -83,6 +88,34 @@ func PaidOnce(o payment.Order, txid string) error {
 		return bad(BadRecord, "%s without a transaction_id", o.Status)
 	case o.PaidAt == nil:
 		return bad(BadRecord, "%s without paid_at", o.Status)
+	}
+	return nil
+}
+
+// RefundsAddUp reports whether order o's refunds agree with its amounts and
+// status: refunded_fen is the sum of its SUCCESS refunds and never more
+// than paid_fen, and the order is REFUNDED exactly when that sum is what
+// was paid. It returns nil when so, else a *Violation of kind BadRefunds.
+func RefundsAddUp(o payment.Order) error {
+	bad := func(format string, a ...any) error {
+		return &Violation{Kind: BadRefunds, Status: o.Status, Detail: fmt.Sprintf(format, a...)}
+	}
+	var succeeded int64
+	for _, r := range o.Refunds {
+		if r.Status == payment.RefundSuccess {
+			succeeded += r.AmountFen
+		}
+	}
+	all := o.PaidFen > 0 && succeeded == o.PaidFen
+	switch {
+	case o.RefundedFen != succeeded:
+		return bad("refunded_fen is %d, its SUCCESS refunds add up to %d", o.RefundedFen, succeeded)
+	case succeeded > o.PaidFen:
+		return bad("SUCCESS refunds add up to %d, more than the %d paid", succeeded, o.PaidFen)
+	case o.Status == payment.StatusRefunded && !all:
+		return bad("REFUNDED with %d of %d refunded", succeeded, o.PaidFen)
+	case o.Status != payment.StatusRefunded && all:
+		return bad("all %d refunded, yet %s", o.PaidFen, o.Status)
 	}
 	return nil
 }

@@ -94,3 +94,61 @@ func TestPaidLogsSkipsEvents(t *testing.T) {
 		t.Fatalf("PaidLogs = %+v", got)
 	}
 }
+
+func TestRefundsAddUp(t *testing.T) {
+	refund := func(no string, fen int64, s payment.RefundStatus) payment.Refund {
+		return payment.Refund{OutRefundNo: no, AmountFen: fen, Status: s}
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*payment.Order)
+		detail string // "" when the refunds add up
+	}{
+		{"no refund", func(*payment.Order) {}, ""},
+		{"a partial refund", func(o *payment.Order) {
+			o.Refunds = []payment.Refund{refund("R1", 30, payment.RefundSuccess), refund("R2", 20, payment.RefundProcessing)}
+			o.RefundedFen = 30
+		}, ""},
+		{"refunded in full, closed and failed ones aside", func(o *payment.Order) {
+			o.Status = payment.StatusRefunded
+			o.Refunds = []payment.Refund{refund("R1", 60, payment.RefundSuccess), refund("R2", 40, payment.RefundClosed),
+				refund("R3", 40, payment.RefundSuccess), refund("R4", 5, payment.RefundFailed)}
+			o.RefundedFen = 100
+		}, ""},
+		{"refunded_fen counts a refund still processing", func(o *payment.Order) {
+			o.Refunds = []payment.Refund{refund("R1", 30, payment.RefundSuccess), refund("R2", 20, payment.RefundProcessing)}
+			o.RefundedFen = 50
+		}, "refunded_fen is 50, its SUCCESS refunds add up to 30"},
+		{"more refunded than paid", func(o *payment.Order) {
+			o.Status = payment.StatusRefunded
+			o.Refunds = []payment.Refund{refund("R1", 60, payment.RefundSuccess), refund("R2", 60, payment.RefundSuccess)}
+			o.RefundedFen = 120
+		}, "more than the 100 paid"},
+		{"REFUNDED too early", func(o *payment.Order) {
+			o.Status = payment.StatusRefunded
+			o.Refunds = []payment.Refund{refund("R1", 60, payment.RefundSuccess), refund("R2", 40, payment.RefundAbnormal)}
+			o.RefundedFen = 60
+		}, "REFUNDED with 60 of 100"},
+		{"all refunded, still PAID", func(o *payment.Order) {
+			o.Refunds = []payment.Refund{refund("R1", 100, payment.RefundSuccess)}
+			o.RefundedFen = 100
+		}, "all 100 refunded, yet PAID"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := paidOrder()
+			o.PaidFen = 100
+			tt.change(&o)
+			err := RefundsAddUp(o)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatalf("RefundsAddUp = %v, want nil", err)
+				}
+				return
+			}
+			var v *Violation
+			if !errors.As(err, &v) || v.Kind != BadRefunds || !strings.Contains(v.Detail, tt.detail) {
+				t.Fatalf("RefundsAddUp = %v, want %s mentioning %q", err, BadRefunds, tt.detail)
+			}
+		})
+	}
+}
