@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,8 +32,14 @@ const (
 	classLost    = "lost"    // paid at the sim, not PAID here, nothing left working on it
 	classDoubled = "doubled" // invariant.Doubled: more than one PAID log row, or PAID by a transaction the sim did not issue
 	classStuck   = "stuck"   // PENDING with its workflow still running after the wait
-	classReview  = "review"  // REVIEW, with the reason from its log
+	classReview  = "review"  // REVIEW the run did not arrange, with the reason from its log: a failure
 	classBadLog  = "badlog"  // invariant.BadRecord: paid, but its record does not say so exactly once from PENDING
+	// classArranged: a REVIEW the run arranged (amount mismatch, paid after
+	// close), reached once, with WeChat's transaction and what it took, and
+	// never PAID (REFUNDED since, by the refund that settles it).
+	classArranged = "arranged"
+	// classUnreviewed: an arranged REVIEW that did not happen as it must.
+	classUnreviewed = "unreviewed"
 )
 
 // checker reads our database and Temporal directly.
@@ -52,8 +59,10 @@ func (c *checker) pending(ctx context.Context, nos []string) (int, error) {
 
 // judge checks one order the sim says was paid by txid, with the shared
 // paid-once check (internal/invariant); an order not paid is in REVIEW,
-// stuck (PENDING with its workflow still running) or lost.
-func (c *checker) judge(ctx context.Context, no, txid string) (verdict, error) {
+// stuck (PENDING with its workflow still running) or lost. An order the
+// run sent to REVIEW on purpose is judged by arranged.
+func (c *checker) judge(ctx context.Context, pl plan, txid string) (verdict, error) {
+	no := pl.OutTradeNo
 	v := verdict{OutTradeNo: no}
 	o, err := c.store.GetOrder(ctx, no)
 	if errors.Is(err, store.ErrNotFound) {
@@ -64,6 +73,9 @@ func (c *checker) judge(ctx context.Context, no, txid string) (verdict, error) {
 		return v, err
 	}
 	v.Status = string(o.Status)
+	if pl.Review != "" {
+		return arranged(v, o, pl, txid), nil
+	}
 	err = invariant.PaidOnce(o, txid)
 	var bad *invariant.Violation
 	switch {
@@ -97,6 +109,34 @@ func (c *checker) judge(ctx context.Context, no, txid string) (verdict, error) {
 	return v, nil
 }
 
+// arranged judges an order the run sent to REVIEW on purpose: it must be
+// in REVIEW (or REFUNDED since, from REVIEW) by WeChat's transaction, with
+// what WeChat took as paid_fen, one log row into REVIEW and none to PAID.
+func arranged(v verdict, o payment.Order, pl plan, txid string) verdict {
+	var into []payment.Log
+	for _, l := range o.Logs {
+		if l.ToStatus == payment.StatusReview && l.FromStatus != payment.StatusReview {
+			into = append(into, l)
+		}
+	}
+	v.Class = classUnreviewed
+	switch {
+	case len(invariant.PaidLogs(o)) > 0:
+		v.Detail = pl.Review + ", yet PAID: " + invariant.PaidLogs(o)[0].Remarks
+	case o.Status != payment.StatusReview && o.Status != payment.StatusRefunded:
+		v.Detail = pl.Review + ", yet " + string(o.Status)
+	case len(into) != 1:
+		v.Detail = fmt.Sprintf("%s: %d log rows into REVIEW", pl.Review, len(into))
+	case o.TransactionID != txid:
+		v.Detail = fmt.Sprintf("%s: in REVIEW with transaction %q, WeChat's is %s", pl.Review, o.TransactionID, txid)
+	case o.PaidFen != pl.PaidFen:
+		v.Detail = fmt.Sprintf("%s: paid_fen %d, WeChat took %d", pl.Review, o.PaidFen, pl.PaidFen)
+	default:
+		v.Class, v.Detail = classArranged, pl.Review+": "+into[0].Remarks
+	}
+	return v
+}
+
 func (c *checker) running(ctx context.Context, no string) (bool, error) {
 	resp, err := c.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
 	if err != nil {
@@ -115,7 +155,10 @@ type simTrade struct {
 	TradeState    string `json:"trade_state"`
 	Queries       int    `json:"queries"`
 	Prepays       int    `json:"prepays"`
-	Deliveries    []struct {
+	Probes        []struct {
+		Accepted bool `json:"accepted"`
+	} `json:"probes"`
+	Deliveries []struct {
 		Attempts []struct {
 			HTTPStatus int  `json:"http_status"`
 			Accepted   bool `json:"accepted"`
@@ -168,8 +211,110 @@ func (p *payer) simTrades(ctx context.Context, outs []outcome) (map[string]simTr
 	return trades, ds, nil
 }
 
-// quiesce waits until no paid order is PENDING and the sim has no delivery
-// left to retry, or until ctx ends. It reports whether it got there.
+// quiet is what the wait for quiescence looks at.
+type quiet struct {
+	Pending    int // paid orders still PENDING (or missing)
+	Processing int // refunds PROCESSING here
+	Abnormal   int // refunds ABNORMAL here that WeChat no longer says are
+	Unexamined int // notifications acknowledged, not yet examined
+	Retrying   int // notifications (payments and refunds) WeChat is still sending
+
+	unexamined []string // a few of the unexamined notifications, described
+}
+
+func (q quiet) done() bool {
+	return q.Pending == 0 && q.Processing == 0 && q.Abnormal == 0 && q.Unexamined == 0 && q.Retrying == 0
+}
+
+func (q quiet) String() string {
+	s := fmt.Sprintf("%d paid orders PENDING, %d refunds PROCESSING, %d ABNORMAL here only, %d notifications unexamined, %d deliveries still retrying",
+		q.Pending, q.Processing, q.Abnormal, q.Unexamined, q.Retrying)
+	if len(q.unexamined) > 0 {
+		s += " (unexamined: " + strings.Join(q.unexamined, "; ") + ")"
+	}
+	return s
+}
+
+// look reads the database, and WeChat when the database is quiet.
+func (c *checker) look(ctx context.Context, p *payer, outs []outcome, nos []string) (quiet, error) {
+	var q quiet
+	var err error
+	if q.Pending, err = c.pending(ctx, nos); err != nil {
+		return q, err
+	}
+	var abnormal []string
+	rows, err := c.db.Query(ctx, `SELECT out_refund_no, status FROM refunds WHERE status IN ('PROCESSING', 'ABNORMAL')`)
+	if err != nil {
+		return q, err
+	}
+	for rows.Next() {
+		var no, status string
+		if err := rows.Scan(&no, &status); err != nil {
+			rows.Close()
+			return q, err
+		}
+		if status == string(payment.RefundProcessing) {
+			q.Processing++
+		} else {
+			abnormal = append(abnormal, no)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return q, err
+	}
+	rows, err = c.db.Query(ctx, `SELECT coalesce(out_trade_no, ''), kind, outcome, received_at FROM notifications
+		WHERE examined_at IS NULL AND kind IS DISTINCT FROM 'other' ORDER BY received_at`)
+	if err != nil {
+		return q, err
+	}
+	for rows.Next() {
+		var no, kind, outcome string
+		var at time.Time
+		if err := rows.Scan(&no, &kind, &outcome, &at); err != nil {
+			rows.Close()
+			return q, err
+		}
+		q.Unexamined++
+		if len(q.unexamined) < 5 {
+			q.unexamined = append(q.unexamined, fmt.Sprintf("%s %s %s, received %s ago", no, kindName(payment.Kind(kind)), outcome, time.Since(at).Round(time.Second)))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return q, err
+	}
+	if !q.done() {
+		return q, nil
+	}
+	_, ds, err := p.simTrades(ctx, outs)
+	if err != nil {
+		return q, err
+	}
+	q.Retrying = ds.Undone
+	_, views, err := p.simRefunds(ctx)
+	if err != nil {
+		return q, err
+	}
+	for _, v := range views {
+		for _, d := range v.Deliveries {
+			if !d.Done {
+				q.Retrying++
+			}
+		}
+	}
+	for _, no := range abnormal {
+		if views[no].Status != string(payment.RefundAbnormal) {
+			q.Abnormal++ // WeChat has moved on (or never had it): the workflow must follow
+		}
+	}
+	return q, nil
+}
+
+// quiesce waits until no paid order is PENDING, no refund is PROCESSING
+// (nor ABNORMAL here while WeChat has moved on), every acknowledged
+// notification was examined and WeChat has no notification left to retry,
+// or until ctx ends. It reports whether it got there.
 func quiesce(ctx context.Context, c *checker, p *payer, outs []outcome, progress func(string)) bool {
 	var nos []string
 	for _, o := range outs {
@@ -179,13 +324,16 @@ func quiesce(ctx context.Context, c *checker, p *payer, outs []outcome, progress
 	}
 	last := time.Time{}
 	for {
-		n, err := c.pending(ctx, nos)
-		_, ds, err2 := p.simTrades(ctx, outs)
-		if err == nil && err2 == nil && n == 0 && ds.Undone == 0 {
+		q, err := c.look(ctx, p, outs, nos)
+		if err == nil && q.done() {
 			return true
 		}
 		if time.Since(last) > 10*time.Second {
-			progress(fmt.Sprintf("waiting: %d orders PENDING, %d deliveries still retrying (errors: %v, %v)", n, ds.Undone, err, err2))
+			msg := "waiting: " + q.String()
+			if err != nil {
+				msg += fmt.Sprintf(" (error: %v)", err)
+			}
+			progress(msg)
 			last = time.Now()
 		}
 		select {

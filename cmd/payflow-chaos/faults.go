@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"time"
 
 	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/sim"
 )
 
 // The kinds of fault, each a SIGKILL followed by a restart.
@@ -126,4 +128,14 @@ func (f *faults) sleep(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// simFaults reads what the sandbox injected (GET /sim/faults).
+func (p *payer) simFaults(ctx context.Context) (sim.FaultsView, error) {
+	var v sim.FaultsView
+	status, body, err := p.do(ctx, http.MethodGet, p.d.SimURL+"/sim/faults", nil, &v)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("GET /sim/faults: %d %s", status, body)
+	}
+	return v, err
 }

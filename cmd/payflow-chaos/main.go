@@ -1,8 +1,20 @@
-// Command payflow-chaos pays many orders through the whole local stack
-// while it SIGKILLs and restarts workers, apis, the Temporal dev server and
-// PostgreSQL, then checks every payment: PAID exactly once, by the
-// sim's transaction, with one PENDING→PAID log row. It exits 1 if any
-// payment was lost, doubled, stuck or badly logged.
+// Command payflow-chaos pays and refunds many orders through the whole
+// local stack while it SIGKILLs and restarts workers, apis, the Temporal
+// dev server and PostgreSQL, and while the sandbox (wechatpay-sim) injects
+// WeChat's faults at random (SIM_FAULTS, seeded with the run's seed), then
+// checks every payment and every refund:
+//   - each payment PAID exactly once, by the sim's transaction, with one
+//     PENDING→PAID log row; a REVIEW counts as a failure unless the run
+//     arranged it (-reviews: an amount mismatch, a payment after close),
+//     and then exactly those went to REVIEW;
+//   - each refund executed once at WeChat (the sandbox's own counts), under
+//     the number it was asked under, never beyond what was paid, final (or
+//     ABNORMAL while WeChat says so), as its sandbox switches say it must
+//     end, with one log row per outcome; every acknowledged notification
+//     examined; REFUNDED exactly when the SUCCESS refunds add up.
+//
+// It exits 1 if a check failed, if fewer than -min-completed of the
+// payments completed, or if no fault was injected or an injection failed.
 //
 // The stack (internal/stack) runs on free loopback ports in a temporary
 // directory: two workers and two apis by default, behind a small round-robin
@@ -13,10 +25,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -24,6 +38,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -31,6 +46,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/sim"
 	"github.com/payflow/payflow/store"
 )
 
@@ -44,6 +61,16 @@ type config struct {
 	gap, outage                       [2]time.Duration
 	apiVersion                        string
 	keep, payUnprepaid                bool
+
+	kills                       bool    // SIGKILL and restart processes
+	simFaults                   float64 // SIM_FAULTS: the sandbox's random fault rate
+	simFaultCalls, simFaultKind string  // SIM_FAULT_CALLS, SIM_FAULT_KINDS ("" all)
+	reviews                     int     // payments sent to REVIEW on purpose
+	minCompleted                float64 // least fraction of the payments that must complete
+
+	refunds           refundConfig
+	refundConcurrency int
+	refundQueryAfter  time.Duration
 }
 
 func main() {
@@ -52,20 +79,38 @@ func main() {
 	flag.IntVar(&c.duplicates, "duplicates", 3, "extra copies of each notification, sent concurrently")
 	flag.IntVar(&c.concurrency, "concurrency", 8, "payments in flight at once")
 	flag.Float64Var(&c.rate, "rate", 4, "payments started per second")
-	flag.Uint64Var(&c.seed, "seed", 0, "random seed for the payments and the faults (0: from the clock; printed)")
+	flag.Uint64Var(&c.seed, "seed", 0, "random seed for the plans, the process kills and the sandbox's faults (0: from the clock; printed)")
 	flag.DurationVar(&c.duration, "duration", 15*time.Minute, "cap on the whole run")
 	flag.DurationVar(&c.wait, "wait", 3*time.Minute, "cap on the wait for quiescence after the last fault")
 	flag.IntVar(&c.workers, "workers", 2, "bin/worker processes")
 	flag.IntVar(&c.apis, "apis", 2, "bin/api processes")
 	flag.Float64Var(&c.nativeFrac, "native", 0.3, "fraction of orders prepaid as NATIVE")
 	flag.Float64Var(&c.dropFrac, "drop", 0.15, "fraction of payments whose notifications are dropped")
-	flag.DurationVar(&c.gap[0], "gap-min", time.Second, "least time between two faults")
-	flag.DurationVar(&c.gap[1], "gap-max", 4*time.Second, "most time between two faults")
+	flag.BoolVar(&c.kills, "kills", true, "SIGKILL and restart workers, apis, the Temporal dev server and PostgreSQL")
+	flag.DurationVar(&c.gap[0], "gap-min", time.Second, "least time between two kills")
+	flag.DurationVar(&c.gap[1], "gap-max", 4*time.Second, "most time between two kills")
 	flag.DurationVar(&c.outage[0], "outage-min", time.Second, "shortest outage")
 	flag.DurationVar(&c.outage[1], "outage-max", 3*time.Second, "longest outage")
+	flag.Float64Var(&c.simFaults, "sim-faults", 0.05, "the sandbox's random fault rate (SIM_FAULTS) on every WeChat call and notification; 0 turns it off")
+	flag.StringVar(&c.simFaultCalls, "sim-fault-calls", "", "SIM_FAULT_CALLS: the calls random faults go to (comma-separated; all when empty)")
+	flag.StringVar(&c.simFaultKind, "sim-fault-kinds", "", "SIM_FAULT_KINDS: the kinds random faults are drawn from (comma-separated; all when empty)")
+	flag.IntVar(&c.reviews, "reviews", 2, "payments sent to REVIEW on purpose, alternately an amount mismatch and a payment after close (each then refunded in full)")
+	flag.Float64Var(&c.minCompleted, "min-completed", 0.9, "fail when fewer than this fraction of the payments completed")
 	flag.StringVar(&c.apiVersion, "api-version", "v3", "WECHATPAY_API_VERSION of api and worker")
 	flag.BoolVar(&c.keep, "keep", false, "keep the stack's directory (logs, temporal.db) even when every check passes")
 	flag.BoolVar(&c.payUnprepaid, "pay-unprepaid", false, "pay a NATIVE order whose POST /orders failed without waiting for its prepay to reach WeChat")
+	flag.Float64Var(&c.refunds.frac, "refund", 0.6, "fraction of the paid orders refunded (1 to 3 refunds each, in part or in full)")
+	flag.Float64Var(&c.refunds.portal, "refund-portal", 0.15, "of the refunded orders, fraction with a refund made in the merchant portal (the sandbox)")
+	flag.Float64Var(&c.refunds.repeat, "refund-repeat", 0.3, "fraction of the refunds asked again: same out_refund_no and amount (200), another amount (409)")
+	flag.Float64Var(&c.refunds.exceed, "refund-exceed", 0.3, "fraction of the refunded orders also asked for more than is left (409)")
+	flag.Float64Var(&c.refunds.extra, "refund-extra", 0.4, "fraction of the partly refunded orders with one more refund that WeChat closes or refuses")
+	flag.Float64Var(&c.refunds.dropped, "refund-dropped", 0.1, "fraction of the refunds never notified (found by the workflow's query)")
+	flag.Float64Var(&c.refunds.abnormal, "refund-abnormal", 0.1, "fraction of the refunds ABNORMAL, then SUCCESS")
+	flag.Float64Var(&c.refunds.sysErr, "refund-system-error", 0.1, "fraction of the refunds executed but answered SYSTEM_ERROR")
+	flag.Float64Var(&c.refunds.notEnough, "refund-not-enough", 0, "fraction of the refunds first answered NOT_ENOUGH (the workflow asks again 10 minutes later)")
+	flag.IntVar(&c.refunds.notEnoughTimes, "refund-not-enough-times", 1, "NOT_ENOUGH answers before such a refund is executed")
+	flag.IntVar(&c.refundConcurrency, "refund-concurrency", 8, "orders whose refunds are asked for at once")
+	flag.DurationVar(&c.refundQueryAfter, "refund-query-after", 3*time.Second, "REFUND_QUERY_AFTER of the workers")
 	flag.Parse()
 	if c.seed == 0 {
 		c.seed = uint64(time.Now().UnixNano())
@@ -80,6 +125,41 @@ func main() {
 	}
 }
 
+// simSeed is SIM_FAULT_SEED: the run's seed, as the sandbox reads it.
+func (c config) simSeed() int64 { return int64(c.seed & math.MaxInt64) }
+
+// replay is the command that repeats the run: the arguments given, with
+// the seed.
+func (c config) replay() string {
+	args := []string{"go run ./cmd/payflow-chaos"}
+	for i := 1; i < len(os.Args); i++ {
+		switch a := os.Args[i]; {
+		case a == "-seed" || a == "--seed":
+			i++ // and its value
+		case strings.HasPrefix(a, "-seed=") || strings.HasPrefix(a, "--seed="):
+		default:
+			args = append(args, a)
+		}
+	}
+	return strings.Join(append(args, "-seed", strconv.FormatUint(c.seed, 10)), " ")
+}
+
+// results is everything the run saw, for the report.
+type results struct {
+	outs     []outcome
+	verdicts []verdict
+	kills    []fault
+	faults   sim.FaultsView
+	ds       deliveryStats
+	probes   int // signature probes the api took for real notifications
+	rs       refundStats
+	rissues  []issue
+	rf       refundFindings
+	quiet    bool
+
+	total, payTime, waitTime time.Duration
+}
+
 // run returns false when a check failed, and an error when the run itself
 // could not be made.
 func run(c config) (ok bool, err error) {
@@ -91,7 +171,8 @@ func run(c config) (ok bool, err error) {
 	progress := func(msg string) {
 		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(began).Seconds(), msg)
 	}
-	progress(fmt.Sprintf("seed %d: %d payments, %d duplicates each, %d workers, %d apis", c.seed, c.payments, c.duplicates, c.workers, c.apis))
+	progress(fmt.Sprintf("seed %d: %d payments, %d duplicates each, %d workers, %d apis, kills %v, sandbox faults at %g (SIM_FAULT_SEED=%d)",
+		c.seed, c.payments, c.duplicates, c.workers, c.apis, c.kills, c.simFaults, c.simSeed()))
 
 	dir, err := os.MkdirTemp("", "payflow-chaos-")
 	if err != nil {
@@ -111,6 +192,12 @@ func run(c config) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	simEnv := []string{
+		"SIM_FAULTS=" + strconv.FormatFloat(c.simFaults, 'f', -1, 64),
+		"SIM_FAULT_SEED=" + strconv.FormatInt(c.simSeed(), 10),
+		"SIM_FAULT_CALLS=" + c.simFaultCalls,
+		"SIM_FAULT_KINDS=" + c.simFaultKind,
+	}
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir,
 		// A SIGKILLed postmaster must not take back commits it confirmed.
@@ -118,12 +205,14 @@ func run(c config) (ok bool, err error) {
 		Deployments: []stack.DeploymentOptions{{
 			Workers: c.workers, APIs: c.apis, APIVersion: c.apiVersion,
 			NotifyBaseURL:   "http://" + ln.Addr().String(),
-			SimTimeScale:    0.01,            // WeChat's 15 s, 15 s, 30 s, 3 m… retries become 0.15 s, 0.15 s, 0.3 s, 1.8 s…
+			SimTimeScale:    0.01,            // WeChat's 15 s, 15 s, 30 s, 3 m… retries become 0.15 s, 0.15 s, 0.3 s, 1.8 s…; a refund is PROCESSING 0.1 s
 			OrderQueryAfter: 2 * time.Second, // dropped notifications are found by the workflow's own query
 			// Orders whose workflow could not start (Temporal down during
 			// POST /orders) are picked up by reconciliation within the run.
 			ReconcileInterval: 5 * time.Second,
 			ReconcileGrace:    2 * time.Second,
+			WorkerEnv:         []string{"REFUND_QUERY_AFTER=" + c.refundQueryAfter.String()},
+			SimEnv:            simEnv,
 		}},
 		Logf: func(format string, args ...any) { progress(fmt.Sprintf(format, args...)) },
 	})
@@ -155,62 +244,99 @@ func run(c config) (ok bool, err error) {
 	progress("stack up; synchronous_commit = " + syncCommit)
 
 	rng := rand.New(rand.NewPCG(c.seed, 1))
-	plans := makePlans(rng, c.payments, strconv.FormatUint(c.seed%1_000_000, 36), c.nativeFrac, c.dropFrac)
+	runID := strconv.FormatUint(c.seed%1_000_000, 36)
+	plans := makePlans(rng, c.payments, runID, c.nativeFrac, c.dropFrac, c.reviews)
+	makeRefundScripts(rand.New(rand.NewPCG(c.seed, 3)), plans, runID, c.refunds)
 	p := &payer{d: d, hc: &http.Client{Timeout: 30 * time.Second}, duplicates: c.duplicates, payUnprepaid: c.payUnprepaid}
 	fi := &faults{st: st, d: d, rng: rand.New(rand.NewPCG(c.seed, 2)), gap: c.gap, outage: c.outage, started: began, progress: progress}
 
 	stopFaults := make(chan struct{})
 	faultsDone := make(chan []fault, 1)
-	go func() { faultsDone <- fi.run(ctx, stopFaults) }()
+	if c.kills {
+		go func() { faultsDone <- fi.run(ctx, stopFaults) }()
+	} else {
+		faultsDone <- nil
+	}
+	// Each order paid at the sim is handed to the refunder, which asks for
+	// its refunds once it is paid here, while the payments go on.
+	rf := newRefunder(p)
+	refundJobs := make(chan int, len(plans))
+	refundsDone := make(chan struct{})
+	go func() { rf.run(ctx, plans, refundJobs, c.refundConcurrency); close(refundsDone) }()
 	payStart := time.Now()
-	outs := p.runAll(ctx, plans, c.rate, c.concurrency)
-	payTime := time.Since(payStart)
-	progress(fmt.Sprintf("all payments submitted in %s; finishing the faults", payTime.Round(time.Millisecond)))
+	res := results{}
+	res.outs = p.runAll(ctx, plans, c.rate, c.concurrency, func(i int) {
+		if plans[i].Refunds != nil {
+			refundJobs <- i
+		}
+	})
+	close(refundJobs)
+	progress(fmt.Sprintf("all payments submitted in %s; finishing the refunds", time.Since(payStart).Round(time.Millisecond)))
+	<-refundsDone
+	res.payTime = time.Since(payStart)
+	progress(fmt.Sprintf("payments and refunds done in %s; finishing the faults", res.payTime.Round(time.Millisecond)))
 	close(stopFaults)
-	done := <-faultsDone
+	res.kills = <-faultsDone
 
 	chk := &checker{db: db, store: orders, tc: st.Client}
 	waitStart := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, c.wait)
-	quiet := quiesce(wctx, chk, p, outs, progress)
+	res.quiet = quiesce(wctx, chk, p, res.outs, progress)
 	wcancel()
-	waitTime := time.Since(waitStart)
+	res.waitTime = time.Since(waitStart)
 
 	// The checks run even when the run's cap has passed.
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer ccancel()
-	trades, ds, err := p.simTrades(cctx, outs)
+	trades, ds, err := p.simTrades(cctx, res.outs)
 	if err != nil {
 		return false, err
 	}
-	var verdicts []verdict
-	for _, o := range outs {
+	res.ds = ds
+	for i, o := range res.outs {
 		if o.TransactionID == "" {
 			continue
 		}
 		txid := o.TransactionID
-		if tr := trades[o.OutTradeNo]; tr.TransactionID != txid || tr.TradeState != "SUCCESS" {
-			verdicts = append(verdicts, verdict{OutTradeNo: o.OutTradeNo, Class: classLost,
+		tr := trades[o.OutTradeNo]
+		for _, pr := range tr.Probes {
+			if pr.Accepted {
+				res.probes++
+			}
+		}
+		if tr.TransactionID != txid || (tr.TradeState != "SUCCESS" && tr.TradeState != "REFUND") {
+			res.verdicts = append(res.verdicts, verdict{OutTradeNo: o.OutTradeNo, Class: classLost,
 				Detail: fmt.Sprintf("the sim shows %s/%s, /sim/pay said %s", tr.TradeState, tr.TransactionID, txid)})
 			continue
 		}
-		v, err := chk.judge(cctx, o.OutTradeNo, txid)
+		v, err := chk.judge(cctx, plans[i], txid)
 		if err != nil {
 			return false, err
 		}
-		verdicts = append(verdicts, v)
+		res.verdicts = append(res.verdicts, v)
 	}
-	ok = report(os.Stdout, c, outs, verdicts, done, ds, px, quiet, time.Since(began), payTime, waitTime)
+	if res.rf, err = checkRefunds(cctx, chk, p, plans, res.outs); err != nil {
+		return false, err
+	}
+	res.rs, res.rissues = rf.stats, rf.issues
+	if res.faults, err = p.simFaults(cctx); err != nil {
+		return false, err
+	}
+	res.total = time.Since(began)
+	ok = report(os.Stdout, c, res, px)
 	return ok, nil
 }
 
-// report prints the summary table and the orders that need a look; it
-// returns false when a payment was lost, doubled, stuck or badly logged.
-func report(w io.Writer, c config, outs []outcome, vs []verdict, fs []fault, ds deliveryStats, px *proxy,
-	quiet bool, total, payTime, waitTime time.Duration) bool {
-	var created, prepaid, native, dropped, paid, createRetries int
+// report prints the summary table and whatever needs a look; it returns
+// false when a check failed: a payment lost, doubled, stuck, badly logged,
+// in REVIEW the run did not arrange (or not in the REVIEW it arranged),
+// fewer payments completed than -min-completed, no fault injected or an
+// injection failed, a refund that broke an invariant, or an answer of the
+// api the client must never get.
+func report(w io.Writer, c config, r results, px *proxy) bool {
+	var created, prepaid, native, dropped, paid, createRetries, reviews int
 	var notPaid []outcome
-	for _, o := range outs {
+	for _, o := range r.outs {
 		if o.Native {
 			native++
 		}
@@ -219,6 +345,9 @@ func report(w io.Writer, c config, outs []outcome, vs []verdict, fs []fault, ds 
 		}
 		if o.Prepaid {
 			prepaid++
+		}
+		if o.Review != "" {
+			reviews++
 		}
 		createRetries += max(0, o.CreateTries-1)
 		if o.TransactionID != "" {
@@ -231,49 +360,110 @@ func report(w io.Writer, c config, outs []outcome, vs []verdict, fs []fault, ds 
 		}
 	}
 	count := map[string]int{}
-	for _, v := range vs {
+	for _, v := range r.verdicts {
 		count[v.Class]++
 	}
 	kinds := map[string]int{}
-	for _, f := range fs {
+	killFailed := 0
+	for _, f := range r.kills {
 		kinds[f.Kind]++
+		if f.Err != nil {
+			killFailed++
+		}
 	}
+	completed := count[classOK] + count[classArranged]
 
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\t\n", k, v) }
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	fmt.Fprintln(w)
-	row("seed", c.seed)
-	row("orders planned", len(outs))
+	row("seed (plans, kills, SIM_FAULT_SEED)", c.seed)
+	row("orders planned", len(r.outs))
 	row("  created (POST /orders 201/409)", created)
 	row("  POST /orders retries", createRetries)
 	row("  NATIVE planned / prepaid", fmt.Sprintf("%d / %d", native, prepaid))
+	row("  REVIEW arranged (amount mismatch, paid after close)", reviews)
 	row("paid at the sim", paid)
 	row("  notifications dropped", dropped)
 	row("  copies per notification", 1+c.duplicates)
-	row("notification deliveries", ds.Deliveries)
-	row("  attempts / refused (5xx, 502, errors)", fmt.Sprintf("%d / %d", ds.Attempts, ds.Refused))
-	row("  still retrying at the end", ds.Undone)
+	row("payment notification deliveries", r.ds.Deliveries)
+	row("  attempts / refused (5xx, 502, errors)", fmt.Sprintf("%d / %d", r.ds.Attempts, r.ds.Refused))
+	row("  still retrying at the end", r.ds.Undone)
+	row("  signature probes taken for real", r.probes)
 	row("  proxy: forwarded / 502", fmt.Sprintf("%d / %d", px.sent.Load(), px.fails.Load()))
-	row("order queries answered by the sim", ds.Queries)
-	row("faults (SIGKILL + restart)", len(fs))
+	row("order queries answered by the sim", r.ds.Queries)
+	row("process kills (SIGKILL + restart)", len(r.kills))
 	for _, k := range faultKinds {
 		row("  "+k, kinds[k])
 	}
+	row("  failed to inject or recover", killFailed)
+	row(fmt.Sprintf("sandbox faults (SIM_FAULTS=%g, SIM_FAULT_SEED=%d)", r.faults.Rate, r.faults.Seed), r.faults.Total)
+	byKind := map[string]int{}
+	for _, call := range sortedKeys(r.faults.Injected) {
+		n := 0
+		for k, m := range r.faults.Injected[call] {
+			n += m
+			byKind[k] += m
+		}
+		row("  on "+call, n)
+	}
+	for _, k := range sortedKeys(byKind) {
+		row("  "+k, byKind[k])
+	}
+	for _, b := range sortedKeys(r.faults.Behaviours) {
+		row("  WeChat's own behaviour: "+b, r.faults.Behaviours[b])
+	}
 	row("PAID exactly once", count[classOK])
-	row("REVIEW", count[classReview])
+	row("REVIEW as arranged", count[classArranged])
+	row("REVIEW not arranged", count[classReview])
+	row("arranged REVIEW missed", count[classUnreviewed])
 	row("LOST", count[classLost])
 	row("DOUBLED", count[classDoubled])
 	row("STUCK", count[classStuck])
 	row("BAD LOG", count[classBadLog])
-	row("quiescent before the wait cap", quiet)
-	row("payments phase", payTime.Round(time.Second))
-	row("wait for quiescence", waitTime.Round(time.Second))
-	row("total", total.Round(time.Second))
-	tw.Flush()
+	row("payments completed", fmt.Sprintf("%d of %d (%.1f %%)", completed, len(r.outs), 100*float64(completed)/float64(max(1, len(r.outs)))))
 
-	if len(fs) > 0 {
-		fmt.Fprintln(w, "\nfaults:")
-		for _, f := range fs {
+	rs, rf := r.rs, r.rf
+	row("orders refunded (refunds asked)", rs.Orders)
+	row("  paid at the sim, not here in time", rs.NotReady)
+	row("  API refunds accepted", rs.Asked)
+	var switches []string
+	for _, k := range refundKinds {
+		if rs.ByKind[k] > 0 {
+			switches = append(switches, fmt.Sprintf("%s %d", k, rs.ByKind[k]))
+		}
+	}
+	row("  by sandbox switch", strings.Join(switches, ", "))
+	row("  portal refunds made at the sandbox", rs.Portal)
+	row("  same number and amount again: 200", rs.Repeats)
+	row("  same number, another amount: 409", rs.OtherAmount)
+	row("  more than is left: 409", rs.Exceeding)
+	row("  requests retried (5xx, no answer)", rs.Retries)
+	row("refunds recorded here", fmt.Sprintf("%d across %d orders", rf.Refunds, rf.Orders))
+	var byStatus []string
+	for _, s := range []payment.RefundStatus{payment.RefundSuccess, payment.RefundClosed, payment.RefundFailed, payment.RefundAbnormal, payment.RefundProcessing} {
+		byStatus = append(byStatus, fmt.Sprintf("%s %d", s, rf.ByStatus[s]))
+	}
+	row("  by status", strings.Join(byStatus, ", "))
+	row("  from the merchant portal", rf.Portal)
+	row("  orders REFUNDED", rf.Refunded)
+	row("  outcome log rows", rf.LogRows)
+	row("refunds at WeChat (executed once each)", rf.AtWeChat)
+	row("  refund requests WeChat got", rf.Applies)
+	row("  refund notifications / attempts", fmt.Sprintf("%d / %d", rf.Deliveries, rf.Attempts))
+	row("notifications in the audit trails", fmt.Sprintf("%d payment, %d refund", rf.PaymentNotifications, rf.RefundNotifications))
+	row("  acknowledged, never examined", rf.Unexamined)
+	row("refund violations", len(rf.Violations))
+	row("unexpected api answers", len(r.rissues))
+	row("quiescent before the wait cap", r.quiet)
+	row("payments and refunds phase", r.payTime.Round(time.Second))
+	row("wait for quiescence", r.waitTime.Round(time.Second))
+	row("total", r.total.Round(time.Second))
+	tw.Flush()
+	fmt.Fprintf(w, "\nreplay: %s\n", c.replay())
+
+	if len(r.kills) > 0 {
+		fmt.Fprintln(w, "\nprocess kills:")
+		for _, f := range r.kills {
 			status := "ok"
 			if f.Err != nil {
 				status = "ERROR: " + f.Err.Error()
@@ -282,45 +472,86 @@ func report(w io.Writer, c config, outs []outcome, vs []verdict, fs []fault, ds 
 				f.At.Seconds(), f.Kind, f.Target, f.Down.Seconds(), f.Recover.Seconds(), status)
 		}
 	}
-	var odd []verdict
-	for _, v := range vs {
-		if v.Class != classOK {
+	var odd, arranged []verdict
+	for _, v := range r.verdicts {
+		switch v.Class {
+		case classOK:
+		case classArranged:
+			arranged = append(arranged, v)
+		default:
 			odd = append(odd, v)
 		}
 	}
-	slices.SortFunc(odd, func(a, b verdict) int {
-		if a.Class != b.Class {
-			if a.Class < b.Class {
-				return -1
-			}
-			return 1
+	byOrder := func(a, b verdict) int {
+		return cmp.Or(cmp.Compare(a.Class, b.Class), cmp.Compare(a.OutTradeNo, b.OutTradeNo))
+	}
+	slices.SortFunc(odd, byOrder)
+	slices.SortFunc(arranged, byOrder)
+	if len(arranged) > 0 {
+		fmt.Fprintln(w, "\nREVIEW arranged on purpose (then refunded in full, which settles it):")
+		for _, v := range arranged {
+			fmt.Fprintf(w, "  %-22s %-8s %s\n", v.OutTradeNo, v.Status, v.Detail)
 		}
-		if a.OutTradeNo < b.OutTradeNo {
-			return -1
-		}
-		return 1
-	})
+	}
 	if len(odd) > 0 {
 		fmt.Fprintln(w, "\norders that need a look:")
 		for _, v := range odd {
-			fmt.Fprintf(w, "  %-8s %-22s %-8s %s\n", v.Class, v.OutTradeNo, v.Status, v.Detail)
+			fmt.Fprintf(w, "  %-10s %-22s %-8s %s\n", v.Class, v.OutTradeNo, v.Status, v.Detail)
 		}
 	}
+	printIssues(w, "refund violations", rf.Violations)
+	printIssues(w, "unexpected api answers", r.rissues)
 	if len(notPaid) > 0 {
 		fmt.Fprintln(w, "\norders never paid at the sim (not checked):")
 		for _, o := range notPaid {
 			fmt.Fprintf(w, "  %-22s %s\n", o.OutTradeNo, o.Err)
 		}
 	}
-	bad := count[classLost] + count[classDoubled] + count[classStuck] + count[classBadLog]
-	if bad > 0 {
-		fmt.Fprintf(w, "\nFAIL: %d payments lost, doubled, stuck or badly logged\n", bad)
+
+	var fails []string
+	failIf := func(cond bool, format string, args ...any) {
+		if cond {
+			fails = append(fails, fmt.Sprintf(format, args...))
+		}
+	}
+	bad := count[classLost] + count[classDoubled] + count[classStuck] + count[classBadLog] + count[classReview] + count[classUnreviewed]
+	failIf(bad > 0, "%d payments lost, doubled, stuck, badly logged or in a REVIEW not arranged (or not in the one arranged)", bad)
+	failIf(paid == 0, "nothing was paid")
+	failIf(float64(completed) < c.minCompleted*float64(len(r.outs)), "%d of %d payments completed, fewer than %.0f %%", completed, len(r.outs), 100*c.minCompleted)
+	failIf(c.kills && len(r.kills) == 0, "no process was killed")
+	failIf(killFailed > 0, "%d process kills failed to inject or recover", killFailed)
+	failIf(c.simFaults > 0 && r.faults.Total == 0, "the sandbox injected no fault")
+	failIf(!c.kills && c.simFaults <= 0, "no fault was injected: kills are off and SIM_FAULTS is 0")
+	failIf(r.probes > 0, "%d signature probes were taken for real notifications", r.probes)
+	failIf(c.refunds.frac > 0 && rf.Refunds == 0, "no refund was made")
+	failIf(len(rf.Violations) > 0, "%d refund violations", len(rf.Violations))
+	failIf(len(r.rissues) > 0, "%d unexpected api answers", len(r.rissues))
+	if len(fails) > 0 {
+		fmt.Fprintln(w, "\nFAIL: "+strings.Join(fails, "; "))
 		return false
 	}
-	if paid == 0 {
-		fmt.Fprintln(w, "\nFAIL: nothing was paid")
-		return false
-	}
-	fmt.Fprintln(w, "\nOK: every payment is PAID exactly once or in REVIEW")
+	fmt.Fprintf(w, "\nOK: every payment PAID exactly once (or in the REVIEW arranged), every refund executed once at WeChat, within what was paid, final and logged once\n")
 	return true
+}
+
+func printIssues(w io.Writer, title string, is []issue) {
+	if len(is) == 0 {
+		return
+	}
+	slices.SortFunc(is, func(a, b issue) int {
+		return cmp.Or(cmp.Compare(a.OutTradeNo, b.OutTradeNo), cmp.Compare(a.OutRefundNo, b.OutRefundNo))
+	})
+	fmt.Fprintf(w, "\n%s:\n", title)
+	for _, i := range is {
+		fmt.Fprintf(w, "  %-22s %-22s %s\n", i.OutTradeNo, i.OutRefundNo, i.What)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/payflow/payflow/internal/stack"
+	"github.com/payflow/payflow/payment"
 )
 
 // plan is one payment to make, decided up front from the seed.
@@ -22,7 +23,24 @@ type plan struct {
 	AmountFen  int64
 	Native     bool // prepaid with trade_type NATIVE (its notifications come in v3)
 	Drop       bool // the sim sends no notification: only the workflow's own query finds it
+	// Review is a REVIEW the run arranges on purpose ("" for none): the
+	// payment must go to REVIEW, and nowhere else.
+	Review string
+	// PaidFen is what the user pays at WeChat: AmountFen, except for an
+	// arranged amount mismatch.
+	PaidFen int64
+	// Refunds are asked once the order is paid here (nil: none).
+	Refunds *refundScript
 }
+
+// The REVIEWs a run arranges.
+const (
+	reviewMismatch = "amount mismatch"  // a plain order paid at WeChat with another amount
+	reviewLate     = "paid after close" // a NATIVE order that expired and was closed, then paid
+)
+
+// lateTimeout is the timeout_seconds of an order to be paid after close.
+const lateTimeout = 2
 
 // outcome is what happened to a plan on the client side.
 type outcome struct {
@@ -34,7 +52,9 @@ type outcome struct {
 	Err           string // why it was not created or not paid
 }
 
-func makePlans(rng *rand.Rand, n int, runID string, nativeFrac, dropFrac float64) []plan {
+// makePlans decides n payments, reviews of them arranged to go to REVIEW
+// (alternately an amount mismatch and a payment after close).
+func makePlans(rng *rand.Rand, n int, runID string, nativeFrac, dropFrac float64, reviews int) []plan {
 	ps := make([]plan, n)
 	for i := range ps {
 		ps[i] = plan{
@@ -42,6 +62,17 @@ func makePlans(rng *rand.Rand, n int, runID string, nativeFrac, dropFrac float64
 			AmountFen:  1 + rng.Int64N(99_999),
 			Native:     rng.Float64() < nativeFrac,
 			Drop:       rng.Float64() < dropFrac,
+		}
+		ps[i].PaidFen = ps[i].AmountFen
+	}
+	for j, i := range rng.Perm(n)[:min(reviews, n)] {
+		p := &ps[i]
+		p.Drop = false
+		if j%2 == 0 {
+			p.Review, p.Native = reviewMismatch, false
+			p.PaidFen = p.AmountFen + 1 + rng.Int64N(1000)
+		} else {
+			p.Review, p.Native = reviewLate, true
 		}
 	}
 	return ps
@@ -61,8 +92,8 @@ type payer struct {
 }
 
 // runAll makes the payments at rate per second with at most concurrency
-// in flight.
-func (p *payer) runAll(ctx context.Context, plans []plan, rate float64, concurrency int) []outcome {
+// in flight; paid(i) is called once plans[i] was paid at the sim.
+func (p *payer) runAll(ctx context.Context, plans []plan, rate float64, concurrency int, paid func(i int)) []outcome {
 	out := make([]outcome, len(plans))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -70,6 +101,9 @@ func (p *payer) runAll(ctx context.Context, plans []plan, rate float64, concurre
 		wg.Go(func() {
 			for i := range jobs {
 				out[i] = p.pay(ctx, plans[i])
+				if out[i].TransactionID != "" {
+					paid(i)
+				}
 			}
 		})
 	}
@@ -98,19 +132,28 @@ func (p *payer) pay(ctx context.Context, pl plan) outcome {
 		o.Err = "create: " + err.Error()
 		return o
 	}
-	if o.Native && !o.Prepaid && !p.payUnprepaid {
+	if o.Native && !o.Prepaid && (!p.payUnprepaid || pl.Review == reviewLate) {
 		if err := p.waitPrepay(ctx, pl.OutTradeNo); err != nil {
 			o.Err = err.Error()
 			return o
 		}
 	}
+	pay := map[string]any{
+		"out_trade_no": pl.OutTradeNo, "amount_fen": pl.PaidFen,
+		"duplicates": p.duplicates, "concurrent": true, "drop": pl.Drop,
+	}
+	if pl.Review == reviewLate {
+		// Paid once the order expired and was closed, here and at WeChat.
+		if _, err := p.waitOrder(ctx, pl.OutTradeNo, 3*time.Minute, func(o payment.Order) bool { return o.Status == payment.StatusClosed }); err != nil {
+			o.Err = "never CLOSED, so not paid after close: " + err.Error()
+			return o
+		}
+		pay["force"] = true
+	}
 	var resp struct {
 		TransactionID string `json:"transaction_id"`
 	}
-	status, body, err := p.do(ctx, http.MethodPost, p.d.SimURL+"/sim/pay", map[string]any{
-		"out_trade_no": pl.OutTradeNo, "amount_fen": pl.AmountFen,
-		"duplicates": p.duplicates, "concurrent": true, "drop": pl.Drop,
-	}, &resp)
+	status, body, err := p.do(ctx, http.MethodPost, p.d.SimURL+"/sim/pay", pay, &resp)
 	switch {
 	case err != nil:
 		o.Err = "sim pay: " + err.Error()
@@ -151,11 +194,14 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 	if o.Native {
 		body["trade_type"] = "NATIVE"
 	}
+	if o.Review == reviewLate {
+		body["timeout_seconds"] = lateTimeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var last string
 	for {
-		api := p.d.APIURLs[p.next.Add(1)%uint64(len(p.d.APIURLs))]
+		api := p.api()
 		o.CreateTries++
 		var resp struct {
 			CodeURL string `json:"code_url"`
@@ -179,6 +225,55 @@ func (p *payer) create(ctx context.Context, o *outcome) error {
 		case <-ctx.Done():
 			return fmt.Errorf("gave up after %d tries: %s", o.CreateTries, last)
 		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// api is the next api's base URL, round robin.
+func (p *payer) api() string {
+	return p.d.APIURLs[p.next.Add(1)%uint64(len(p.d.APIURLs))]
+}
+
+// getOrder reads GET /orders/{no} from the running apis in turn until one
+// answers 200 (an api may be down), for at most 30 s.
+func (p *payer) getOrder(ctx context.Context, no string) (payment.Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		var o payment.Order
+		status, body, err := p.do(ctx, http.MethodGet, p.api()+"/orders/"+no, nil, &o, p.d.Authorize)
+		switch {
+		case err == nil && status == http.StatusOK:
+			return o, nil
+		case err == nil && status < 500:
+			return o, fmt.Errorf("GET /orders/%s: %d %s", no, status, body)
+		}
+		select {
+		case <-ctx.Done():
+			return o, fmt.Errorf("GET /orders/%s: no api answered: %v %d %s", no, err, status, body)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// waitOrder polls the order until ok says so, for at most limit, and
+// returns it as last read.
+func (p *payer) waitOrder(ctx context.Context, no string, limit time.Duration, ok func(payment.Order) bool) (payment.Order, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var last payment.Order
+	for {
+		o, err := p.getOrder(ctx, no)
+		if err == nil {
+			if ok(o) {
+				return o, nil
+			}
+			last = o
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("still %s after %s", last.Status, limit)
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
