@@ -41,10 +41,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer deps.Close()
 	st, c, tel := deps.Store, deps.Temporal, deps.Telemetry
-	if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
-		return err
-	}
-	if err := EnsureSafetyNetSchedule(ctx, c, cfg, logger); err != nil {
+	if err := setUpTemporal(ctx, c, cfg, logger); err != nil {
 		return err
 	}
 
@@ -88,6 +85,19 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	w.Stop()
 	logger.Info("worker stopped")
 	return err
+}
+
+// setUpTemporal registers the search attributes and the safety net's
+// schedule. A Temporal server that has just restarted can refuse them for
+// a moment (Unavailable, a stream cancelled), so they are tried again as
+// the dial is (boot.Retry): both are idempotent.
+func setUpTemporal(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
+	return boot.Retry(ctx, logger, "temporal set-up", func(ctx context.Context) error {
+		if err := EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace, logger); err != nil {
+			return err
+		}
+		return EnsureSafetyNetSchedule(ctx, c, cfg, logger)
+	})
 }
 
 // health serves the worker's own liveness, readiness and metrics.

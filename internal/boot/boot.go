@@ -31,8 +31,10 @@ func Logger() *slog.Logger {
 // before it gives up and exits non-zero.
 const startupWait = 2 * time.Minute
 
-// retry calls f until it succeeds, ctx ends or startupWait passes.
-func retry(ctx context.Context, logger *slog.Logger, what string, f func(context.Context) error) error {
+// Retry calls f until it succeeds, ctx ends or startupWait passes: how a
+// process waits for a dependency (PostgreSQL, Temporal) at start. f must be
+// safe to call again.
+func Retry(ctx context.Context, logger *slog.Logger, what string, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, startupWait)
 	defer cancel()
 	delay := 250 * time.Millisecond
@@ -54,7 +56,7 @@ func retry(ctx context.Context, logger *slog.Logger, what string, f func(context
 // OpenStore connects to PostgreSQL and applies the embedded migrations.
 func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (*store.Store, error) {
 	var s *store.Store
-	err := retry(ctx, logger, "postgres", func(ctx context.Context) error {
+	err := Retry(ctx, logger, "postgres", func(ctx context.Context) error {
 		var err error
 		s, err = store.Open(ctx, cfg.DatabaseURL.Reveal())
 		return err
@@ -73,7 +75,7 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (*st
 // through slog and reporting its metrics to mh (may be nil).
 func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
 	var c client.Client
-	err := retry(ctx, logger, "temporal", func(ctx context.Context) error {
+	err := Retry(ctx, logger, "temporal", func(ctx context.Context) error {
 		var err error
 		c, err = client.DialContext(ctx, client.Options{
 			HostPort:       cfg.TemporalAddress,
