@@ -215,20 +215,23 @@ func (p *payer) simTrades(ctx context.Context, outs []outcome) (map[string]simTr
 type quiet struct {
 	Pending    int // paid orders still PENDING (or missing)
 	Processing int // refunds PROCESSING here
-	Abnormal   int // refunds ABNORMAL here that WeChat no longer says are
+	Abnormal   int // refunds ABNORMAL here
 	Unexamined int // notifications acknowledged, not yet examined
 	Retrying   int // notifications (payments and refunds) WeChat is still sending
+	// OpenAtWeChat: refunds WeChat still has PROCESSING or ABNORMAL (the
+	// sandbox moves every one on: ABNORMAL then SUCCESS or CLOSED).
+	OpenAtWeChat int
 
 	unexamined []string // a few of the unexamined notifications, described
 }
 
 func (q quiet) done() bool {
-	return q.Pending == 0 && q.Processing == 0 && q.Abnormal == 0 && q.Unexamined == 0 && q.Retrying == 0
+	return q.Pending == 0 && q.Processing == 0 && q.Abnormal == 0 && q.Unexamined == 0 && q.Retrying == 0 && q.OpenAtWeChat == 0
 }
 
 func (q quiet) String() string {
-	s := fmt.Sprintf("%d paid orders PENDING, %d refunds PROCESSING, %d ABNORMAL here only, %d notifications unexamined, %d deliveries still retrying",
-		q.Pending, q.Processing, q.Abnormal, q.Unexamined, q.Retrying)
+	s := fmt.Sprintf("%d paid orders PENDING, %d refunds PROCESSING and %d ABNORMAL here, %d open at WeChat, %d notifications unexamined, %d deliveries still retrying",
+		q.Pending, q.Processing, q.Abnormal, q.OpenAtWeChat, q.Unexamined, q.Retrying)
 	if len(q.unexamined) > 0 {
 		s += " (unexamined: " + strings.Join(q.unexamined, "; ") + ")"
 	}
@@ -242,28 +245,12 @@ func (c *checker) look(ctx context.Context, p *payer, outs []outcome, nos []stri
 	if q.Pending, err = c.pending(ctx, nos); err != nil {
 		return q, err
 	}
-	var abnormal []string
-	rows, err := c.db.Query(ctx, `SELECT out_refund_no, status FROM refunds WHERE status IN ('PROCESSING', 'ABNORMAL')`)
+	err = c.db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'PROCESSING'), count(*) FILTER (WHERE status = 'ABNORMAL') FROM refunds`).
+		Scan(&q.Processing, &q.Abnormal)
 	if err != nil {
 		return q, err
 	}
-	for rows.Next() {
-		var no, status string
-		if err := rows.Scan(&no, &status); err != nil {
-			rows.Close()
-			return q, err
-		}
-		if status == string(payment.RefundProcessing) {
-			q.Processing++
-		} else {
-			abnormal = append(abnormal, no)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return q, err
-	}
-	rows, err = c.db.Query(ctx, `SELECT coalesce(out_trade_no, ''), kind, outcome, received_at FROM notifications
+	rows, err := c.db.Query(ctx, `SELECT coalesce(out_trade_no, ''), kind, outcome, received_at FROM notifications
 		WHERE examined_at IS NULL AND kind IS DISTINCT FROM 'other' ORDER BY received_at`)
 	if err != nil {
 		return q, err
@@ -302,19 +289,18 @@ func (c *checker) look(ctx context.Context, p *payer, outs []outcome, nos []stri
 				q.Retrying++
 			}
 		}
-	}
-	for _, no := range abnormal {
-		if views[no].Status != string(payment.RefundAbnormal) {
-			q.Abnormal++ // WeChat has moved on (or never had it): the workflow must follow
+		if v.Status == string(payment.RefundProcessing) || v.Status == string(payment.RefundAbnormal) {
+			q.OpenAtWeChat++
 		}
 	}
 	return q, nil
 }
 
-// quiesce waits until no paid order is PENDING, no refund is PROCESSING
-// (nor ABNORMAL here while WeChat has moved on), every acknowledged
-// notification was examined and WeChat has no notification left to retry,
-// or until ctx ends. It reports whether it got there.
+// quiesce waits until no paid order is PENDING, no refund is PROCESSING or
+// ABNORMAL here or at WeChat, every acknowledged notification was examined
+// and WeChat has no notification left to retry, or until ctx ends. It
+// reports whether it got there. (A refund still ABNORMAL on both sides when
+// the wait ends is then judged knowingly ABNORMAL.)
 func quiesce(ctx context.Context, c *checker, p *payer, outs []outcome, progress func(string)) bool {
 	var nos []string
 	for _, o := range outs {

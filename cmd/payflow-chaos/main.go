@@ -91,7 +91,7 @@ func main() {
 	flag.DurationVar(&c.gap[1], "gap-max", 4*time.Second, "most time between two kills")
 	flag.DurationVar(&c.outage[0], "outage-min", time.Second, "shortest outage")
 	flag.DurationVar(&c.outage[1], "outage-max", 3*time.Second, "longest outage")
-	flag.Float64Var(&c.simFaults, "sim-faults", 0.05, "the sandbox's random fault rate (SIM_FAULTS) on every WeChat call and notification; 0 turns it off")
+	flag.Float64Var(&c.simFaults, "sim-faults", 0.1, "the sandbox's random fault rate (SIM_FAULTS) on every WeChat call and notification; 0 turns it off")
 	flag.StringVar(&c.simFaultCalls, "sim-fault-calls", "", "SIM_FAULT_CALLS: the calls random faults go to (comma-separated; all when empty)")
 	flag.StringVar(&c.simFaultKind, "sim-fault-kinds", "", "SIM_FAULT_KINDS: the kinds random faults are drawn from (comma-separated; all when empty)")
 	flag.IntVar(&c.reviews, "reviews", 2, "payments sent to REVIEW on purpose, alternately an amount mismatch and a payment after close (each then refunded in full)")
@@ -154,6 +154,7 @@ type results struct {
 	probes   int // signature probes the api took for real notifications
 	rs       refundStats
 	rissues  []issue
+	rdevs    []issue
 	rf       refundFindings
 	quiet    bool
 
@@ -318,7 +319,7 @@ func run(c config) (ok bool, err error) {
 	if res.rf, err = checkRefunds(cctx, chk, p, plans, res.outs); err != nil {
 		return false, err
 	}
-	res.rs, res.rissues = rf.stats, rf.issues
+	res.rs, res.rissues, res.rdevs = rf.stats, rf.issues, rf.deviations
 	if res.faults, err = p.simFaults(cctx); err != nil {
 		return false, err
 	}
@@ -454,6 +455,7 @@ func report(w io.Writer, c config, r results, px *proxy) bool {
 	row("  acknowledged, never examined", rf.Unexamined)
 	row("refund violations", len(rf.Violations))
 	row("unexpected api answers", len(r.rissues))
+	row("new refunds answered 200, not 201 (known bug)", len(r.rdevs))
 	row("quiescent before the wait cap", r.quiet)
 	row("payments and refunds phase", r.payTime.Round(time.Second))
 	row("wait for quiescence", r.waitTime.Round(time.Second))
@@ -501,6 +503,8 @@ func report(w io.Writer, c config, r results, px *proxy) bool {
 	}
 	printIssues(w, "refund violations", rf.Violations)
 	printIssues(w, "unexpected api answers", r.rissues)
+	printIssues(w, "new refunds answered 200 instead of 201 (a known product bug: the refund update's workflow task failed after "+
+		"AcceptRefund committed, and the handler ran again; reported, not failed on)", r.rdevs)
 	if len(notPaid) > 0 {
 		fmt.Fprintln(w, "\norders never paid at the sim (not checked):")
 		for _, o := range notPaid {
