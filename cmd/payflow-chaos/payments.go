@@ -166,9 +166,12 @@ func (p *payer) pay(ctx context.Context, pl plan) outcome {
 }
 
 // waitPrepay waits until WeChat (the sim) has the order's prepay, which
-// the order's workflow makes when POST /orders could not.
+// the order's workflow makes when POST /orders could not: for at most
+// three minutes, since the workflow of an order whose POST /orders failed
+// is started by the safety net, which needs Temporal, PostgreSQL and a
+// worker up at once (under kills every few seconds that took 93 s).
 func (p *payer) waitPrepay(ctx context.Context, no string) error {
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	for {
 		var tr simTrade

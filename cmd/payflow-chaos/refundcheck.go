@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/payflow/payflow/internal/invariant"
 	"github.com/payflow/payflow/payment"
@@ -33,8 +34,20 @@ type refundFindings struct {
 	RefundNotifications, PaymentNotifications int // in the audit trails
 	Unexamined                                int // acknowledged, never examined by the order's workflow
 
+	// Delays from a refund's acceptance here to its execution at WeChat,
+	// for the API refunds not answered NOT_ENOUGH on purpose.
+	Delays []time.Duration
+	// Late are those executed more than lateRefund after acceptance: no
+	// invariant is broken, but the refund waited (see docs/chaos.md).
+	Late []issue
+
 	Violations []issue
 }
+
+// lateRefund is how long after its acceptance here a refund may reach
+// WeChat before it is listed as late: the workflow's backoffs after faults
+// (10 s doubling) and the process kills account for up to a few minutes.
+const lateRefund = 3 * time.Minute
 
 func (f *refundFindings) bad(no, refundNo, format string, args ...any) {
 	f.Violations = append(f.Violations, issue{OutTradeNo: no, OutRefundNo: refundNo, What: fmt.Sprintf(format, args...)})
@@ -204,6 +217,12 @@ func checkOrderRefunds(f *refundFindings, o payment.Order, pl plan, sum sim.Refu
 		f.bad(no, "", "WeChat refunded nothing, refunded_fen here is %d", o.RefundedFen)
 	}
 
+	notEnough := map[string]bool{}
+	if pl.Refunds != nil {
+		for _, st := range pl.Refunds.Steps {
+			notEnough[st.No] = st.Kind == refundNotEnough
+		}
+	}
 	here := map[string]payment.Refund{}
 	for _, r := range o.Refunds {
 		here[r.OutRefundNo] = r
@@ -214,6 +233,14 @@ func checkOrderRefunds(f *refundFindings, o payment.Order, pl plan, sum sim.Refu
 			f.Portal++
 		}
 		v, atWeChat := views[r.OutRefundNo]
+		if atWeChat && r.Source == payment.RefundSourceAPI && !notEnough[r.OutRefundNo] {
+			d := v.CreatedAt.Sub(r.CreatedAt)
+			f.Delays = append(f.Delays, d)
+			if d > lateRefund {
+				f.Late = append(f.Late, issue{OutTradeNo: no, OutRefundNo: r.OutRefundNo,
+					What: fmt.Sprintf("accepted here %s, executed at WeChat %s later", r.CreatedAt.Format("15:04:05.000"), d.Round(time.Second))})
+			}
+		}
 		switch {
 		case r.Status == payment.RefundProcessing:
 			f.bad(no, r.OutRefundNo, "still PROCESSING here (%s); WeChat: %s", r.Source, orNone(v.Status))

@@ -191,3 +191,23 @@ func TestCheckRefunds(t *testing.T) {
 		})
 	}
 }
+
+// A refund that reached WeChat long after it was accepted here is listed
+// as late, unless NOT_ENOUGH held it on purpose; a portal refund was never
+// accepted here first.
+func TestLateRefundsListed(t *testing.T) {
+	f := newRefundFixture()
+	t0 := time.Date(2026, 11, 26, 15, 19, 23, 0, time.UTC)
+	for _, no := range []string{"R1", "P2", "R3"} {
+		f.refund(no).CreatedAt = t0
+		f.view(no, func(v *sim.RefundView) { v.CreatedAt = t0.Add(10 * time.Minute) })
+	}
+	f.pl.Refunds.Steps[1].Kind = refundNotEnough // R3
+	f.pl.Refunds.Steps[1].NotEnough = 1
+	f.view("R3", func(v *sim.RefundView) { v.Options.Outcome, v.Status = "SUCCESS", "SUCCESS" })
+	f.refund("R3").Status = payment.RefundSuccess
+	rf := f.check()
+	if len(rf.Late) != 1 || rf.Late[0].OutRefundNo != "R1" || len(rf.Delays) != 1 {
+		t.Fatalf("late %+v, delays %v: want R1 only", rf.Late, rf.Delays)
+	}
+}
