@@ -78,7 +78,7 @@ type Server struct {
 	RefundsUnavailable string
 }
 
-// Handler routes the contract's paths, behind the bearer-token guard.
+// Handler routes the interface's paths, behind the bearer-token guard.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)

@@ -1,5 +1,5 @@
 // Package config loads the processes' configuration from the environment,
-// with the defaults fixed by the external contract.
+// with the defaults docs/interface.md fixes.
 package config
 
 import (
@@ -93,7 +93,7 @@ type Config struct {
 	APIv3Key          Secret
 	PublicKeyFile     string
 	PublicKeyID       string
-	PlatformCertDir   string // extra WeChat Pay public keys and platform certificates (addition to the contract)
+	PlatformCertDir   string // extra WeChat Pay public keys and platform certificates (an addition to the interface)
 	MchPrivateKeyFile string
 	MchCertSerial     string
 	APIVersion        string // "v3" or "v2"
@@ -110,7 +110,7 @@ type Config struct {
 	RefundNotifyURL  string        // WECHATPAY_REFUND_NOTIFY_URL: the notify_url of refund requests
 	RefundQueryAfter time.Duration // REFUND_QUERY_AFTER: with no refund notification this long after acceptance, query
 
-	ReconcileInterval time.Duration // how often the reconciliation schedule runs (addition to the contract)
+	ReconcileInterval time.Duration // how often the reconciliation schedule runs (an addition to the interface)
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
 }
 

@@ -58,7 +58,7 @@ const (
 	DefaultIdleTimeout = 25 * time.Hour
 )
 
-// Defaults of the contract's ORDER_TIMEOUT and ORDER_QUERY_AFTER, used
+// Defaults of the interface's ORDER_TIMEOUT and ORDER_QUERY_AFTER, used
 // for an order whose workflow a notification started.
 const (
 	DefaultOrderTimeout = 30 * time.Minute
