@@ -393,4 +393,15 @@ func TestSafetyNetPassOverThousands(t *testing.T) {
 			t.Fatalf("order %s has no running workflow: %v", no, err)
 		}
 	}
+	// 2,000 new runs take the dev server (SQLite) a while to start; the
+	// tests after this one wait for that, not for their own payments.
+	no := uniqueNo("AFTERNET")
+	d.createOrder(t, no, 100)
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 100})
+	var o payment.Order
+	eventually(t, 5*time.Minute, "the deployment to catch up", func() bool {
+		o = d.getOrder(t, no)
+		return o.Status == payment.StatusPaid
+	})
+	assertPaidOnce(t, o, paid.TransactionID)
 }
