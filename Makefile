@@ -108,7 +108,8 @@ $(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
 
 # Fuzzing of every internet-facing parser: the v2 XML parser and verifier,
 # the whole v2 notification parser (payments and refund req_info), the v3
-# envelope, headers and resources, the order API's JSON. Seeds are in the
+# envelope, headers and resources, the order API's JSON, WeChat's trade
+# bill. Seeds are in the
 # targets and in testdata/fuzz; fuzz-ci is the short run `make test` does.
 FUZZTIME ?= 20s
 fuzz:
@@ -117,6 +118,8 @@ fuzz:
 	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzNotifyParser$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./wechatpay/apiv3 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeOrderRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bill -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bill -run '^$$' -fuzz '^FuzzParseYuan$$' -fuzztime $(FUZZTIME)
 
 fuzz-ci:
 	$(MAKE) fuzz FUZZTIME=5s
