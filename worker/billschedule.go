@@ -92,9 +92,9 @@ func NewBillSource(ctx context.Context, cfg config.Config) (activities.BillSourc
 	return nil, fmt.Errorf("WECHATPAY_API_VERSION must be v2 or v3, got %q", cfg.APIVersion)
 }
 
-// billScheduleWorkflowID is the id of the workflows the Schedule starts
-// (Temporal appends the time of each).
-const billScheduleWorkflowID = "bill-schedule"
+// billScheduleWorkflowID is the id of the workflows the Schedule of
+// taskQueue starts (Temporal appends the time of each).
+func billScheduleWorkflowID(taskQueue string) string { return "bill-schedule/" + taskQueue }
 
 // EnsureBillSchedule makes the Temporal Schedule match BILL_RECONCILE_AT:
 // created when missing, updated when its time, task queue or input differ
@@ -105,7 +105,8 @@ const billScheduleWorkflowID = "bill-schedule"
 // runs themselves (BillScheduleWorkflow).
 func EnsureBillSchedule(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
 	sc := c.ScheduleClient()
-	h := sc.GetHandle(ctx, workflows.BillScheduleID)
+	id := workflows.BillScheduleID(cfg.TaskQueue)
+	h := sc.GetHandle(ctx, id)
 	at := cfg.BillReconcileAt
 	if at.Off {
 		err := h.Delete(ctx)
@@ -116,12 +117,12 @@ func EnsureBillSchedule(ctx context.Context, c client.Client, cfg config.Config,
 		if err != nil {
 			return fmt.Errorf("delete the bill schedule (BILL_RECONCILE_AT=off): %w", err)
 		}
-		logger.Info("deleted the bill reconciliation schedule", "id", workflows.BillScheduleID, "bill_reconcile_at", "off")
+		logger.Info("deleted the bill reconciliation schedule", "id", id, "bill_reconcile_at", "off")
 		return nil
 	}
 	spec := billSpec(at)
 	action := &client.ScheduleWorkflowAction{
-		ID:            billScheduleWorkflowID,
+		ID:            billScheduleWorkflowID(cfg.TaskQueue),
 		Workflow:      workflows.BillScheduleWorkflow,
 		TaskQueue:     cfg.TaskQueue,
 		Args:          []any{billScheduleInput(cfg)},
@@ -131,7 +132,7 @@ func EnsureBillSchedule(ctx context.Context, c client.Client, cfg config.Config,
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		_, err = sc.Create(ctx, client.ScheduleOptions{
-			ID:            workflows.BillScheduleID,
+			ID:            id,
 			Spec:          spec,
 			Action:        action,
 			Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -139,7 +140,7 @@ func EnsureBillSchedule(ctx context.Context, c client.Client, cfg config.Config,
 			Note:          "BILL_RECONCILE_AT " + at.String() + " Asia/Shanghai",
 		})
 		if err == nil {
-			logger.Info("created the bill reconciliation schedule", "id", workflows.BillScheduleID, "bill_reconcile_at", at.String())
+			logger.Info("created the bill reconciliation schedule", "id", id, "bill_reconcile_at", at.String())
 			return nil
 		}
 		if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
@@ -171,7 +172,7 @@ func EnsureBillSchedule(ctx context.Context, c client.Client, cfg config.Config,
 	if err != nil {
 		return fmt.Errorf("update the bill schedule: %w", err)
 	}
-	logger.Info("updated the bill reconciliation schedule", "id", workflows.BillScheduleID, "bill_reconcile_at", at.String())
+	logger.Info("updated the bill reconciliation schedule", "id", id, "bill_reconcile_at", at.String())
 	return nil
 }
 

@@ -84,7 +84,7 @@ func TestEnsureBillSchedule(t *testing.T) {
 	cfg := config.Config{TaskQueue: "bills-q", BillPollInterval: 30 * time.Minute, BillReconcileAt: config.DailyTime{Hour: 10, Minute: 30}}
 	describe := func() *client.ScheduleDescription {
 		t.Helper()
-		d, err := c.ScheduleClient().GetHandle(ctx, workflows.BillScheduleID).Describe(ctx)
+		d, err := c.ScheduleClient().GetHandle(ctx, workflows.BillScheduleID(cfg.TaskQueue)).Describe(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,6 +124,20 @@ func TestEnsureBillSchedule(t *testing.T) {
 	if u := describe().Info.LastUpdateAt; u.Unix() > 0 {
 		t.Fatalf("updated at %v with an unchanged setting", u)
 	}
+	// A deployment on another task queue in the same namespace has a
+	// schedule of its own and leaves this one alone.
+	other := cfg
+	other.TaskQueue = "bills-q2"
+	if err := EnsureBillSchedule(ctx, c, other, logger); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.ScheduleClient().GetHandle(ctx, workflows.BillScheduleID("bills-q2")).Describe(ctx); err != nil ||
+		d.Schedule.Action.(*client.ScheduleWorkflowAction).TaskQueue != "bills-q2" {
+		t.Fatalf("the other task queue's schedule: %v", err)
+	}
+	if u := describe().Info.LastUpdateAt; u.Unix() > 0 {
+		t.Fatalf("updated at %v by another task queue's worker", u)
+	}
 	// The setting changed: the next start updates the schedule.
 	cfg.BillReconcileAt, cfg.BillPollInterval = config.DailyTime{Hour: 7, Minute: 5}, 10*time.Minute
 	if err := EnsureBillSchedule(ctx, c, cfg, logger); err != nil {
@@ -140,7 +154,7 @@ func TestEnsureBillSchedule(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := c.ScheduleClient().GetHandle(ctx, workflows.BillScheduleID).Describe(ctx)
+	_, err := c.ScheduleClient().GetHandle(ctx, workflows.BillScheduleID(cfg.TaskQueue)).Describe(ctx)
 	var notFound *serviceerror.NotFound
 	if !errors.As(err, &notFound) {
 		t.Fatalf("off: describe %v", err)

@@ -14,8 +14,10 @@ import (
 	"github.com/payflow/payflow/wechatpay"
 )
 
-// BillScheduleID names the Temporal Schedule that reconciles every day.
-const BillScheduleID = "payflow-bill-reconcile"
+// BillScheduleID names the Temporal Schedule that reconciles every day for
+// the deployment on taskQueue: one per task queue, as the safety net's, so
+// that deployments sharing a namespace each reconcile their own database.
+func BillScheduleID(taskQueue string) string { return "payflow-bill-reconcile/" + taskQueue }
 
 // QueryBillState answers a bill workflow's BillState.
 const QueryBillState = "bill-state"
