@@ -75,7 +75,7 @@ const (
 	ErrTypeBillStageLost   = "BillStageLost"   // the loaded rows are gone (a database crash): load again
 )
 
-// Actions recorded on a difference, the contract's words for what was done.
+// Actions recorded on a difference, the words of the interface (docs/interface.md) for what was done.
 const (
 	ActionConfirm       = "the order's workflow confirms the payment by order query"
 	ActionAlreadyReview = "already in review"

@@ -42,7 +42,7 @@ const reconciliationWindow = 90
 // maxDifferencesShown bounds the differences in one answer.
 const maxDifferencesShown = 10_000
 
-// reconciliationJSON is the contract's reconciliation JSON.
+// reconciliationJSON is the reconciliation JSON of docs/interface.md.
 type reconciliationJSON struct {
 	Date        string           `json:"date"`
 	Status      string           `json:"status"`

@@ -114,7 +114,7 @@ type Config struct {
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
 
 	BillReconcileAt  DailyTime     // BILL_RECONCILE_AT: when the previous day is reconciled against WeChat's bill
-	BillPollInterval time.Duration // BILL_POLL_INTERVAL: while WeChat makes the bill, ask again this often (addition to the contract)
+	BillPollInterval time.Duration // BILL_POLL_INTERVAL: while WeChat makes the bill, ask again this often (an addition to docs/interface.md)
 }
 
 // Load reads the configuration from the environment. getenv is os.Getenv in

@@ -28,7 +28,7 @@ import (
 // billsNamespace is registered by the first test that needs it.
 const billsNamespace = "e2e-bills"
 
-// reconciliation is the contract's reconciliation JSON.
+// reconciliation is the reconciliation JSON of docs/interface.md.
 type reconciliation struct {
 	Date        string `json:"date"`
 	Status      string `json:"status"`

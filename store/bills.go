@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Statuses of a bill reconciliation run (the contract's words).
+// Statuses of a bill reconciliation run (docs/interface.md).
 const (
 	BillRunning     = "RUNNING"
 	BillMatched     = "MATCHED"
