@@ -112,6 +112,9 @@ type Config struct {
 
 	ReconcileInterval time.Duration // how often the reconciliation schedule runs (an addition to the interface)
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
+
+	BillReconcileAt  DailyTime     // BILL_RECONCILE_AT: when the previous day is reconciled against WeChat's bill
+	BillPollInterval time.Duration // BILL_POLL_INTERVAL: while WeChat makes the bill, ask again this often (an addition to docs/interface.md)
 }
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
@@ -169,6 +172,12 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
 	}
 	errs = append(errs, loadRefunds(&c, get)...)
+	if c.BillReconcileAt, err = ParseDailyTime(get("BILL_RECONCILE_AT", "10:30")); err != nil {
+		errs = append(errs, fmt.Errorf("BILL_RECONCILE_AT: %w", err))
+	}
+	if c.BillPollInterval, err = duration(get("BILL_POLL_INTERVAL", "30m")); err != nil {
+		errs = append(errs, fmt.Errorf("BILL_POLL_INTERVAL: %w", err))
+	}
 	if c.AppID == "" {
 		errs = append(errs, errors.New("WECHATPAY_APPID is required"))
 	}

@@ -228,7 +228,8 @@ var (
 
 // SearchAttributeKeys lists the custom search attributes in a fixed order.
 func SearchAttributeKeys() []temporal.SearchAttributeKey {
-	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource, AttrRefundedFen}
+	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource, AttrRefundedFen,
+		AttrBillDate, AttrBillStatus}
 }
 
 // Memo is the order's essentials shown with each run in the Temporal UI.
