@@ -10,10 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
-	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/validators"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 
 	"github.com/payflow/payflow/wechatpay"
@@ -46,52 +44,16 @@ type BillClient struct {
 // NewBillClient builds the two SDK clients from the same configuration as
 // NewClient. It makes no call.
 func NewBillClient(ctx context.Context, cfg ClientConfig) (*BillClient, error) {
-	switch {
-	case cfg.MchID == "":
-		return nil, errors.New("wechatpay: v3 bill client: no mchid")
-	case cfg.MchCertSerial == "":
-		return nil, errors.New("wechatpay: v3 bill client: no merchant certificate serial")
-	case cfg.MchPrivateKey == nil:
-		return nil, errors.New("wechatpay: v3 bill client: no merchant private key")
-	case cfg.Keys == nil:
-		return nil, errors.New("wechatpay: v3 bill client: no WeChat Pay keys to verify answers")
-	}
-	raw := cfg.BaseURL
-	if raw == "" {
-		raw = DefaultBaseURL
-	}
-	base, err := url.Parse(raw)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
-		base.User != nil || base.RawQuery != "" || base.Fragment != "" {
-		return nil, errors.New("wechatpay: v3 bill client: base URL is not http(s)://host[/path]")
-	}
-	hc := http.Client{}
-	if cfg.HTTP != nil {
-		hc = *cfg.HTTP
-	}
-	next := hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	// tradebill goes through the transport that verifies every answer, as
-	// the order calls do.
-	apiHTTP := hc
-	apiHTTP.Transport = &baseURLTransport{base: base, next: next, keys: cfg.Keys, now: now}
-	if apiHTTP.Timeout == 0 {
-		apiHTTP.Timeout = defaultTimeout
-	}
-	api, err := core.NewClient(ctx,
-		option.WithMerchantCredential(cfg.MchID, cfg.MchCertSerial, cfg.MchPrivateKey),
-		validatorOption{responseValidator{validators.NewWechatPayResponseValidator(cfg.Keys.Verifier())}},
-		option.WithHTTPClient(&apiHTTP),
-	)
+	s, err := newSetup(cfg, "v3 bill client")
 	if err != nil {
-		return nil, fmt.Errorf("wechatpay: v3 bill client: %w", err)
+		return nil, err
 	}
+	// tradebill is verified as the order calls are.
+	api, err := s.verified(ctx, "v3 bill client", billCallTimeout)
+	if err != nil {
+		return nil, err
+	}
+	base, hc, next := s.base, s.hc, s.next
 	c := &BillClient{base: base, api: api}
 	// A bill of a busy day takes longer than an API call: the download is
 	// bounded by its context, not by the client's timeout. Redirects are
@@ -115,10 +77,6 @@ func NewBillClient(ctx context.Context, cfg ClientConfig) (*BillClient, error) {
 	}
 	return c, nil
 }
-
-// defaultTimeout bounds an API call (not a download) when the caller's
-// http.Client has none.
-const defaultTimeout = 15 * time.Second
 
 // tradeBill is tradebill's answer.
 type tradeBill struct {
