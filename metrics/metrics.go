@@ -66,7 +66,7 @@ var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 var (
 	versions = []string{"v2", "v3"}
 	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox", "ignored"}
-	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
+	reasons  = RejectReasons
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
 	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
@@ -236,9 +236,13 @@ func (m *Metrics) NotificationAcked(version, outcome string, latency time.Durati
 	m.ackLatency.WithLabelValues(version).Observe(latency.Seconds())
 }
 
+// RejectReasons are the reasons a notification is answered with FAIL, the
+// label values of payflow_notifications_rejected_total; each series exists
+// from the start, so that an alert on its rate sees the first one.
+var RejectReasons = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded", "unconfigured"}
+
 // NotificationRejected counts a notification answered with FAIL and
-// observes how long the answer took. reason is signature, stale, probe,
-// unknown_key, foreign_id, malformed, decrypt or unrecorded.
+// observes how long the answer took; reason is one of RejectReasons.
 func (m *Metrics) NotificationRejected(version, reason string, latency time.Duration) {
 	if m == nil {
 		return
