@@ -8,7 +8,7 @@ TEMPORAL_CLI_VERSION := v1.5.1
 PROMTOOL_VERSION := v0.316.0
 CMDS := api worker wechatpay-sim
 
-.PHONY: all build temporal promtool deps deps-test screenshot fuzz-ci test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench temporal-pg
+.PHONY: all build temporal promtool deps deps-test screenshot fuzz-ci test test-unit test-e2e fuzz vet run stop demo clean chaos chaos-ci bench bench-bills temporal-pg
 
 all: build
 
@@ -91,10 +91,21 @@ chaos-ci: deps temporal
 # with PostgreSQL when `make temporal-pg` has built it. Prints the table and
 # rewrites docs/benchmarks.md (earlier runs are kept). About six minutes.
 # BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-rate 40 -targets dev".
+# Then the daily bill reconciliation (-mode bills, also `make bench-bills`).
 bench: deps build temporal
 	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
 	BENCH_COMMAND="$(strip make bench $(BENCH_FLAGS))" $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
 		-temporal-pg-dir $(BIN) -out docs/benchmarks.md $(BENCH_FLAGS)
+	BENCH_COMMAND="$(strip make bench $(BENCH_FLAGS))" $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+		-out docs/benchmarks.md $(BENCH_FLAGS)
+
+# The daily bill reconciliation's benchmark: bills of 100,000 and 1,000,000
+# rows against as many orders (cmd/payflow-bench -mode bills), written to
+# docs/benchmarks.md with the earlier runs. A few minutes.
+bench-bills: deps build temporal
+	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
+	BENCH_COMMAND="$(strip make bench-bills $(BENCH_FLAGS))" $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+		-out docs/benchmarks.md $(BENCH_FLAGS)
 
 # Temporal server with PostgreSQL persistence and its schema tool, built from
 # the server's Go module, plus the PostgreSQL schema files it ships, for
@@ -115,7 +126,8 @@ $(BIN)/temporal-schema/postgresql/v12: $(BIN)/temporal-server
 
 # Fuzzing of every internet-facing parser: the v2 XML parser and verifier,
 # the whole v2 notification parser (payments and refund req_info), the v3
-# envelope, headers and resources, the order API's JSON. Seeds are in the
+# envelope, headers and resources, the order API's JSON, WeChat's trade
+# bill. Seeds are in the
 # targets and in testdata/fuzz; fuzz-ci is the short run `make test` does.
 FUZZTIME ?= 20s
 fuzz:
@@ -124,6 +136,8 @@ fuzz:
 	$(GO) test ./wechatpay/apiv2 -run '^$$' -fuzz '^FuzzNotifyParser$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./wechatpay/apiv3 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./api -run '^$$' -fuzz '^FuzzDecodeOrderRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bill -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./bill -run '^$$' -fuzz '^FuzzParseYuan$$' -fuzztime $(FUZZTIME)
 
 fuzz-ci:
 	$(MAKE) fuzz FUZZTIME=5s

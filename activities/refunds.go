@@ -117,6 +117,10 @@ type AcceptRefundInput struct {
 	OutRefundNo string `json:"out_refund_no"`
 	AmountFen   int64  `json:"amount_fen"`
 	Reason      string `json:"reason,omitempty"`
+	// AcceptedBy names this acceptance (the workflow run and update): if
+	// the workflow task runs again after the refund was committed, the
+	// same acceptance is still answered Created.
+	AcceptedBy string `json:"accepted_by,omitempty"`
 }
 
 // AcceptRefundResult is the refund as recorded, and whether this call
@@ -134,7 +138,7 @@ type AcceptRefundResult struct {
 func (r *Refunds) AcceptRefund(ctx context.Context, in AcceptRefundInput) (AcceptRefundResult, error) {
 	res, err := r.Store.AcceptRefund(ctx, store.AcceptRefundParams{
 		MchID: r.MchID, OutTradeNo: in.OutTradeNo, OutRefundNo: in.OutRefundNo, AmountFen: in.AmountFen,
-		Reason: in.Reason, Source: payment.RefundSourceAPI,
+		Reason: in.Reason, Source: payment.RefundSourceAPI, AcceptedBy: in.AcceptedBy,
 	})
 	if err := refundStoreError("accept refund", in.OutRefundNo, err); err != nil {
 		return AcceptRefundResult{}, err

@@ -27,7 +27,7 @@ var publicRoutes = map[string]bool{
 // isPublic reports whether r may be served without a token.
 func isPublic(r *http.Request) bool { return publicRoutes[r.Method+" "+r.URL.Path] }
 
-// bearerPrefix is the scheme the contract fixes: "Authorization: Bearer
+// bearerPrefix is the scheme the interface fixes: "Authorization: Bearer
 // <token>", with one space. Other schemes, other spellings and tokens in
 // the query string are not credentials here.
 const bearerPrefix = "Bearer "

@@ -70,7 +70,7 @@ func TestBearerTokenCheck(t *testing.T) {
 	}
 }
 
-// assertDenied: a 401 with the contract's body and a Bearer challenge,
+// assertDenied: a 401 with the interface's body and a Bearer challenge,
 // nothing asked of the store or Temporal, no token in the answer or the
 // log, which says that a request was denied.
 func assertDenied(t *testing.T, w *httptest.ResponseRecorder, logs *strings.Builder, orders *fakeOrders, tc *fakeTemporal) {

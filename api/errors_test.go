@@ -323,3 +323,14 @@ func TestNotifyRejectionsPrecedenceAndUnlisted(t *testing.T) {
 		}
 	}
 }
+
+// Every reason the api answers FAIL with has its series from the start
+// (metrics.RejectReasons), so that the alert on its rate sees the first.
+func TestRejectReasonsArePreCreated(t *testing.T) {
+	for _, r := range []string{reasonSignature, reasonStale, reasonProbe, reasonUnknownKey, reasonForeign,
+		reasonMalformed, reasonDecrypt, reasonUnrecorded, reasonUnconfigured} {
+		if !slices.Contains(metrics.RejectReasons, r) {
+			t.Errorf("reason %q is not in metrics.RejectReasons", r)
+		}
+	}
+}

@@ -244,9 +244,21 @@ func TestCreateOrderHandler(t *testing.T) {
 		{name: "503 prepay not finished in time (the order exists)", path: "/orders", body: `{"out_trade_no":"SEAM000001","amount_fen":100,"description":"tea","trade_type":"NATIVE"}`,
 			status: http.StatusServiceUnavailable, errMsg: "GET /orders/SEAM000001 shows it once done",
 			temporal: []string{"update payment/" + no + " prepay prepay"}, writes: created},
-		{name: "503 prepay refused by the workflow", path: "/orders", body: `{"out_trade_no":"SEAM000001","amount_fen":100,"description":"tea","trade_type":"NATIVE"}`,
+		{name: "503 prepay refused by the workflow: its refusal, from the one table", path: "/orders", body: `{"out_trade_no":"SEAM000001","amount_fen":100,"description":"tea","trade_type":"NATIVE"}`,
 			setup: func(f *seam) {
-				f.tc.answers[workflows.UpdatePrepay] = refuse(workflows.ErrTypeNotOwned, internalDetail)
+				f.tc.answers[workflows.UpdatePrepay] = refuse(workflows.ErrTypeNotOwned, "this order is not prepaid by its workflow")
+			},
+			status: http.StatusServiceUnavailable, errMsg: "this order is not prepaid by its workflow",
+			temporal: []string{"update payment/" + no + " prepay prepay"}, writes: created},
+		{name: "409 prepay refused by the workflow: the order is paid", path: "/orders", body: `{"out_trade_no":"SEAM000001","amount_fen":100,"description":"tea","trade_type":"NATIVE"}`,
+			setup: func(f *seam) {
+				f.tc.answers[workflows.UpdatePrepay] = refuse(workflows.ErrTypeAlreadyPaid, "order already paid")
+			},
+			status: http.StatusConflict, errMsg: "order already paid",
+			temporal: []string{"update payment/" + no + " prepay prepay"}, writes: created},
+		{name: "503 prepay failed inside the workflow: nothing of its text shown", path: "/orders", body: `{"out_trade_no":"SEAM000001","amount_fen":100,"description":"tea","trade_type":"NATIVE"}`,
+			setup: func(f *seam) {
+				f.tc.answers[workflows.UpdatePrepay] = refuse("SomethingInternal", internalDetail)
 			},
 			status: http.StatusServiceUnavailable, errMsg: "its prepay did not finish in time",
 			temporal: []string{"update payment/" + no + " prepay prepay"}, writes: created},

@@ -19,6 +19,12 @@ func (s *Server) prepay(w http.ResponseWriter, r *http.Request, o *payment.Order
 	ctx, cancel := context.WithTimeout(r.Context(), UpdateTimeout)
 	defer cancel()
 	res, err := s.Gateway.Create(ctx, *o)
+	if status, msg, ok := updateError(err); ok {
+		// The workflow refused the prepay (the order is decided, or the
+		// request conflicts with the one it holds): its answer, not a 503.
+		writeError(w, status, msg)
+		return false
+	}
 	if err != nil {
 		s.Logger.Error("prepay", "out_trade_no", o.OutTradeNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable,

@@ -301,6 +301,12 @@ func TestNotifyAnswers(t *testing.T) {
 			b := v3Body(t, testAPIv3Key, "REFUND.SUCCESS", "refund", v3RefundRes(testMchID))
 			return f.v3Header(t, f.platform, testKeyID, f.now, b), b
 		}, nil, want{status: 204, accepted: payment.KindRefund, handed: true}},
+		// A v3 refund notification sent to the v2 path (a refund notify_url
+		// defaulting to a v2 WECHATPAY_NOTIFY_URL) is handled as v3.
+		{"v3 REFUND.SUCCESS at the v2 path", "/wechatpay/notify", func(t *testing.T, f *notifyFixture) (http.Header, []byte) {
+			b := v3Body(t, testAPIv3Key, "REFUND.SUCCESS", "refund", v3RefundRes(testMchID))
+			return f.v3Header(t, f.platform, testKeyID, f.now, b), b
+		}, nil, want{status: 204, accepted: payment.KindRefund, handed: true}},
 		{"v3 other event", "/wechatpay/v3/notify", func(t *testing.T, f *notifyFixture) (http.Header, []byte) {
 			b := v3Body(t, testAPIv3Key, "MCHTRANSFER.BILL.FINISHED", "mch_payment", map[string]any{"out_bill_no": "x"})
 			return f.v3Header(t, f.platform, testKeyID, f.now, b), b

@@ -16,7 +16,7 @@ import (
 // maxOrderBody caps POST /orders bodies.
 const maxOrderBody = 16 << 10
 
-// createOrderRequest is POST /orders' body, as fixed by the contract.
+// createOrderRequest is POST /orders' body, as docs/interface.md fixes it.
 type createOrderRequest struct {
 	OutTradeNo     string `json:"out_trade_no"`
 	AmountFen      int64  `json:"amount_fen"`
@@ -66,7 +66,7 @@ func (req *createOrderRequest) validate() error {
 const maxTimeoutSeconds = 7 * 24 * 3600
 
 // decodeOrderRequest parses the body strictly (decodeJSON: one JSON
-// object, the contract's fields only, integers for amounts, nothing after
+// object, the interface's fields only, integers for amounts, nothing after
 // it) and validates it.
 func decodeOrderRequest(w http.ResponseWriter, r *http.Request) (createOrderRequest, error) {
 	var req createOrderRequest

@@ -15,9 +15,9 @@ import (
 )
 
 // FuzzDecodeOrderRequest drives the real POST /orders handler with any
-// body, on a store that records its calls. The contract's property: a body
+// body, on a store that records its calls. The interface's property: a body
 // the api accepts (201) is exactly one UTF-8 JSON object, with only the
-// contract's fields, each once, of its type and with a valid value, and
+// interface's fields, each once, of its type and with a valid value, and
 // that order is stored once as sent; anything else is answered 400 and
 // nothing is stored or started. (503 is the one other answer: a prepay
 // asked of a server without WECHATPAY_NOTIFY_URL, also storing nothing.)
@@ -43,7 +43,7 @@ func FuzzDecodeOrderRequest(f *testing.F) {
 		switch w.Code {
 		case http.StatusCreated:
 			if !wellFormed {
-				t.Fatalf("accepted a body that is not one JSON object of the contract's fields and types: %q", body)
+				t.Fatalf("accepted a body that is not one JSON object of the interface's fields and types: %q", body)
 			}
 			if len(orders.created) != 1 || len(tc.starts) != 1 {
 				t.Fatalf("201 but stored %d, started %d", len(orders.created), len(tc.starts))
@@ -84,7 +84,7 @@ func FuzzDecodeOrderRequest(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
 		}
 		if !wellFormed && w.Code != http.StatusBadRequest {
-			t.Fatalf("status %d for a body that is not one JSON object of the contract's fields and types: %q", w.Code, body)
+			t.Fatalf("status %d for a body that is not one JSON object of the interface's fields and types: %q", w.Code, body)
 		}
 	})
 }
@@ -93,7 +93,7 @@ func FuzzDecodeOrderRequest(f *testing.F) {
 var jsonInteger = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
 
 // oracleOrder decides, independently of decodeJSON, whether body is one
-// UTF-8 JSON object whose members are the contract's fields, each once,
+// UTF-8 JSON object whose members are the interface's fields, each once,
 // none null, strings where strings go and int64 integers where integers
 // go; and returns what it says.
 func oracleOrder(body []byte) (createOrderRequest, bool) {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// POST /orders takes exactly one JSON object with the contract's fields,
+// POST /orders takes exactly one JSON object with the interface's fields,
 // each of its type; anything else is 400 and nothing is stored or started.
 func TestCreateOrderStrictBody(t *testing.T) {
 	for _, tt := range []struct {

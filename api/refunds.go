@@ -19,7 +19,7 @@ import (
 // maxRefundBody caps POST …/refunds bodies.
 const maxRefundBody = 4 << 10
 
-// createRefundRequest is POST /orders/{no}/refunds' body, as the contract
+// createRefundRequest is POST /orders/{no}/refunds' body, as docs/interface.md
 // fixes it.
 type createRefundRequest struct {
 	OutRefundNo string `json:"out_refund_no"`

@@ -76,9 +76,11 @@ type Server struct {
 	// RefundsUnavailable, when not empty, says why refunds cannot be made
 	// (no API v3 credentials): POST …/refunds answers 501 with it.
 	RefundsUnavailable string
+
+	Bills *Reconciliations // the daily bill reconciliation; /reconciliations answers 501 when nil
 }
 
-// Handler routes the contract's paths, behind the bearer-token guard.
+// Handler routes the interface's paths, behind the bearer-token guard.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)
@@ -92,6 +94,8 @@ func (s *Server) Handler() http.Handler {
 	r.HandleFunc("/orders/{out_trade_no}/refunds/{out_refund_no}", s.getRefund).Methods(http.MethodGet)
 	r.HandleFunc("/inbox", s.inboxRows).Methods(http.MethodGet)
 	r.HandleFunc("/inbox/{id}/redrive", s.redriveInbox).Methods(http.MethodPost)
+	r.HandleFunc("/reconciliations/{date}", s.startReconciliation).Methods(http.MethodPost)
+	r.HandleFunc("/reconciliations/{date}", s.getReconciliation).Methods(http.MethodGet)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	if s.MetricsHandler != nil {

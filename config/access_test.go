@@ -87,7 +87,7 @@ func TestAPITokensNeverPrint(t *testing.T) {
 	}
 }
 
-// The fail-closed start rule of the contract: without API_TOKENS only a
+// The fail-closed start rule of the interface: without API_TOKENS only a
 // loopback API_ADDR is allowed.
 func TestCheckAPIAccess(t *testing.T) {
 	for _, tt := range []struct {

@@ -1,5 +1,5 @@
 // Package config loads the processes' configuration from the environment,
-// with the defaults fixed by the external contract.
+// with the defaults docs/interface.md fixes.
 package config
 
 import (
@@ -93,7 +93,7 @@ type Config struct {
 	APIv3Key          Secret
 	PublicKeyFile     string
 	PublicKeyID       string
-	PlatformCertDir   string // extra WeChat Pay public keys and platform certificates (addition to the contract)
+	PlatformCertDir   string // extra WeChat Pay public keys and platform certificates (an addition to the interface)
 	MchPrivateKeyFile string
 	MchCertSerial     string
 	APIVersion        string // "v3" or "v2"
@@ -110,8 +110,11 @@ type Config struct {
 	RefundNotifyURL  string        // WECHATPAY_REFUND_NOTIFY_URL: the notify_url of refund requests
 	RefundQueryAfter time.Duration // REFUND_QUERY_AFTER: with no refund notification this long after acceptance, query
 
-	ReconcileInterval time.Duration // how often the reconciliation schedule runs (addition to the contract)
+	ReconcileInterval time.Duration // how often the reconciliation schedule runs (an addition to the interface)
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
+
+	BillReconcileAt  DailyTime     // BILL_RECONCILE_AT: when the previous day is reconciled against WeChat's bill
+	BillPollInterval time.Duration // BILL_POLL_INTERVAL: while WeChat makes the bill, ask again this often (an addition to docs/interface.md)
 }
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
@@ -169,6 +172,12 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
 	}
 	errs = append(errs, loadRefunds(&c, get)...)
+	if c.BillReconcileAt, err = ParseDailyTime(get("BILL_RECONCILE_AT", "10:30")); err != nil {
+		errs = append(errs, fmt.Errorf("BILL_RECONCILE_AT: %w", err))
+	}
+	if c.BillPollInterval, err = duration(get("BILL_POLL_INTERVAL", "30m")); err != nil {
+		errs = append(errs, fmt.Errorf("BILL_POLL_INTERVAL: %w", err))
+	}
 	if c.AppID == "" {
 		errs = append(errs, errors.New("WECHATPAY_APPID is required"))
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// loadRefunds reads the refund settings of the contract's additions:
+// loadRefunds reads the refund settings of the interface's additions:
 // WECHATPAY_REFUND_NOTIFY_URL (default WECHATPAY_NOTIFY_URL, so Load sets
 // NotifyURL first) and REFUND_QUERY_AFTER (default 1m).
 func loadRefunds(c *Config, get func(key, def string) string) []error {

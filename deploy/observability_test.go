@@ -38,6 +38,10 @@ var specMetricNames = []string{
 	"payflow_inbox_parked",
 	"payflow_inbox_relayed_total",
 	"payflow_refund_oldest_processing_seconds",
+	"payflow_bill_rows_total",
+	"payflow_bill_differences_total",
+	"payflow_bill_runs_total",
+	"payflow_bill_last_reconciled_day_timestamp_seconds",
 }
 
 var histograms = []string{"payflow_notify_ack_seconds", "payflow_signal_with_start_seconds", "payflow_refund_success_seconds"}
@@ -192,6 +196,8 @@ func TestAlertsUseKnownMetrics(t *testing.T) {
 		{`max(payflow_refunds_open{status="ABNORMAL"})`, "> 0"},
 		{`payflow_refund_applies_total{outcome="not_enough"}`},
 		{`max(payflow_refund_oldest_processing_seconds)`, "3 * 86400"},
+		{`payflow_bill_last_reconciled_day_timestamp_seconds`, `time() - 129600`},
+		{`increase(payflow_bill_differences_total[1h])`, "> 0"},
 	} {
 		if !has(want...) {
 			t.Errorf("no alert expression contains all of %q", want)

@@ -40,8 +40,10 @@ func runPromtool(t *testing.T, args ...string) {
 }
 
 // The alerting rules parse and pass their unit tests (alerts_test.yml:
-// PayflowOrdersInReview, PayflowWeChatFaults).
+// PayflowOrdersInReview, PayflowWeChatFaults; bills_alerts_test.yml: the
+// daily bill reconciliation's alerts).
 func TestAlertRulesWithPromtool(t *testing.T) {
 	runPromtool(t, "check", "rules", "alerts.yml")
 	runPromtool(t, "test", "rules", "alerts_test.yml")
+	runPromtool(t, "test", "rules", "bills_alerts_test.yml")
 }

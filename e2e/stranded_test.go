@@ -55,7 +55,8 @@ func runSafetyNet(t *testing.T, d *deployment) workflows.SafetyNetResult {
 
 // holdAndKill makes the order's run take a notification (acknowledged to
 // WeChat) while no worker runs it, then ends the run without it being
-// examined: terminated by an operator, or cancelled.
+// examined: terminated by an operator, cancelled, or failed (here: timed
+// out, the run's limit reached).
 func holdAndKill(t *testing.T, d *deployment, no string, send func(), how string) {
 	t.Helper()
 	d.worker.stop()
@@ -64,6 +65,18 @@ func holdAndKill(t *testing.T, d *deployment, no string, send func(), how string
 			t.Fatal(err)
 		}
 	}()
+	if how == "timeout" {
+		// A run that will fail: replace the order's run with one that has a
+		// 3 s limit; the notification joins it (one run per order).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = st.tc.TerminateWorkflow(ctx, workflows.WorkflowID(no), "", "e2e: replaced by a run that will time out")
+		if _, err := st.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID: workflows.WorkflowID(no), TaskQueue: d.taskQueue, WorkflowRunTimeout: 3 * time.Second,
+		}, workflows.PaymentWorkflow, workflows.PaymentInput{OutTradeNo: no}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	send()
 	// The safety net leaves alone what is younger than RECONCILE_GRACE
 	// (2 s in these tests): the run may still be taking it.
@@ -76,6 +89,11 @@ func holdAndKill(t *testing.T, d *deployment, no string, send func(), how string
 		err = st.tc.TerminateWorkflow(ctx, workflows.WorkflowID(no), "", "e2e: an operator terminates the run")
 	case "cancel":
 		err = st.tc.CancelWorkflow(ctx, workflows.WorkflowID(no), "")
+	case "timeout":
+		eventually(t, 30*time.Second, "the run to time out", func() bool {
+			desc, derr := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+			return derr == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT
+		})
 	}
 	if err != nil {
 		t.Fatalf("%s the run: %v", how, err)
@@ -122,6 +140,19 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 		}
 		o := d.waitStatus(t, no, payment.StatusPaid)
 		assertPaidOnce(t, o, paid.TransactionID)
+		eventually(t, 30*time.Second, "the notification to be marked examined", func() bool { return examinedAll(d.getOrder(t, no)) })
+	})
+
+	t.Run("PENDING, run failed", func(t *testing.T) {
+		no := uniqueNo("STRANDF")
+		d.createOrder(t, no, 715)
+		var paid simTrade
+		holdAndKill(t, d, no, func() {
+			paid = d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 715})
+			d.waitDelivered(t, no, 1)
+		}, "timeout")
+		runSafetyNet(t, d)
+		assertPaidOnce(t, d.waitStatus(t, no, payment.StatusPaid), paid.TransactionID)
 		eventually(t, 30*time.Second, "the notification to be marked examined", func() bool { return examinedAll(d.getOrder(t, no)) })
 	})
 
@@ -362,4 +393,15 @@ func TestSafetyNetPassOverThousands(t *testing.T) {
 			t.Fatalf("order %s has no running workflow: %v", no, err)
 		}
 	}
+	// 2,000 new runs take the dev server (SQLite) a while to start; the
+	// tests after this one wait for that, not for their own payments.
+	no := uniqueNo("AFTERNET")
+	d.createOrder(t, no, 100)
+	paid := d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 100})
+	var o payment.Order
+	eventually(t, 5*time.Minute, "the deployment to catch up", func() bool {
+		o = d.getOrder(t, no)
+		return o.Status == payment.StatusPaid
+	})
+	assertPaidOnce(t, o, paid.TransactionID)
 }

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,12 @@ const (
 	WeChatFaultsName           = "payflow_wechat_faults_total"
 	InboxParkedName            = "payflow_inbox_parked"
 	InboxRelayedName           = "payflow_inbox_relayed_total"
+
+	// Daily bill reconciliation.
+	BillRowsName           = "payflow_bill_rows_total"
+	BillDifferencesName    = "payflow_bill_differences_total"
+	BillRunsName           = "payflow_bill_runs_total"
+	BillLastReconciledName = "payflow_bill_last_reconciled_day_timestamp_seconds"
 )
 
 // Names lists every metric name this package defines (histograms by their
@@ -44,6 +51,7 @@ func Names() []string {
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
 		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
 		InboxParkedName, InboxRelayedName,
+		BillRowsName, BillDifferencesName, BillRunsName, BillLastReconciledName,
 	}, refundNames()...)
 }
 
@@ -58,12 +66,16 @@ var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 var (
 	versions = []string{"v2", "v3"}
 	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox", "ignored"}
-	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
+	reasons  = RejectReasons
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
 	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
 	wechatFaults = []string{"network", "timeout", "http_5xx", "rate_limited", "accepted", "unsigned", "bad_signature",
 		"unknown_key", "clock_skew", "system_error", "config", "malformed"}
+
+	billRowKinds  = []string{"payment", "refund", "revoked"}
+	billDiffKinds = []string{"paid_at_wechat_only", "paid_here_only", "amount_mismatch", "unknown_order", "refund_unknown", "refund_status"}
+	billStatuses  = []string{"MATCHED", "DIFFERENCES", "NO_BILL", "FAILED"}
 )
 
 // Metrics records payflow's own metrics. A nil *Metrics records nothing, so
@@ -83,6 +95,13 @@ type Metrics struct {
 	inboxParked    prometheus.Gauge
 	inboxRelayed   *prometheus.CounterVec
 	refunds        *refundMetrics
+
+	billRows       *prometheus.CounterVec
+	billDiffs      *prometheus.CounterVec
+	billRuns       *prometheus.CounterVec
+	billLastDay    prometheus.Gauge
+	billLastDayMu  sync.Mutex
+	billLastDaySec float64
 }
 
 // New creates the collectors and registers them on reg. It panics if reg
@@ -146,6 +165,22 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Inbox rows the relay handled, by result (delivered, failed: tried again later, parked).",
 		}, []string{"result"}),
 		refunds: newRefundMetrics(f),
+		billRows: f.NewCounterVec(prometheus.CounterOpts{
+			Name: BillRowsName,
+			Help: "Rows of WeChat's daily trade bills loaded for reconciliation, by kind (payment, refund, revoked).",
+		}, []string{"kind"}),
+		billDiffs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: BillDifferencesName,
+			Help: "Differences between WeChat's trade bill and our books, counted when first found, by kind.",
+		}, []string{"kind"}),
+		billRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: BillRunsName,
+			Help: "Bill reconciliation runs that finished, by status (MATCHED, DIFFERENCES, NO_BILL, FAILED).",
+		}, []string{"status"}),
+		billLastDay: f.NewGauge(prometheus.GaugeOpts{
+			Name: BillLastReconciledName,
+			Help: "Start (00:00 Beijing, Unix seconds) of the latest day reconciled against WeChat's bill (MATCHED, DIFFERENCES or NO_BILL).",
+		}),
 	}
 	for _, v := range versions {
 		m.received.WithLabelValues(v)
@@ -167,6 +202,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		for _, k := range wechatFaults {
 			m.wechatFaults.WithLabelValues(c, k)
 		}
+	}
+	for _, k := range billRowKinds {
+		m.billRows.WithLabelValues(k)
+	}
+	for _, k := range billDiffKinds {
+		m.billDiffs.WithLabelValues(k)
+	}
+	for _, s := range billStatuses {
+		m.billRuns.WithLabelValues(s)
 	}
 	return m
 }
@@ -192,9 +236,13 @@ func (m *Metrics) NotificationAcked(version, outcome string, latency time.Durati
 	m.ackLatency.WithLabelValues(version).Observe(latency.Seconds())
 }
 
+// RejectReasons are the reasons a notification is answered with FAIL, the
+// label values of payflow_notifications_rejected_total; each series exists
+// from the start, so that an alert on its rate sees the first one.
+var RejectReasons = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded", "unconfigured"}
+
 // NotificationRejected counts a notification answered with FAIL and
-// observes how long the answer took. reason is signature, stale, probe,
-// unknown_key, foreign_id, malformed, decrypt or unrecorded.
+// observes how long the answer took; reason is one of RejectReasons.
 func (m *Metrics) NotificationRejected(version, reason string, latency time.Duration) {
 	if m == nil {
 		return
@@ -271,6 +319,46 @@ func (m *Metrics) WeChatFault(call, kind string) {
 		return
 	}
 	m.wechatFaults.WithLabelValues(call, kind).Inc()
+}
+
+// BillRows counts n rows of a trade bill of the kind payment, refund or
+// revoked.
+func (m *Metrics) BillRows(kind string, n int64) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.billRows.WithLabelValues(kind).Add(float64(n))
+}
+
+// BillDifferences counts n differences of kind found for the first time.
+func (m *Metrics) BillDifferences(kind string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.billDiffs.WithLabelValues(kind).Add(float64(n))
+}
+
+// BillRun counts a reconciliation run that finished with status.
+func (m *Metrics) BillRun(status string) {
+	if m == nil {
+		return
+	}
+	m.billRuns.WithLabelValues(status).Inc()
+}
+
+// BillReconciled records that the day starting at dayStart is reconciled;
+// the gauge keeps the latest such day.
+func (m *Metrics) BillReconciled(dayStart time.Time) {
+	if m == nil || dayStart.IsZero() {
+		return
+	}
+	v := float64(dayStart.Unix())
+	m.billLastDayMu.Lock()
+	defer m.billLastDayMu.Unlock()
+	if v > m.billLastDaySec {
+		m.billLastDaySec = v
+		m.billLastDay.Set(v)
+	}
 }
 
 // Handler serves the metrics gathered by g in the Prometheus text format,

@@ -61,6 +61,18 @@ func KeyReviewRefundMismatch(outRefundNo string) Key {
 	return Key("review:refund-mismatch:" + outRefundNo)
 }
 
+// KeyReviewBill: WeChat's trade bill of a Beijing day (YYYY-MM-DD) and our
+// books differ by kind (paid_here_only, amount_mismatch) for the order, or
+// for one of its refunds (outRefundNo, else empty). Once per day, kind,
+// order and refund, however often the day is reconciled.
+func KeyReviewBill(date, kind, outTradeNo, outRefundNo string) Key {
+	k := "review:bill:" + date + ":" + kind + ":" + outTradeNo
+	if outRefundNo != "" {
+		k += ":" + outRefundNo
+	}
+	return Key(k)
+}
+
 // KeyRefund is the one row of a refund reaching status.
 func KeyRefund(outRefundNo string, status RefundStatus) Key {
 	return Key("refund:" + outRefundNo + ":" + string(status))

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Status is an order's status, as fixed by the external contract.
+// Status is an order's status, as fixed by the interface (docs/interface.md).
 type Status string
 
 const (
@@ -147,7 +147,7 @@ type Order struct {
 	UpdatedAt     time.Time  `json:"updated_at"`
 	Logs          []Log      `json:"logs"`
 
-	// Additions to the contract's order JSON.
+	// Additions to the interface's order JSON.
 	ExpiresAt *time.Time   `json:"expires_at,omitempty"` // closed if still unpaid then
 	TradeType string       `json:"trade_type,omitempty"` // JSAPI or NATIVE when prepaid at WeChat
 	OpenID    string       `json:"-"`                    // the JSAPI payer; personal data, never in responses
@@ -156,7 +156,7 @@ type Order struct {
 
 	Notifications []NotificationRecord `json:"notifications"` // the audit trail, oldest first
 
-	// Refunds (contract additions of 2026-11-26).
+	// Refunds (additions to the interface).
 	RefundedFen int64    `json:"refunded_fen"` // sum of the SUCCESS refunds
 	Refunds     []Refund `json:"refunds"`      // oldest first
 	// PaidFen is what WeChat says was paid under TransactionID (it differs
@@ -269,7 +269,7 @@ const (
 	RefundSourcePortal RefundSource = "merchant_portal" // learnt from a notification or a bill
 )
 
-// Refund is a refund as stored here; its JSON is the contract's.
+// Refund is a refund as stored here; its JSON is the interface's.
 type Refund struct {
 	OutRefundNo string       `json:"out_refund_no"`
 	OutTradeNo  string       `json:"out_trade_no"`

@@ -104,7 +104,7 @@ The local stack is up (logs in .run/logs, stop it with: make stop)
   wechatpay-sim  http://127.0.0.1:$SIM_PORT   (POST /sim/pay: "the user paid")
   PostgreSQL     postgres://postgres@127.0.0.1:$PG_PORT/payments
 
-Demo: a notified payment and one whose notifications are all lost:
+Demo: a notified payment, one whose notifications are all lost, and two refunds:
   make demo
 or by hand:
   curl -s -XPOST http://127.0.0.1:$API_PORT/orders -H "Authorization: Bearer \$(cat .run/api-token)" -d '{"out_trade_no":"DEMO0001","amount_fen":1234,"description":"demo","trade_type":"NATIVE"}'

@@ -15,9 +15,16 @@
 //     POST /v3/pay/transactions/jsapi, POST /v3/pay/transactions/native,
 //     POST /v3/pay/transactions/out-trade-no/{no}/close,
 //     POST /v3/refund/domestic/refunds, GET /v3/refund/domestic/refunds/{no};
+//   - trade bills: GET /v3/bill/tradebill and GET /v3/billdownload/file
+//     (the request signed by the merchant, the gzip file unsigned, its
+//     uncompressed SHA-1 in tradebill's hash_value), POST /pay/downloadbill
+//     (v2), in WeChat's format, built from the sandbox's own trades and refunds;
 //   - operator: POST /sim/pay (PayRequest), POST /sim/trades/{no}/notify,
 //     GET /sim/trades/{no} (TradeView), POST/GET/DELETE /sim/faults (fault
-//     rules, FaultsView), GET /healthz.
+//     rules, FaultsView), POST and GET /sim/bills/{date} (BillSwitches: omit
+//     a trade, change an amount, add a trade or a refund, a wrong hash,
+//     STATEMENT_CREATING for a while, refused links, N synthetic rows),
+//     GET /healthz.
 //
 // As WeChat behaves (digest §11), by default: a v2 notification of an
 // HMAC-SHA256 order carries no sign_type (a 64-digit sign), and some MD5
@@ -76,5 +83,6 @@
 //     fault model and /sim/faults;
 //   - v2sign.go: the sandbox's own v2 signer, checked against WeChat's
 //     published vectors;
+//   - bills.go: trade bills (v3 tradebill and download, v2 downloadbill) and their switches;
 //   - server.go: configuration, routing and the process lifecycle.
 package sim

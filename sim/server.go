@@ -28,6 +28,7 @@ type Server struct {
 	v3       *v3Keys                       // nil: no SIM_KEYS_DIR, v3 unavailable
 	faults   *faults
 	mux      *http.ServeMux
+	bills    *billBook // trade bills: switches and download links
 	cancel   context.CancelFunc
 }
 
@@ -77,6 +78,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			"v2": v2Format{appID: cfg.AppID, mchID: cfg.MchID, apiKey: cfg.APIKey},
 		},
 		v3:     v3,
+		bills:  newBillBook(),
 		cancel: cancel,
 	}
 	if v3 != nil {
@@ -115,6 +117,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 //	GET  /sim/refunds/{out_refund_no}       the refund and its deliveries (RefundView)
 //	POST /sim/refunds/{out_refund_no}/options   switches for a refund not asked for yet (RefundOptions)
 //	POST /sim/refunds/{out_refund_no}/notify    send the refund's last notification again
+//	GET  /v3/bill/tradebill?bill_date=…&bill_type=ALL&tar_type=GZIP   API v3 trade bill: hash and download link
+//	GET  /v3/billdownload/file?token=…      API v3 bill download (signed request, unsigned answer)
+//	POST /pay/downloadbill                  API v2 trade bill (XML request; the file, or XML FAIL)
+//	POST /sim/bills/{date}                  the day's bill switches (JSON BillSwitches)
+//	GET  /sim/bills/{date}                  the day's bill switches and row count (BillView)
 //	POST /sim/pay                           the user paid (JSON PayRequest)
 //	POST /sim/trades/{out_trade_no}/notify  send the last notification again
 //	GET  /sim/trades/{out_trade_no}         the trade and its deliveries (TradeView)
@@ -141,6 +148,11 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /sim/faults", s.handleAddFaults)
 	mux.HandleFunc("GET /sim/faults", s.handleFaults)
 	mux.HandleFunc("DELETE /sim/faults", s.handleClearFaults)
+	mux.HandleFunc("GET /v3/bill/tradebill", s.call("v3.tradebill", s.v3Handler("tradebill", s.handleV3TradeBill)))
+	mux.HandleFunc("GET /v3/billdownload/file", s.call("v3.billdownload", s.handleV3BillDownload))
+	mux.HandleFunc("POST /pay/downloadbill", s.call("v2.downloadbill", s.handleV2DownloadBill))
+	mux.HandleFunc("POST /sim/bills/{date}", s.handleBillSwitches)
+	mux.HandleFunc("GET /sim/bills/{date}", s.handleBillView)
 	mux.HandleFunc("POST /sim/pay", s.handlePay)
 	mux.HandleFunc("POST /sim/trades/{out_trade_no}/notify", s.handleRenotify)
 	mux.HandleFunc("GET /sim/trades/{out_trade_no}", s.handleTrade)
@@ -167,6 +179,7 @@ func (s *Server) delayed(h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) Close() {
 	s.cancel()
 	s.notifier.wait()
+	s.bills.close()
 }
 
 // Run serves the simulator on cfg.Addr until ctx ends, then shuts the HTTP

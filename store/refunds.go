@@ -53,6 +53,10 @@ type AcceptRefundParams struct {
 	AmountFen   int64
 	Reason      string
 	Source      payment.RefundSource // api (asked for here) or merchant_portal (learnt from WeChat)
+	// AcceptedBy names the call recording an api refund (the workflow run
+	// and update accepting it). The same call finding the refund it
+	// recorded itself, because it ran again, still gets Created true.
+	AcceptedBy string
 	// Portal refunds only: what WeChat already said about it. RefundID is
 	// recorded; a Status other than PROCESSING is applied as MarkRefund
 	// would, in the same transaction (SuccessTime for SUCCESS, Detail for
@@ -159,7 +163,13 @@ func (s *Store) AcceptRefund(ctx context.Context, p AcceptRefundParams) (AcceptR
 			return fail(ErrRefundConflict)
 		}
 		if !p.applies() {
-			return AcceptRefundResult{Refund: existing}, nil
+			// Recorded by this very call before it ran again: still created.
+			var by string
+			if err := tx.QueryRow(ctx, `SELECT accepted_by FROM refunds WHERE mch_id = $1 AND out_refund_no = $2`,
+				p.MchID, p.OutRefundNo).Scan(&by); err != nil {
+				return fail(err)
+			}
+			return AcceptRefundResult{Refund: existing, Created: p.AcceptedBy != "" && by == p.AcceptedBy}, nil
 		}
 		// A portal refund told of again, with news: applied as MarkRefund
 		// would (a final status stays), under the order's lock.
@@ -212,11 +222,11 @@ func (s *Store) AcceptRefund(ctx context.Context, p AcceptRefundParams) (AcceptR
 	// number (not serialised by this order's lock) waits for ours and
 	// then inserts nothing.
 	r, err := scanRefund(tx.QueryRow(ctx, `
-		INSERT INTO refunds (mch_id, out_refund_no, out_trade_no, amount_fen, status, reason, source, refund_id, accepted_at)
-		VALUES ($1, $2, $3, $4, 'PROCESSING', $5, $6, $7, CASE WHEN $6 = 'merchant_portal' THEN now() END)
+		INSERT INTO refunds (mch_id, out_refund_no, out_trade_no, amount_fen, status, reason, source, refund_id, accepted_at, accepted_by)
+		VALUES ($1, $2, $3, $4, 'PROCESSING', $5, $6, $7, CASE WHEN $6 = 'merchant_portal' THEN now() END, $8)
 		ON CONFLICT (mch_id, out_refund_no) DO NOTHING
 		RETURNING `+refundColumns,
-		p.MchID, p.OutRefundNo, p.OutTradeNo, p.AmountFen, p.Reason, string(p.Source), refundID))
+		p.MchID, p.OutRefundNo, p.OutTradeNo, p.AmountFen, p.Reason, string(p.Source), refundID, p.AcceptedBy))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fail(ErrRefundConflict) // the other order's refund won the number

@@ -79,6 +79,26 @@ func TestAcceptRefund(t *testing.T) {
 	if again.Created || again.Refund != r {
 		t.Fatalf("repeat = %+v, want %+v", again, r)
 	}
+	// The acceptance that recorded a refund, run again (its workflow task
+	// re-ran after the commit), is still the one that created it; another
+	// acceptance of the same refund is a repeat.
+	paidOrder(t, s, "order-r9", 1000)
+	first := apiRefund("order-r9", "R9", 100)
+	first.AcceptedBy = "run-1/refund/R9"
+	if res := accept(t, s, first); !res.Created {
+		t.Fatalf("first acceptance: %+v", res)
+	}
+	if res := accept(t, s, first); !res.Created {
+		t.Errorf("the same acceptance run again: %+v, want Created", res)
+	}
+	other := first
+	other.AcceptedBy = "run-2/refund/R9"
+	if res := accept(t, s, other); res.Created {
+		t.Errorf("another run's acceptance: %+v, want a repeat", res)
+	}
+	if res := accept(t, s, apiRefund("order-r9", "R9", 100)); res.Created {
+		t.Errorf("an acceptance with no name: %+v, want a repeat", res)
+	}
 	// Another amount or order under that number: a conflict, nothing changes.
 	paidOrder(t, s, "order-r2", 1000)
 	for _, p := range []AcceptRefundParams{apiRefund("order-r1", "R1", 301), apiRefund("order-r2", "R1", 300)} {

@@ -322,7 +322,7 @@ func TestMarkPaid(t *testing.T) {
 	})
 }
 
-// TestMarkPaidConcurrent is the contract's core promise: however many
+// TestMarkPaidConcurrent is the interface's core promise: however many
 // notifications and retries race, a payment produces exactly one PAID log row.
 func TestMarkPaidConcurrent(t *testing.T) {
 	s := newStore(t)

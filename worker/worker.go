@@ -62,6 +62,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Store: st, WeChat: refunds, MchID: cfg.MchID, NotifyURL: cfg.RefundNotifyURL, Now: time.Now, Metrics: tel.Metrics,
 	})
 	tel.Registry.MustRegister(openRefundsCollector(st, cfg.MchID))
+	if err := setupBills(ctx, w, c, st, cfg, gw, tel.Metrics, logger); err != nil {
+		return err
+	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -386,6 +386,8 @@ func (p *flow) finished(ctx workflow.Context) bool {
 	switch {
 	case p.owned():
 		return false
+	case p.state.UnknownOrder:
+		return true // nothing here to watch: what came is recorded
 	case p.state.Status == payment.StatusPending:
 		// Not ours to drive (an order from before lifecycles, or none in
 		// the database): wait a while for more notifications.

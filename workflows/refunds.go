@@ -341,9 +341,17 @@ func (p *flow) refundHandler(ctx workflow.Context, req RefundRequest) (RefundRes
 	if p.state.UnknownOrder {
 		return RefundResult{}, errNoOrder
 	}
+	// A re-run of this workflow task (its worker lost it after the local
+	// activity committed) is the same acceptance, told apart from a repeat
+	// of the request by this run and update.
+	by := workflow.GetInfo(ctx).WorkflowExecution.RunID
+	if u := workflow.GetCurrentUpdateInfo(ctx); u != nil {
+		by += "/" + u.ID
+	}
 	var res activities.AcceptRefundResult
 	err := p.storeStep(ctx, fmt.Sprintf("refund %s %s", yuan(req.AmountFen), req.OutRefundNo), rf.AcceptRefund,
-		activities.AcceptRefundInput{OutTradeNo: p.in.OutTradeNo, OutRefundNo: req.OutRefundNo, AmountFen: req.AmountFen, Reason: req.Reason}).Get(ctx, &res)
+		activities.AcceptRefundInput{OutTradeNo: p.in.OutTradeNo, OutRefundNo: req.OutRefundNo, AmountFen: req.AmountFen,
+			Reason: req.Reason, AcceptedBy: by}).Get(ctx, &res)
 	if err != nil {
 		return RefundResult{}, refundRefusal(err)
 	}

@@ -60,7 +60,7 @@ func askRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, req RefundR
 func TestRefundAskedOnceConfirmedByQuery(t *testing.T) {
 	env := paidOrderEnv(t)
 	res, rerr := askRefund(t, env, RefundRequest{OutRefundNo: "R1", AmountFen: 234, Reason: "one coffee short"})
-	env.OnActivity(rf.AcceptRefund, mock.Anything, activities.AcceptRefundInput{OutTradeNo: testNo, OutRefundNo: "R1", AmountFen: 234, Reason: "one coffee short"}).
+	env.OnActivity(rf.AcceptRefund, mock.Anything, activities.AcceptRefundInput{OutTradeNo: testNo, OutRefundNo: "R1", AmountFen: 234, Reason: "one coffee short", AcceptedBy: "default-test-run-id/refund/R1"}).
 		Return(activities.AcceptRefundResult{Refund: processing("R1", 234), Created: true}, nil).Once()
 	var askedAt, queriedAt time.Time
 	env.OnActivity(rf.ApplyRefund, mock.Anything, activities.ApplyRefundInput{OutTradeNo: testNo, OutRefundNo: "R1"}).

@@ -58,7 +58,7 @@ const (
 	DefaultIdleTimeout = 25 * time.Hour
 )
 
-// Defaults of the contract's ORDER_TIMEOUT and ORDER_QUERY_AFTER, used
+// Defaults of the interface's ORDER_TIMEOUT and ORDER_QUERY_AFTER, used
 // for an order whose workflow a notification started.
 const (
 	DefaultOrderTimeout = 30 * time.Minute
@@ -228,7 +228,8 @@ var (
 
 // SearchAttributeKeys lists the custom search attributes in a fixed order.
 func SearchAttributeKeys() []temporal.SearchAttributeKey {
-	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource, AttrRefundedFen}
+	return []temporal.SearchAttributeKey{AttrOutTradeNo, AttrPaymentStatus, AttrTransactionID, AttrAmountFen, AttrPaymentSource, AttrRefundedFen,
+		AttrBillDate, AttrBillStatus}
 }
 
 // Memo is the order's essentials shown with each run in the Temporal UI.

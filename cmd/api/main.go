@@ -70,6 +70,7 @@ func run() error {
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
 		RefundsUnavailable: refundsUnavailable(cfg),
 		Tokens:             cfg.APITokens,
+		Bills:              &api.Reconciliations{Runs: st, Temporal: tc, TaskQueue: cfg.TaskQueue, PollInterval: cfg.BillPollInterval},
 	}
 	return httpserve.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }

@@ -71,6 +71,8 @@ type options struct {
 	out         string
 	keep        bool
 	timeout     time.Duration
+	mode        string // payments (the notification load) or bills (the daily bill reconciliation)
+	billRows    string // -mode bills: bill sizes
 }
 
 func parseFlags(args []string) (options, error) {
@@ -98,10 +100,14 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "", "Markdown file to rewrite with this run (e.g. docs/benchmarks.md); earlier runs in it are kept below")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (logs, state)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	fs.StringVar(&o.mode, "mode", "payments", "payments: notifications under load, with the ceilings and the peer; bills: the daily bill reconciliation of -bill-rows")
+	fs.StringVar(&o.billRows, "bill-rows", "100000,1000000", "-mode bills: bill sizes (rows, ascending); each is reconciled against as many PAID orders")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
+	case o.mode != "payments" && o.mode != "bills":
+		return o, errors.New("-mode must be payments or bills")
 	case o.rate <= 0 || o.rate > 2000:
 		return o, errors.New("-rate must be in (0, 2000]")
 	case o.duration <= 0 || o.duration > 10*time.Minute:
@@ -138,6 +144,13 @@ func run(args []string) error {
 		logger.Warn("the machine is busy; figures will be lower than on a quiet machine", "load_average_1m", l)
 	}
 	started := time.Now()
+	if o.mode == "bills" {
+		if rep.Bills, err = runBills(ctx, o, logger); err != nil {
+			return fmt.Errorf("bills: %w", err)
+		}
+		rep.Elapsed, rep.LoadAfter = time.Since(started), loadAvg()
+		return rep.write(rep.billsMarkdown(), o.out, logger)
+	}
 	targets, err := o.resolveTargets()
 	if err != nil {
 		return err
@@ -152,13 +165,17 @@ func run(args []string) error {
 	}
 	rep.Elapsed = time.Since(started)
 	rep.LoadAfter = loadAvg()
-	md := rep.markdown()
+	return rep.write(rep.markdown(), o.out, logger)
+}
+
+// write prints the run and, with -out, puts it on top of the document.
+func (r *report) write(md, out string, logger *slog.Logger) error {
 	fmt.Println(md)
-	if o.out != "" {
-		if err := writeDoc(o.out, md); err != nil {
+	if out != "" {
+		if err := writeDoc(out, md); err != nil {
 			return err
 		}
-		logger.Info("report written", "file", o.out)
+		logger.Info("report written", "file", out)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type report struct {
 	// LoadBefore and LoadAfter are the 1-minute load averages when the run
 	// began and ended: other work on the machine skews every figure.
 	LoadBefore, LoadAfter string
+	// Bills are the bill benchmark's sizes (-mode bills).
+	Bills []billResult
 }
 
 func newReport(o options, args []string) *report {
@@ -319,6 +321,20 @@ The PostgreSQL clusters are throwaway ones from ` + "`internal/pgtest`" + `, wit
 ` + "`fsync`" + ` and ` + "`synchronous_commit`" + ` off: the figures are an upper bound for the
 database side. Everything runs on one machine and shares its CPUs with the
 load generator.
+
+**Daily bill reconciliation** (` + "`make bench-bills`" + `, ` + "`-mode bills`" + `). For each size N
+(100,000 and 1,000,000 rows by default) the tool COPYs N orders PAID on one
+Beijing day into PostgreSQL, has the sim write a synthetic trade bill of the
+same N payments in WeChat's format (gzip, ` + "`sim.SyntheticTrade`" + `), restarts the
+worker, and reconciles the day with ` + "`POST /reconciliations/{date}`" + `: the worker asks
+for the bill (v3 tradebill), downloads it and streams it through gunzip,
+SHA-1 and the parser straight into COPY, then compares it with the orders in
+SQL. **reconcile** runs from the POST until the run ended (MATCHED, every
+row matched); **rows/s** is N over that; **download + parse + COPY** and
+**compare** are the two activities' times from the workflow history;
+**worker peak RSS** is the worker's VmHWM (` + "`/proc/<pid>/status`" + `) after the run.
+The goal: a million rows in under 60 s with the worker under 200 MB, the
+cost linear in rows.
 
 Run it yourself: ` + "`make bench`" + ` (about five minutes with both servers), or
 ` + "`go run ./cmd/payflow-bench -help`" + ` for the flags (` + "`-rate`" + `, ` + "`-duration`" + `,

@@ -51,3 +51,29 @@ func TestSummarize(t *testing.T) {
 		t.Error("empty input should give zero latencies")
 	}
 }
+
+func TestBillRowsAndReport(t *testing.T) {
+	sizes, err := parseBillRows("100_000, 1000000")
+	if err != nil || len(sizes) != 2 || sizes[0] != 100000 || sizes[1] != 1000000 {
+		t.Fatalf("sizes %v, %v", sizes, err)
+	}
+	for _, bad := range []string{"", "0", "1000,10", "x", "6000000"} {
+		if _, err := parseBillRows(bad); err == nil {
+			t.Errorf("-bill-rows %q accepted", bad)
+		}
+	}
+	r := &report{Commit: "abc", Bills: []billResult{
+		{Rows: 100_000, Orders: 100_000, Reconcile: 5 * time.Second, Load: 3 * time.Second, Diff: time.Second, Status: "MATCHED", Matched: 100_000, PeakRSSKiB: 51200},
+		{Rows: 1_000_000, Orders: 1_000_000, Reconcile: 50 * time.Second, Load: 30 * time.Second, Diff: 10 * time.Second, Status: "MATCHED", Matched: 1_000_000, PeakRSSKiB: 102400},
+	}}
+	md := r.billsMarkdown()
+	for _, want := range []string{runBegin, runEnd, "| 1000000 | 1000000 | 50.0 s | 20000 | 30.0 s | 10.0 s | 100 MiB | MATCHED, 1000000 matched |",
+		"Cost per row: 50.0 µs at 100000 rows, 50.0 µs at 1000000 rows (time ratio 10.0 for a row ratio of 10)."} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	if len(runSections(md)) != 1 {
+		t.Error("the bill run is not one section")
+	}
+}

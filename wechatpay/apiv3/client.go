@@ -18,7 +18,6 @@ import (
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/validators"
-	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
 	"github.com/wechatpay-apiv3/wechatpay-go/services/payments/jsapi"
 
 	"github.com/payflow/payflow/payment"
@@ -64,49 +63,13 @@ type Client struct {
 
 // NewClient checks cfg and builds the SDK client. It makes no call.
 func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
-	switch {
-	case cfg.MchID == "":
-		return nil, errors.New("wechatpay: v3 client: no mchid")
-	case cfg.MchCertSerial == "":
-		return nil, errors.New("wechatpay: v3 client: no merchant certificate serial")
-	case cfg.MchPrivateKey == nil:
-		return nil, errors.New("wechatpay: v3 client: no merchant private key")
-	case cfg.Keys == nil:
-		return nil, errors.New("wechatpay: v3 client: no WeChat Pay keys to verify answers")
-	}
-	raw := cfg.BaseURL
-	if raw == "" {
-		raw = DefaultBaseURL
-	}
-	base, err := url.Parse(raw)
+	s, err := newSetup(cfg, "v3 client")
 	if err != nil {
-		return nil, errors.New("wechatpay: v3 client: base URL does not parse")
+		return nil, err
 	}
-	if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" ||
-		base.User != nil || base.RawQuery != "" || base.Fragment != "" {
-		return nil, fmt.Errorf("wechatpay: v3 client: base URL %q is not http(s)://host[/path]", wechatpay.Truncate(base.Redacted(), 100))
-	}
-	hc := http.Client{Timeout: 10 * time.Second}
-	if cfg.HTTP != nil {
-		hc = *cfg.HTTP // a copy: the caller's client keeps its transport
-	}
-	next := hc.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
-	hc.Transport = &baseURLTransport{base: base, next: next, keys: cfg.Keys, now: now}
-
-	client, err := core.NewClient(ctx,
-		option.WithMerchantCredential(cfg.MchID, cfg.MchCertSerial, cfg.MchPrivateKey),
-		validatorOption{responseValidator{validators.NewWechatPayResponseValidator(cfg.Keys.Verifier())}},
-		option.WithHTTPClient(&hc),
-	)
+	client, err := s.verified(ctx, "v3 client", orderCallTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("wechatpay: v3 client: %w", err)
+		return nil, err
 	}
 	return &Client{mchID: cfg.MchID, appID: cfg.AppID, api: jsapi.JsapiApiService{Client: client}}, nil
 }
