@@ -464,6 +464,16 @@ func TestCreateRefundHandler(t *testing.T) {
 				f.st.putRefund(r)
 			},
 			status: http.StatusOK, json: map[string]any{"out_refund_no": "RF1", "status": "SUCCESS", "refund_id": "50300000RF1"}},
+		{name: "200 repeat of a refund WeChat has not taken: the workflow is reminded (its update may have been lost)", path: path, body: body,
+			setup: func(f *seam) {
+				paid(f)
+				f.st.putRefund(refund("RF1", 300))
+				f.tc.answers[workflows.UpdateRefund] = reply(workflows.RefundResult{Refund: refund("RF1", 300), Created: false})
+			},
+			status: http.StatusOK, json: map[string]any{"out_refund_no": "RF1", "status": "PROCESSING"}, temporal: []string{update}},
+		{name: "200 repeat of a refund WeChat has not taken, the workflow unreachable: the refund as it is", path: path, body: body,
+			setup:  func(f *seam) { paid(f); f.st.putRefund(refund("RF1", 300)) },
+			status: http.StatusOK, json: map[string]any{"out_refund_no": "RF1", "status": "PROCESSING"}, temporal: []string{update}},
 		{name: "409 repeat with another amount", path: path, body: `{"out_refund_no":"RF1","amount_fen":301}`,
 			setup:  func(f *seam) { paid(f); f.st.putRefund(refund("RF1", 300)) },
 			status: http.StatusConflict, errMsg: "out_refund_no RF1 was used before with another amount"},

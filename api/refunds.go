@@ -71,7 +71,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusConflict, "out_refund_no "+req.OutRefundNo+" was used before with another amount")
 			return
 		}
-		writeJSON(w, http.StatusOK, ref)
+		writeJSON(w, http.StatusOK, s.remind(r, o, req, ref))
 		return
 	}
 	ctx, cancel := contextWithTimeout(r, UpdateTimeout)
@@ -93,6 +93,29 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 	s.Logger.Info("refund accepted", "out_trade_no", o.OutTradeNo, "out_refund_no", res.Refund.OutRefundNo,
 		"amount_fen", res.Refund.AmountFen, "created", res.Created)
 	writeJSON(w, status, res.Refund)
+}
+
+// remind sends a repeated refund to the order's workflow again while WeChat
+// has not taken it (no refund_id) and it is not final: the first request's
+// update may have been lost with its workflow task (a Temporal server that
+// crashed between admitting and accepting it), and then no run follows the
+// refund. The update is idempotent: the workflow finds the refund accepted
+// and follows it, under the same out_refund_no. The repeat is answered 200
+// with the refund either way; if the workflow cannot be reached now, the
+// safety net's refund pass takes the refund up.
+func (s *Server) remind(r *http.Request, o payment.Order, req createRefundRequest, ref payment.Refund) payment.Refund {
+	if ref.RefundID != "" || ref.Status.Final() {
+		return ref
+	}
+	ctx, cancel := contextWithTimeout(r, UpdateTimeout)
+	defer cancel()
+	res, err := s.Gateway.Refund(ctx, o, workflows.RefundRequest{OutRefundNo: req.OutRefundNo, AmountFen: req.AmountFen, Reason: req.Reason})
+	if err != nil {
+		s.Logger.Warn("refund repeat: the order's workflow was not reminded; the safety net will",
+			"out_trade_no", o.OutTradeNo, "out_refund_no", req.OutRefundNo, "err", err)
+		return ref
+	}
+	return res.Refund
 }
 
 // getRefund is GET /orders/{out_trade_no}/refunds/{out_refund_no}.
