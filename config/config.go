@@ -112,7 +112,19 @@ type Config struct {
 
 	ReconcileInterval time.Duration // how often the reconciliation schedule runs (an addition to the interface)
 	ReconcileGrace    time.Duration // orders younger than this are left to the api that is creating them
+
+	// NotifyMaxInFlight (NOTIFY_MAX_IN_FLIGHT) bounds the notifications an
+	// api hands over at once; more are answered 503 (WeChat retries). 0 is
+	// no bound.
+	NotifyMaxInFlight int
 }
+
+// DefaultNotifyMaxInFlight is NOTIFY_MAX_IN_FLIGHT's default: far above
+// what a healthy Temporal needs (a hand-over takes tens of milliseconds,
+// so 32 at once is hundreds per second), low enough that an overloaded one
+// is not asked for more while every hand-over in flight misses its
+// deadline.
+const DefaultNotifyMaxInFlight = 32
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
 // production and a map lookup in tests.
@@ -167,6 +179,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ReconcileGrace, err = duration(get("RECONCILE_GRACE", "1m")); err != nil {
 		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
+	}
+	if c.NotifyMaxInFlight, err = count(get("NOTIFY_MAX_IN_FLIGHT", strconv.Itoa(DefaultNotifyMaxInFlight))); err != nil {
+		errs = append(errs, fmt.Errorf("NOTIFY_MAX_IN_FLIGHT: %w", err))
 	}
 	errs = append(errs, loadRefunds(&c, get)...)
 	if c.AppID == "" {
@@ -272,6 +287,15 @@ func IsLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// count parses a whole number >= 0.
+func count(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("must be a whole number >= 0, got %q", s)
+	}
+	return n, nil
 }
 
 func duration(s string) (time.Duration, error) {

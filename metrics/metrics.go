@@ -58,7 +58,7 @@ var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 4, 5}
 var (
 	versions = []string{"v2", "v3"}
 	outcomes = []string{"recorded", "already_paid", "recorded_again", "inbox", "ignored"}
-	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded"}
+	reasons  = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded", "overloaded"}
 	statuses = []string{"PAID", "CLOSED", "REVIEW", "REFUNDED"}
 	// WeChat calls and fault kinds (wechatpay.Fault's labels).
 	wechatCalls  = []string{"query", "close", "prepay", "refund", "refund_query"}
@@ -101,7 +101,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"version", "outcome"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsRejectedName,
-			Help: "Notifications answered with FAIL, by API version and reason (unrecorded means a 5xx: WeChat retries).",
+			Help: "Notifications answered with FAIL, by API version and reason (unrecorded and overloaded mean a 5xx: WeChat retries).",
 		}, []string{"version", "reason"}),
 		ackLatency: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    NotifyAckSecondsName,

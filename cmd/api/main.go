@@ -70,6 +70,8 @@ func run() error {
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
 		RefundsUnavailable: refundsUnavailable(cfg),
 		Tokens:             cfg.APITokens,
+
+		MaxNotificationsInFlight: cfg.NotifyMaxInFlight,
 	}
 	return httpserve.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }
