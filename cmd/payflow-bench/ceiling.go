@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -79,6 +82,36 @@ type ceilingOptions struct {
 	Concurrency int
 	MaxOps      int
 	Activities  int // activities per workflow in the activity ceilings
+	// SignalRate, when > 0, adds SignalWithStart at this fixed rate, open
+	// loop, for Duration: the raw call's latency at the rate the api's
+	// acknowledgement is measured at.
+	SignalRate float64
+}
+
+// Names of the ceilings that the report compares payflow with.
+const (
+	ceilEmpty      = "empty workflow, start to completion"
+	ceilStart      = "StartWorkflow (empty bench workflow, not waiting for it)"
+	ceilSignal     = "SignalWithStart (bench workflow waiting for a signal)"
+	ceilSignalRate = "SignalWithStart at a fixed rate, open loop"
+)
+
+// find returns the ceiling called name, or nil.
+func find(cs []ceilingResult, name string) *ceilingResult {
+	for i := range cs {
+		if strings.HasPrefix(cs[i].Name, name) {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// rate is the ceiling's operations per second.
+func (c ceilingResult) rate() float64 {
+	if c.Elapsed <= 0 {
+		return 0
+	}
+	return float64(c.Ops) / c.Elapsed.Seconds()
 }
 
 // measureCeilings runs the bench workflows against the server c talks to
@@ -118,8 +151,22 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	warm.Duration = min(o.Duration, 3*time.Second)
 	execute("warm-up", "warm", BenchEmpty, BenchInput{}, warm)
 
+	// StartWorkflow alone: what POST /orders asks of Temporal per order.
+	// The runs complete in their first task; the next measurement waits
+	// until they have, so that it does not queue behind them.
+	logger.Info("ceiling: StartWorkflow")
+	st := closedLoop(ctx, o, func(ctx context.Context, i int) error {
+		_, err := c.ExecuteWorkflow(ctx, opts("start", i), BenchEmpty, BenchInput{})
+		return err
+	})
+	st.Name, st.What = ceilStart, "calls/s"
+	if d, err := waitIdle(ctx, c, tq); err == nil {
+		st.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
+	}
+	out = append(out, st)
+
 	out = append(out,
-		execute("empty workflow, start to completion", "empty", BenchEmpty, BenchInput{}, o),
+		execute(ceilEmpty, "empty", BenchEmpty, BenchInput{}, o),
 		execute(fmt.Sprintf("workflow with %d no-op activities", o.Activities), "act", BenchActivities, BenchInput{Activities: o.Activities}, o),
 		execute(fmt.Sprintf("workflow with %d no-op local activities", o.Activities), "local", BenchLocalActivities, BenchInput{Activities: o.Activities}, o),
 	)
@@ -139,7 +186,7 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 		}
 		return err
 	})
-	r.Name, r.What = "SignalWithStart (bench workflow waiting for a signal)", "calls/s"
+	r.Name, r.What = ceilSignal, "calls/s"
 	// Let the bench worker finish those runs before the payment load.
 	if d, err := waitIdle(ctx, c, tq); err == nil {
 		// Sustained: started and completed, over calls plus catch-up.
@@ -152,10 +199,60 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 		cancel()
 	}
 	out = append([]ceilingResult{r}, out...)
+
+	if o.SignalRate > 0 {
+		logger.Info("ceiling: SignalWithStart at a fixed rate", "rate", o.SignalRate)
+		r := openLoop(ctx, o.SignalRate, o.Duration, func(ctx context.Context, i int) error {
+			so := opts("swsrate", i)
+			_, err := c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
+			return err
+		})
+		r.Name, r.What = fmt.Sprintf("%s (%.0f/s)", ceilSignalRate, o.SignalRate), "calls/s"
+		if _, err := waitIdle(ctx, c, tq); err != nil {
+			logger.Warn("could not count running bench workflows", "err", err)
+		}
+		out = append(out, r)
+	}
 	return out, ctx.Err()
 }
 
-// waitIdle waits, for at most two minutes, until no bench workflow on tq is
+// openLoop calls op at rate per second for d, whatever the earlier calls
+// do, and measures each successful call.
+func openLoop(ctx context.Context, rate float64, d time.Duration, op func(context.Context, int) error) ceilingResult {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs int
+		wg   sync.WaitGroup
+		end  time.Time
+	)
+	start := time.Now()
+	n := max(1, int(rate*d.Seconds()))
+	for i := range n {
+		if sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(i)/rate*float64(time.Second))))) != nil {
+			break
+		}
+		wg.Go(func() {
+			t := time.Now()
+			err := op(ctx, i)
+			dt := time.Since(t)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs++
+				return
+			}
+			lat = append(lat, dt)
+			end = time.Now()
+		})
+	}
+	wg.Wait()
+	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+}
+
+// waitIdle waits, for at most two minutes, until no workflow on tq is
 // running, as the visibility store sees it.
 func waitIdle(ctx context.Context, c client.Client, tq string) (time.Duration, error) {
 	start := time.Now()
@@ -217,4 +314,34 @@ func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, 
 	}
 	wg.Wait()
 	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+}
+
+// waitBacklog waits, for at most limit, until the workflow tasks of tq
+// have been taken by its workers (the server's approximate backlog is 0
+// twice in a row): the runs a setup started have run their first task.
+func waitBacklog(ctx context.Context, c client.Client, tq string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	zero := 0
+	for {
+		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: tq},
+			TaskQueueType: enums.TASK_QUEUE_TYPE_WORKFLOW, ReportStats: true,
+		})
+		if err != nil {
+			return time.Since(start), err
+		}
+		if resp.GetStats().GetApproximateBacklogCount() == 0 {
+			zero++
+		} else {
+			zero = 0
+		}
+		if zero >= 2 {
+			return time.Since(start), nil
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return time.Since(start), err
+		}
+	}
 }

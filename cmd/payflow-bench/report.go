@@ -127,7 +127,9 @@ func (r *report) markdown() string {
 			p(".\n")
 		}
 	}
-	p("\nCeilings measured in the same run on the same Temporal server:\n\n")
+	p("\n")
+	b.WriteString(r.perfMarkdown())
+	p("Ceilings measured in the same run on the same Temporal server:\n\n")
 	p("| Temporal server | measurement | rate | p50 | p99 | max | errors |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {
