@@ -82,10 +82,6 @@ type ceilingOptions struct {
 	Concurrency int
 	MaxOps      int
 	Activities  int // activities per workflow in the activity ceilings
-	// SignalRate, when > 0, adds SignalWithStart at this fixed rate, open
-	// loop, for Duration: the raw call's latency at the rate the api's
-	// acknowledgement is measured at.
-	SignalRate float64
 }
 
 // Names of the ceilings that the report compares payflow with.
@@ -114,30 +110,46 @@ func (c ceilingResult) rate() float64 {
 	return float64(c.Ops) / c.Elapsed.Seconds()
 }
 
-// measureCeilings runs the bench workflows against the server c talks to
-// and returns one result per measurement.
-func measureCeilings(ctx context.Context, c client.Client, runID string, o ceilingOptions, logger *slog.Logger) ([]ceilingResult, error) {
-	tq := "payflow-bench-" + runID
-	w := worker.New(c, tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
-	w.RegisterWorkflow(BenchWaitSignal)
-	w.RegisterWorkflow(BenchEmpty)
-	w.RegisterWorkflow(BenchActivities)
-	w.RegisterWorkflow(BenchLocalActivities)
-	w.RegisterActivity(BenchNoop)
-	if err := w.Start(); err != nil {
+// benchTemporal is the tool's own worker on the Temporal server being
+// measured, with a task queue of its own, for the ceilings.
+type benchTemporal struct {
+	c      client.Client
+	tq     string
+	runID  string
+	w      worker.Worker
+	logger *slog.Logger
+}
+
+func startBenchTemporal(c client.Client, runID string, logger *slog.Logger) (*benchTemporal, error) {
+	b := &benchTemporal{c: c, tq: "payflow-bench-" + runID, runID: runID, logger: logger}
+	b.w = worker.New(c, b.tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
+	b.w.RegisterWorkflow(BenchWaitSignal)
+	b.w.RegisterWorkflow(BenchEmpty)
+	b.w.RegisterWorkflow(BenchActivities)
+	b.w.RegisterWorkflow(BenchLocalActivities)
+	b.w.RegisterActivity(BenchNoop)
+	if err := b.w.Start(); err != nil {
 		return nil, fmt.Errorf("bench worker: %w", err)
 	}
-	defer w.Stop()
+	return b, nil
+}
 
-	opts := func(prefix string, i int) client.StartWorkflowOptions {
-		return client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%s/%s/%d", runID, prefix, i), TaskQueue: tq}
-	}
+func (b *benchTemporal) stop() { b.w.Stop() }
+
+func (b *benchTemporal) opts(prefix string, i int) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%s/%s/%d", b.runID, prefix, i), TaskQueue: b.tq}
+}
+
+// measureCeilings runs the bench workflows: completions of empty and
+// activity-only workflows and SignalWithStart calls, from o.Concurrency
+// callers each.
+func (b *benchTemporal) measureCeilings(ctx context.Context, o ceilingOptions) ([]ceilingResult, error) {
+	c, logger := b.c, b.logger
 	var out []ceilingResult
-
 	execute := func(name, prefix string, wf any, in BenchInput, o ceilingOptions) ceilingResult {
 		logger.Info("ceiling: " + name)
 		r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
-			wr, err := c.ExecuteWorkflow(ctx, opts(prefix, i), wf, in)
+			wr, err := c.ExecuteWorkflow(ctx, b.opts(prefix, i), wf, in)
 			if err != nil {
 				return err
 			}
@@ -151,20 +163,6 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	warm.Duration = min(o.Duration, 3*time.Second)
 	execute("warm-up", "warm", BenchEmpty, BenchInput{}, warm)
 
-	// StartWorkflow alone: what POST /orders asks of Temporal per order.
-	// The runs complete in their first task; the next measurement waits
-	// until they have, so that it does not queue behind them.
-	logger.Info("ceiling: StartWorkflow")
-	st := closedLoop(ctx, o, func(ctx context.Context, i int) error {
-		_, err := c.ExecuteWorkflow(ctx, opts("start", i), BenchEmpty, BenchInput{})
-		return err
-	})
-	st.Name, st.What = ceilStart, "calls/s"
-	if d, err := waitIdle(ctx, c, tq); err == nil {
-		st.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
-	}
-	out = append(out, st)
-
 	out = append(out,
 		execute(ceilEmpty, "empty", BenchEmpty, BenchInput{}, o),
 		execute(fmt.Sprintf("workflow with %d no-op activities", o.Activities), "act", BenchActivities, BenchInput{Activities: o.Activities}, o),
@@ -177,7 +175,7 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	var mu sync.Mutex
 	logger.Info("ceiling: SignalWithStart")
 	r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
-		so := opts("sws", i)
+		so := b.opts("sws", i)
 		_, err := c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
 		if err == nil {
 			mu.Lock()
@@ -188,7 +186,7 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	})
 	r.Name, r.What = ceilSignal, "calls/s"
 	// Let the bench worker finish those runs before the payment load.
-	if d, err := waitIdle(ctx, c, tq); err == nil {
+	if d, err := waitIdle(ctx, c, b.tq); err == nil {
 		// Sustained: started and completed, over calls plus catch-up.
 		r.Note = fmt.Sprintf("all runs completed %.1f s after the last call: %.0f/s sustained",
 			d.Seconds(), float64(r.Ops)/(r.Elapsed+d).Seconds())
@@ -199,21 +197,41 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 		cancel()
 	}
 	out = append([]ceilingResult{r}, out...)
-
-	if o.SignalRate > 0 {
-		logger.Info("ceiling: SignalWithStart at a fixed rate", "rate", o.SignalRate)
-		r := openLoop(ctx, o.SignalRate, o.Duration, func(ctx context.Context, i int) error {
-			so := opts("swsrate", i)
-			_, err := c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
-			return err
-		})
-		r.Name, r.What = fmt.Sprintf("%s (%.0f/s)", ceilSignalRate, o.SignalRate), "calls/s"
-		if _, err := waitIdle(ctx, c, tq); err != nil {
-			logger.Warn("could not count running bench workflows", "err", err)
-		}
-		out = append(out, r)
-	}
 	return out, ctx.Err()
+}
+
+// measureStart is StartWorkflow alone, from o.Concurrency callers: what
+// POST /orders asks of Temporal per order. The runs complete in their
+// first task; it returns once they have, so that the next measurement
+// does not queue behind them.
+func (b *benchTemporal) measureStart(ctx context.Context, o ceilingOptions) ceilingResult {
+	b.logger.Info("ceiling: StartWorkflow")
+	st := closedLoop(ctx, o, func(ctx context.Context, i int) error {
+		_, err := b.c.ExecuteWorkflow(ctx, b.opts("start", i), BenchEmpty, BenchInput{})
+		return err
+	})
+	st.Name, st.What = ceilStart, "calls/s"
+	if d, err := waitIdle(ctx, b.c, b.tq); err == nil {
+		st.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
+	}
+	return st
+}
+
+// measureSignalRate is SignalWithStart at a fixed rate, open loop, for
+// o.Duration: the raw call's latency at the rate the api's acknowledgement
+// is measured at.
+func (b *benchTemporal) measureSignalRate(ctx context.Context, rate float64, o ceilingOptions) ceilingResult {
+	b.logger.Info("ceiling: SignalWithStart at a fixed rate", "rate", rate)
+	r := openLoop(ctx, rate, o.Duration, func(ctx context.Context, i int) error {
+		so := b.opts("swsrate", i)
+		_, err := b.c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
+		return err
+	})
+	r.Name, r.What = fmt.Sprintf("%s (%.0f/s)", ceilSignalRate, rate), "calls/s"
+	if _, err := waitIdle(ctx, b.c, b.tq); err != nil {
+		b.logger.Warn("could not count running bench workflows", "err", err)
+	}
+	return r
 }
 
 // openLoop calls op at rate per second for d, whatever the earlier calls

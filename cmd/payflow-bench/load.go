@@ -51,10 +51,12 @@ type loadOptions struct {
 	// Settle, when set, waits after the setup until the runs it started
 	// are idle.
 	Settle func(ctx context.Context)
-	Prefix string // out_trade_no prefix of this run, unique
-	AppID  string
-	MchID  string
-	APIKey string
+	// BeforeLoad, when set, runs after the setup, right before the load.
+	BeforeLoad func(ctx context.Context)
+	Prefix     string // out_trade_no prefix of this run, unique
+	AppID      string
+	MchID      string
+	APIKey     string
 }
 
 // loadResult is what one run measured.
@@ -165,6 +167,9 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 	// measurement starts on a quiet server.
 	if o.Settle != nil {
 		o.Settle(ctx)
+	}
+	if o.BeforeLoad != nil {
+		o.BeforeLoad(ctx)
 	}
 	if err := sleepCtx(ctx, 2*time.Second); err != nil {
 		return res, err

@@ -45,7 +45,14 @@ func historyStats(ctx context.Context, c client.Client, ids []string) map[string
 				out["error reading history"]++
 				break
 			}
-			out[strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")]++
+			name := strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+			if a := e.GetWorkflowTaskTimedOutEventAttributes(); a != nil {
+				name += "(" + strings.TrimPrefix(a.GetTimeoutType().String(), "TIMEOUT_TYPE_") + ")"
+			}
+			if a := e.GetWorkflowTaskFailedEventAttributes(); a != nil {
+				name += "(" + strings.TrimPrefix(a.GetCause().String(), "WORKFLOW_TASK_FAILED_CAUSE_") + ")"
+			}
+			out[name]++
 		}
 	}
 	return out
