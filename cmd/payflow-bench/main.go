@@ -112,7 +112,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.shards, "history-shards", 4, "numHistoryShards of the PostgreSQL-backed server")
 	fs.StringVar(&o.out, "out", "", "Markdown file to rewrite with this run (e.g. docs/benchmarks.md); earlier runs in it are kept below")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (logs, state)")
-	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	fs.DurationVar(&o.timeout, "timeout", 90*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
