@@ -87,10 +87,12 @@ chaos-ci: deps temporal
 
 # Benchmark (cmd/payflow-bench): the stack under an open-loop load of
 # signed notifications, next to the ceilings of the same Temporal server and
-# a synchronous tutorial-style handler; on the dev server, and on Temporal
-# with PostgreSQL when `make temporal-pg` has built it. Prints the table and
-# rewrites docs/benchmarks.md (earlier runs are kept). About six minutes.
-# BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-rate 40 -targets dev".
+# a synchronous tutorial-style handler; POST /orders per second next to the
+# raw StartWorkflow; a step load for the saturation point and overload runs
+# at twice it; on the dev server, and on Temporal with PostgreSQL when
+# `make temporal-pg` has built it. Prints the table and rewrites
+# docs/benchmarks.md (earlier runs are kept). About half an hour.
+# BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-targets dev -overload-runs 1".
 # Then the daily bill reconciliation (-mode bills, also `make bench-bills`).
 bench: deps build temporal
 	$(GO) build -o $(BIN)/ ./cmd/payflow-bench

@@ -449,3 +449,83 @@ func TestNotifyIgnoredMetric(t *testing.T) {
 		t.Error("the ignored series of v2 is not created at zero")
 	}
 }
+
+// blockingAcceptor holds every notification until release is closed.
+type blockingAcceptor struct {
+	entered chan struct{}
+	release chan struct{}
+	fakeAcceptor
+}
+
+func (b *blockingAcceptor) Accept(ctx context.Context, n payment.Notification) (payment.NotificationOutcome, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeAcceptor.Accept(ctx, n)
+}
+
+// With NOTIFY_MAX_IN_FLIGHT notifications being handed over, one more is
+// answered 503 FAIL at once, nothing of it handed over, and counted as
+// overloaded; once a hand-over finishes, the next one is taken again.
+func TestNotifyShedsBeyondMaxInFlight(t *testing.T) {
+	f := newNotifyFixture(t)
+	acc := &blockingAcceptor{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	f.srv.Handoff = acc
+	f.srv.MaxNotificationsInFlight = 1
+	h := f.srv.Handler()
+	post := func(body []byte) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/wechatpay/notify", bytes.NewReader(body)))
+		return rec
+	}
+	first := make(chan *httptest.ResponseRecorder, 1)
+	go func() { first <- post(v2Payment(t, apiv2.SignTypeMD5, true)) }()
+	<-acc.entered
+
+	rec := post(v2Payment(t, apiv2.SignTypeMD5, true, "out_trade_no", "PF0002"))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("second notification while one is in flight: %d, want 503", rec.Code)
+	}
+	if reply, err := apiv2.DecodeXML(rec.Body.Bytes()); err != nil || reply["return_code"] != "FAIL" {
+		t.Fatalf("second notification's answer: %q (%v), want return_code FAIL", rec.Body.String(), err)
+	}
+	if got := rejectedCount(t, f.reg, "v2", "overloaded"); got != 1 {
+		t.Fatalf("rejected{reason=overloaded} = %v, want 1", got)
+	}
+
+	close(acc.release)
+	if rec := <-first; rec.Code != http.StatusOK {
+		t.Fatalf("first notification: %d, want 200", rec.Code)
+	}
+	if rec := post(v2Payment(t, apiv2.SignTypeMD5, true, "out_trade_no", "PF0003")); rec.Code != http.StatusOK {
+		t.Fatalf("third notification, after the first was held: %d, want 200", rec.Code)
+	}
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	if len(acc.accepted) != 2 || acc.accepted[0].OutTradeNo != "PF0001" || acc.accepted[1].OutTradeNo != "PF0003" {
+		t.Fatalf("handed over %+v, want PF0001 and PF0003 only", acc.accepted)
+	}
+}
+
+// rejectedCount reads payflow_notifications_rejected_total{version,reason}.
+func rejectedCount(t *testing.T, reg *prometheus.Registry, version, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.NotificationsRejectedName {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["version"] == version && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

@@ -29,6 +29,7 @@ const (
 	reasonDecrypt      = "decrypt"
 	reasonUnrecorded   = "unrecorded"
 	reasonUnconfigured = "unconfigured"
+	reasonOverloaded   = "overloaded"
 )
 
 // OutcomeIgnored (payment.NotifyIgnored) is the outcome of a verified
@@ -88,6 +89,14 @@ func rejection(err error) verdict {
 func (s *Server) receive(w http.ResponseWriter, r *http.Request, version string, parser wechatpay.NotificationParser) verdict {
 	start := s.now()
 	s.Metrics.NotificationReceived(version)
+	if !s.notifySlots.acquire() {
+		// Shed before any work: WeChat sends it again (15 s later, then
+		// for a day), by when the notifications in flight are held.
+		v := reject(http.StatusServiceUnavailable, reasonOverloaded, "busy, retry later")
+		s.Metrics.NotificationRejected(version, v.label, s.now().Sub(start))
+		return v
+	}
+	defer s.notifySlots.release()
 	n, v := s.parse(w, r, parser)
 	outcome := v.label
 	if v.status == http.StatusOK {

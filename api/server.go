@@ -71,6 +71,13 @@ type Server struct {
 	// starts on a loopback address; config.CheckAPIAccess).
 	Tokens []config.Secret
 
+	// MaxNotificationsInFlight is NOTIFY_MAX_IN_FLIGHT: at most this many
+	// notifications are being verified and handed over at once; one more
+	// is answered 503 at once (WeChat sends it again later) instead of
+	// queueing for Temporal until every hand-over misses its deadline.
+	// 0: no limit.
+	MaxNotificationsInFlight int
+
 	OrderTimeout time.Duration // ORDER_TIMEOUT
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set
 	// RefundsUnavailable, when not empty, says why refunds cannot be made
@@ -78,10 +85,42 @@ type Server struct {
 	RefundsUnavailable string
 
 	Bills *Reconciliations // the daily bill reconciliation; /reconciliations answers 501 when nil
+
+	notifySlots slots
+}
+
+// slots bound how many requests are served at once; nil is no bound.
+type slots chan struct{}
+
+func newSlots(n int) slots {
+	if n <= 0 {
+		return nil
+	}
+	return make(slots, n)
+}
+
+// acquire takes a slot if one is free, without waiting.
+func (s slots) acquire() bool {
+	if s == nil {
+		return true
+	}
+	select {
+	case s <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s slots) release() {
+	if s != nil {
+		<-s
+	}
 }
 
 // Handler routes the interface's paths, behind the bearer-token guard.
 func (s *Server) Handler() http.Handler {
+	s.notifySlots = newSlots(s.MaxNotificationsInFlight)
 	r := mux.NewRouter()
 	r.HandleFunc("/wechatpay/notify", s.notifyV2).Methods(http.MethodPost)
 	r.HandleFunc("/wechatpay/v3/notify", s.notifyV3).Methods(http.MethodPost)

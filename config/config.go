@@ -115,7 +115,28 @@ type Config struct {
 
 	BillReconcileAt  DailyTime     // BILL_RECONCILE_AT: when the previous day is reconciled against WeChat's bill
 	BillPollInterval time.Duration // BILL_POLL_INTERVAL: while WeChat makes the bill, ask again this often (an addition to docs/interface.md)
+
+	// NotifyMaxInFlight (NOTIFY_MAX_IN_FLIGHT) bounds the notifications an
+	// api hands over at once; more are answered 503 (WeChat retries). 0 is
+	// no bound.
+	NotifyMaxInFlight int
+
+	// Worker concurrency (bin/worker): how many workflow tasks (each runs
+	// its payment's short steps as local activities) and local activities
+	// run at once, and how many pollers take workflow tasks. 0 leaves the
+	// Temporal SDK's default (1000, 1000, 2).
+	WorkerWorkflowTasks   int           // WORKER_MAX_WORKFLOW_TASKS
+	WorkerLocalActivities int           // WORKER_MAX_LOCAL_ACTIVITIES
+	WorkerWorkflowPollers int           // WORKER_WORKFLOW_POLLERS (not 1)
+	WorkerStickyTimeout   time.Duration // WORKER_STICKY_TIMEOUT: a task for a cached run waits this long for this worker, then goes to any (SDK default 5s)
 }
+
+// DefaultNotifyMaxInFlight is NOTIFY_MAX_IN_FLIGHT's default: far above
+// what a healthy Temporal needs (a hand-over takes tens of milliseconds,
+// so 32 at once is hundreds per second), low enough that an overloaded one
+// is not asked for more while every hand-over in flight misses its
+// deadline.
+const DefaultNotifyMaxInFlight = 32
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
 // production and a map lookup in tests.
@@ -170,6 +191,28 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ReconcileGrace, err = duration(get("RECONCILE_GRACE", "1m")); err != nil {
 		errs = append(errs, fmt.Errorf("RECONCILE_GRACE: %w", err))
+	}
+	if c.NotifyMaxInFlight, err = count(get("NOTIFY_MAX_IN_FLIGHT", strconv.Itoa(DefaultNotifyMaxInFlight))); err != nil {
+		errs = append(errs, fmt.Errorf("NOTIFY_MAX_IN_FLIGHT: %w", err))
+	}
+	for _, w := range []struct {
+		key string
+		v   *int
+	}{
+		{"WORKER_MAX_WORKFLOW_TASKS", &c.WorkerWorkflowTasks},
+		{"WORKER_MAX_LOCAL_ACTIVITIES", &c.WorkerLocalActivities},
+		{"WORKER_WORKFLOW_POLLERS", &c.WorkerWorkflowPollers},
+	} {
+		if *w.v, err = count(get(w.key, "0")); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", w.key, err))
+		} else if *w.v == 1 {
+			errs = append(errs, fmt.Errorf("%s: 1 is not allowed by the Temporal SDK (0 for its default, or 2 and more)", w.key))
+		}
+	}
+	if v := get("WORKER_STICKY_TIMEOUT", ""); v != "" {
+		if c.WorkerStickyTimeout, err = duration(v); err != nil {
+			errs = append(errs, fmt.Errorf("WORKER_STICKY_TIMEOUT: %w", err))
+		}
 	}
 	errs = append(errs, loadRefunds(&c, get)...)
 	if c.BillReconcileAt, err = ParseDailyTime(get("BILL_RECONCILE_AT", "10:30")); err != nil {
@@ -281,6 +324,15 @@ func IsLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// count parses a whole number >= 0.
+func count(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("must be a whole number >= 0, got %q", s)
+	}
+	return n, nil
 }
 
 func duration(s string) (time.Duration, error) {

@@ -70,3 +70,41 @@ func TestSecretsNeverPrint(t *testing.T) {
 		t.Fatal("Reveal lost the key")
 	}
 }
+
+// The capacity settings: NOTIFY_MAX_IN_FLIGHT defaults to 32 (0 turns the
+// bound off); WORKER_* default to 0 (the SDK's own), and what the SDK
+// refuses (1 poller, 1 task) is an error at start, not a panic later.
+func TestCapacitySettings(t *testing.T) {
+	base := map[string]string{"WECHATPAY_APPID": "wx1", "WECHATPAY_MCHID": "1"}
+	c, err := Load(env(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NotifyMaxInFlight != DefaultNotifyMaxInFlight || c.WorkerWorkflowTasks != 0 || c.WorkerLocalActivities != 0 ||
+		c.WorkerWorkflowPollers != 0 || c.WorkerStickyTimeout != 0 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	set := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "0", "WORKER_MAX_WORKFLOW_TASKS": "64", "WORKER_MAX_LOCAL_ACTIVITIES": "128",
+		"WORKER_WORKFLOW_POLLERS": "8", "WORKER_STICKY_TIMEOUT": "10s"}
+	for k, v := range base {
+		set[k] = v
+	}
+	if c, err = Load(env(set)); err != nil {
+		t.Fatal(err)
+	}
+	if c.NotifyMaxInFlight != 0 || c.WorkerWorkflowTasks != 64 || c.WorkerLocalActivities != 128 || c.WorkerWorkflowPollers != 8 ||
+		c.WorkerStickyTimeout != 10*time.Second {
+		t.Fatalf("set: %+v", c)
+	}
+	bad := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "-1", "WORKER_MAX_WORKFLOW_TASKS": "1", "WORKER_WORKFLOW_POLLERS": "many",
+		"WORKER_STICKY_TIMEOUT": "0s"}
+	for k, v := range base {
+		bad[k] = v
+	}
+	_, err = Load(env(bad))
+	for _, want := range []string{"NOTIFY_MAX_IN_FLIGHT", "WORKER_MAX_WORKFLOW_TASKS", "WORKER_WORKFLOW_POLLERS", "WORKER_STICKY_TIMEOUT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+}

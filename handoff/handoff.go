@@ -73,6 +73,7 @@ func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (payment.N
 	// Temporal did not answer: commit to the inbox (audit row and inbox
 	// entry are one row, one transaction). Only if that fails too is the
 	// notification unrecorded, and WeChat must retry.
+	h.Logger.Warn("Temporal did not take the notification in time; committing it to the inbox", "id", n.ID, "err", err)
 	if qerr := h.Store.EnqueueNotification(ctx, n); qerr != nil {
 		return "", fmt.Errorf("%w; inbox: %v", err, qerr)
 	}

@@ -120,7 +120,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"version", "outcome"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: NotificationsRejectedName,
-			Help: "Notifications answered with FAIL, by API version and reason (unrecorded means a 5xx: WeChat retries).",
+			Help: "Notifications answered with FAIL, by API version and reason (unrecorded and overloaded mean a 5xx: WeChat retries).",
 		}, []string{"version", "reason"}),
 		ackLatency: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    NotifyAckSecondsName,
@@ -239,7 +239,7 @@ func (m *Metrics) NotificationAcked(version, outcome string, latency time.Durati
 // RejectReasons are the reasons a notification is answered with FAIL, the
 // label values of payflow_notifications_rejected_total; each series exists
 // from the start, so that an alert on its rate sees the first one.
-var RejectReasons = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded", "unconfigured"}
+var RejectReasons = []string{"signature", "stale", "probe", "unknown_key", "foreign_id", "malformed", "decrypt", "unrecorded", "unconfigured", "overloaded"}
 
 // NotificationRejected counts a notification answered with FAIL and
 // observes how long the answer took; reason is one of RejectReasons.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -134,6 +135,8 @@ type Delivery struct {
 type InboxResult struct {
 	Claimed, Delivered, Failed, Parked int
 	Paused                             bool // Temporal was unreachable: the rest of the batch was released
+
+	pauseErr error
 }
 
 // ClaimInbox delivers up to limit pending notifications that are due,
@@ -171,54 +174,117 @@ func (s *Store) ClaimInbox(ctx context.Context, limit int, deliver func(payment.
 	}
 	sort.Slice(claimed, func(i, j int) bool { return claimed[i].received.Before(claimed[j].received) })
 	res := InboxResult{Claimed: len(claimed)}
-	for i, r := range claimed {
-		var n payment.Notification
-		d := Delivery{}
-		if err := json.Unmarshal(r.content, &n); err != nil {
-			d.Err = fmt.Errorf("decode: %w", err)
-		} else {
-			d = deliver(n)
+
+	// Deliveries run inboxParallel at a time, oldest first: a backlog
+	// (after an outage, or an overload that pushed hand-overs past their
+	// deadline) drains at Temporal's pace, not at one round trip at a time.
+	// Once one says Temporal is unreachable no more are started, and the
+	// rows not delivered are released.
+	var (
+		mu       sync.Mutex
+		next     int
+		firstErr error
+		released []string
+		wg       sync.WaitGroup
+	)
+	take := func() (int, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if res.Paused || firstErr != nil || next >= len(claimed) {
+			return 0, false
 		}
-		if d.Err != nil && d.Paused {
-			ids := make([]string, 0, len(claimed)-i)
-			for _, rest := range claimed[i:] {
-				ids = append(ids, rest.id)
-			}
-			// Released at once rather than at the lease's end: Temporal may
-			// be back by the next pass.
-			_, _ = s.pool.Exec(ctx, `UPDATE notifications SET claimed_until = NULL, inbox_last_error = $2 WHERE id = ANY($1)`,
-				ids, truncateText(d.Err.Error(), 500))
-			res.Paused = true
-			return res, nil
-		}
-		if d.Err != nil {
-			attempts := r.attempts + 1
-			state := inboxPending
-			if attempts >= InboxParkAfter {
-				state = inboxParked
-				res.Parked++
-			}
-			res.Failed++
-			_, err := s.pool.Exec(ctx, `
-				UPDATE notifications SET inbox_state = $2, inbox_attempts = $3, inbox_next_attempt_at = now() + $4::interval,
-					inbox_last_error = $5, claimed_until = NULL
-				WHERE id = $1`, r.id, state, attempts, inboxBackoff(attempts).String(), truncateText(d.Err.Error(), 500))
-			if err != nil {
-				return res, fmt.Errorf("claim inbox: record failure of %s: %w", r.id, err)
-			}
-			continue
-		}
-		_, err = s.pool.Exec(ctx, `
-			UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL,
-				inbox_attempts = inbox_attempts + 1,
-				examined_at = CASE WHEN $4 THEN coalesce(examined_at, now()) ELSE examined_at END
-			WHERE id = $1`, r.id, inboxDelivered, "inbox, then "+string(d.Outcome), d.Examined)
-		if err != nil {
-			return res, fmt.Errorf("claim inbox: mark %s: %w", r.id, err)
-		}
-		res.Delivered++
+		next++
+		return next - 1, true
 	}
-	return res, nil
+	for range min(inboxParallel, len(claimed)) {
+		wg.Go(func() {
+			for {
+				i, ok := take()
+				if !ok {
+					return
+				}
+				r := claimed[i]
+				var n payment.Notification
+				d := Delivery{}
+				if err := json.Unmarshal(r.content, &n); err != nil {
+					d.Err = fmt.Errorf("decode: %w", err)
+				} else {
+					d = deliver(n)
+				}
+				if d.Err != nil && d.Paused {
+					mu.Lock()
+					if !res.Paused {
+						res.Paused = true
+						res.pauseErr = d.Err
+					}
+					released = append(released, r.id)
+					mu.Unlock()
+					return
+				}
+				parked, err := s.recordDelivery(ctx, r.id, r.attempts, d)
+				mu.Lock()
+				switch {
+				case err != nil:
+					if firstErr == nil {
+						firstErr = err
+					}
+				case d.Err != nil:
+					res.Failed++
+					if parked {
+						res.Parked++
+					}
+				default:
+					res.Delivered++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if res.Paused || firstErr != nil {
+		for _, r := range claimed[next:] {
+			released = append(released, r.id)
+		}
+	}
+	if res.Paused && len(released) > 0 {
+		// Released at once rather than at the lease's end: Temporal may
+		// be back by the next pass.
+		_, _ = s.pool.Exec(ctx, `UPDATE notifications SET claimed_until = NULL, inbox_last_error = $2 WHERE id = ANY($1)`,
+			released, truncateText(res.pauseErr.Error(), 500))
+	}
+	return res, firstErr
+}
+
+// inboxParallel is how many inbox rows a relay delivers at once.
+const inboxParallel = 8
+
+// recordDelivery records one row's fate: delivered, or failed (tried again
+// later with backoff, parked after InboxParkAfter attempts).
+func (s *Store) recordDelivery(ctx context.Context, id string, attempts int, d Delivery) (parked bool, err error) {
+	if d.Err != nil {
+		attempts++
+		state := inboxPending
+		if attempts >= InboxParkAfter {
+			state = inboxParked
+		}
+		_, err := s.pool.Exec(ctx, `
+			UPDATE notifications SET inbox_state = $2, inbox_attempts = $3, inbox_next_attempt_at = now() + $4::interval,
+				inbox_last_error = $5, claimed_until = NULL
+			WHERE id = $1`, id, state, attempts, inboxBackoff(attempts).String(), truncateText(d.Err.Error(), 500))
+		if err != nil {
+			return false, fmt.Errorf("claim inbox: record failure of %s: %w", id, err)
+		}
+		return state == inboxParked, nil
+	}
+	_, err = s.pool.Exec(ctx, `
+		UPDATE notifications SET inbox_state = $2, delivered_at = now(), outcome = $3, claimed_until = NULL,
+			inbox_attempts = inbox_attempts + 1,
+			examined_at = CASE WHEN $4 THEN coalesce(examined_at, now()) ELSE examined_at END
+		WHERE id = $1`, id, inboxDelivered, "inbox, then "+string(d.Outcome), d.Examined)
+	if err != nil {
+		return false, fmt.Errorf("claim inbox: mark %s: %w", id, err)
+	}
+	return false, nil
 }
 
 // InboxRow is an inbox row as operators see it.

@@ -182,3 +182,60 @@ func TestInboxBadRowDoesNotBlock(t *testing.T) {
 		t.Fatalf("after redrive = %+v, %v", res, err)
 	}
 }
+
+// A backlog drains several rows at a time: with a slow Temporal the
+// relay's pace is not one round trip per row. Each row is still delivered
+// once, and a pause stops the batch and releases what was not delivered.
+func TestInboxDeliversConcurrently(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "INBOX00003")
+	for i := range 2 * inboxParallel {
+		if err := s.EnqueueNotification(ctx, note(fmt.Sprintf("c%02d", i), "INBOX00003")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inFlight, most atomic.Int64
+	var mu sync.Mutex
+	seen := map[string]int{}
+	res, err := s.ClaimInbox(ctx, 50, func(x payment.Notification) Delivery {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		mu.Lock()
+		seen[x.ID]++
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+		return Delivery{Outcome: "recorded"}
+	})
+	if err != nil || res.Delivered != 2*inboxParallel || res.Claimed != 2*inboxParallel {
+		t.Fatalf("claim = %+v, %v", res, err)
+	}
+	if most.Load() < 2 {
+		t.Fatalf("at most %d deliveries at once, want up to %d", most.Load(), inboxParallel)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("%s delivered %d times", id, c)
+		}
+	}
+
+	// Temporal unreachable from the first delivery on: nothing counted,
+	// every row released for the next pass.
+	for i := range 2 * inboxParallel {
+		if err := s.EnqueueNotification(ctx, note(fmt.Sprintf("d%02d", i), "INBOX00003")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err = s.ClaimInbox(ctx, 50, func(payment.Notification) Delivery {
+		return Delivery{Err: errors.New("temporal unavailable"), Paused: true}
+	})
+	if err != nil || !res.Paused || res.Delivered != 0 || res.Failed != 0 {
+		t.Fatalf("paused claim = %+v, %v", res, err)
+	}
+	res, err = s.ClaimInbox(ctx, 50, func(payment.Notification) Delivery { return Delivery{Outcome: "recorded"} })
+	if err != nil || res.Delivered != 2*inboxParallel {
+		t.Fatalf("after the pause: %+v, %v (every row must be claimable again at once)", res, err)
+	}
+}

@@ -134,45 +134,55 @@ type NewOrder struct {
 
 // CreateOrder inserts a PENDING order together with its first log row.
 // It returns ErrDuplicate if an order with that out_trade_no exists.
+//
+// Both rows are written by one statement (one round trip, its own
+// transaction): POST /orders is on the path of every payment, and each
+// round trip holds one of the pool's connections.
 func (s *Store) CreateOrder(ctx context.Context, o NewOrder) (payment.Order, error) {
 	if o.Currency == "" {
 		o.Currency = payment.DefaultCurrency
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
-	}
-	defer tx.Rollback(ctx)
-
 	// ON CONFLICT DO NOTHING rather than a unique violation: a concurrent
-	// create of the same order waits for ours and then returns no row.
-	order, err := scanOrder(tx.QueryRow(ctx, `
-		INSERT INTO orders (out_trade_no, amount_fen, currency, description, status, expires_at, trade_type, openid)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (out_trade_no) DO NOTHING
-		RETURNING `+orderColumns,
-		o.OutTradeNo, o.AmountFen, o.Currency, o.Description, payment.StatusPending,
-		nullTime(o.ExpiresAt), o.TradeType, o.OpenID))
+	// create of the same order waits for ours and then returns no row, and
+	// then no log row is written either.
+	var log payment.Log
+	order, err := scanOrder(rowFunc(func(dest ...any) error {
+		return s.pool.QueryRow(ctx, `
+		WITH o AS (
+			INSERT INTO orders (out_trade_no, amount_fen, currency, description, status, expires_at, trade_type, openid)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (out_trade_no) DO NOTHING
+			RETURNING `+orderColumns+`
+		), l AS (
+			INSERT INTO order_logs (out_trade_no, from_status, to_status, remarks, idempotency_key)
+			SELECT $1, '', $5, $9, $10 FROM o
+			RETURNING from_status, to_status, remarks, created_at
+		)
+		SELECT o.*, l.* FROM o CROSS JOIN l`,
+			o.OutTradeNo, o.AmountFen, o.Currency, o.Description, payment.StatusPending,
+			nullTime(o.ExpiresAt), o.TradeType, o.OpenID, orderCreatedRemark, string(payment.KeyCreated)).
+			Scan(append(dest, &log.FromStatus, &log.ToStatus, &log.Remarks, &log.CreatedAt)...)
+	}))
 	if errors.Is(err, pgx.ErrNoRows) || isUniqueViolation(err) {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, ErrDuplicate)
 	}
 	if err != nil {
 		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
 	}
-	if _, err := insertLog(ctx, tx, o.OutTradeNo, "", payment.StatusPending, "order created", payment.KeyCreated); err != nil {
-		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
-	}
-	order.Logs, err = orderLogs(ctx, tx, o.OutTradeNo)
-	if err != nil {
-		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
-	}
+	log.CreatedAt = log.CreatedAt.UTC()
+	order.Logs = []payment.Log{log}
 	order.Notifications = []payment.NotificationRecord{} // none yet; [] like GetOrder, never null
 	order.Refunds = []payment.Refund{}
-	if err := tx.Commit(ctx); err != nil {
-		return payment.Order{}, fmt.Errorf("create order %s: %w", o.OutTradeNo, err)
-	}
 	return order, nil
 }
+
+// orderCreatedRemark is the remark of an order's first log row.
+const orderCreatedRemark = "order created"
+
+// rowFunc is a pgx.Row made of a Scan function.
+type rowFunc func(dest ...any) error
+
+func (f rowFunc) Scan(dest ...any) error { return f(dest...) }
 
 // OrderRow returns the order alone, without its logs, notifications or
 // prepay, or ErrNotFound: one indexed read, for the payment's hot path

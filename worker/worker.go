@@ -45,10 +45,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	w := sdkworker.New(c, cfg.TaskQueue, sdkworker.Options{
-		WorkerStopTimeout: 10 * time.Second,
-		Interceptors:      []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(tel.Metrics)},
-	})
+	w := sdkworker.New(c, cfg.TaskQueue, Options(cfg, tel.Metrics))
 	w.RegisterWorkflow(workflows.PaymentWorkflow)
 	w.RegisterWorkflow(workflows.SafetyNetWorkflow)
 	gw := &gateway.Gateway{Temporal: c, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics}
@@ -101,6 +98,19 @@ func setUpTemporal(ctx context.Context, c client.Client, cfg config.Config, logg
 		}
 		return EnsureSafetyNetSchedule(ctx, c, cfg, logger)
 	})
+}
+
+// Options are the SDK worker's options: the concurrency settings of cfg
+// (WORKER_*; 0 keeps the SDK's default) and the activity metrics.
+func Options(cfg config.Config, m *metrics.Metrics) sdkworker.Options {
+	return sdkworker.Options{
+		WorkerStopTimeout:                       10 * time.Second,
+		Interceptors:                            []interceptor.WorkerInterceptor{metrics.ActivityInterceptor(m)},
+		MaxConcurrentWorkflowTaskExecutionSize:  cfg.WorkerWorkflowTasks,
+		MaxConcurrentLocalActivityExecutionSize: cfg.WorkerLocalActivities,
+		MaxConcurrentWorkflowTaskPollers:        cfg.WorkerWorkflowPollers,
+		StickyScheduleToStartTimeout:            cfg.WorkerStickyTimeout,
+	}
 }
 
 // health serves the worker's own liveness, readiness and metrics.

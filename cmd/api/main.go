@@ -68,9 +68,10 @@ func run() error {
 		AppID:   cfg.AppID, MchID: cfg.MchID, V2: v2, V3: v3,
 		Logger: logger, Now: time.Now, Metrics: tel.Metrics, MetricsHandler: tel.Handler(),
 		OrderTimeout: cfg.OrderTimeout, CanPrepay: cfg.NotifyURL != "",
-		RefundsUnavailable: refundsUnavailable(cfg),
-		Tokens:             cfg.APITokens,
-		Bills:              &api.Reconciliations{Runs: st, Temporal: tc, TaskQueue: cfg.TaskQueue, PollInterval: cfg.BillPollInterval},
+		RefundsUnavailable:       refundsUnavailable(cfg),
+		Tokens:                   cfg.APITokens,
+		Bills:                    &api.Reconciliations{Runs: st, Temporal: tc, TaskQueue: cfg.TaskQueue, PollInterval: cfg.BillPollInterval},
+		MaxNotificationsInFlight: cfg.NotifyMaxInFlight,
 	}
 	return httpserve.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -81,30 +84,72 @@ type ceilingOptions struct {
 	Activities  int // activities per workflow in the activity ceilings
 }
 
-// measureCeilings runs the bench workflows against the server c talks to
-// and returns one result per measurement.
-func measureCeilings(ctx context.Context, c client.Client, runID string, o ceilingOptions, logger *slog.Logger) ([]ceilingResult, error) {
-	tq := "payflow-bench-" + runID
-	w := worker.New(c, tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
-	w.RegisterWorkflow(BenchWaitSignal)
-	w.RegisterWorkflow(BenchEmpty)
-	w.RegisterWorkflow(BenchActivities)
-	w.RegisterWorkflow(BenchLocalActivities)
-	w.RegisterActivity(BenchNoop)
-	if err := w.Start(); err != nil {
+// Names of the ceilings that the report compares payflow with.
+const (
+	ceilEmpty      = "empty workflow, start to completion"
+	ceilStart      = "StartWorkflow (empty bench workflow, not waiting for it)"
+	ceilSignal     = "SignalWithStart (bench workflow waiting for a signal)"
+	ceilSignalRate = "SignalWithStart at a fixed rate, open loop"
+)
+
+// find returns the ceiling called name, or nil.
+func find(cs []ceilingResult, name string) *ceilingResult {
+	for i := range cs {
+		if strings.HasPrefix(cs[i].Name, name) {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// rate is the ceiling's operations per second.
+func (c ceilingResult) rate() float64 {
+	if c.Elapsed <= 0 {
+		return 0
+	}
+	return float64(c.Ops) / c.Elapsed.Seconds()
+}
+
+// benchTemporal is the tool's own worker on the Temporal server being
+// measured, with a task queue of its own, for the ceilings.
+type benchTemporal struct {
+	c      client.Client
+	tq     string
+	runID  string
+	w      worker.Worker
+	logger *slog.Logger
+}
+
+func startBenchTemporal(c client.Client, runID string, logger *slog.Logger) (*benchTemporal, error) {
+	b := &benchTemporal{c: c, tq: "payflow-bench-" + runID, runID: runID, logger: logger}
+	b.w = worker.New(c, b.tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
+	b.w.RegisterWorkflow(BenchWaitSignal)
+	b.w.RegisterWorkflow(BenchEmpty)
+	b.w.RegisterWorkflow(BenchActivities)
+	b.w.RegisterWorkflow(BenchLocalActivities)
+	b.w.RegisterActivity(BenchNoop)
+	if err := b.w.Start(); err != nil {
 		return nil, fmt.Errorf("bench worker: %w", err)
 	}
-	defer w.Stop()
+	return b, nil
+}
 
-	opts := func(prefix string, i int) client.StartWorkflowOptions {
-		return client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%s/%s/%d", runID, prefix, i), TaskQueue: tq}
-	}
+func (b *benchTemporal) stop() { b.w.Stop() }
+
+func (b *benchTemporal) opts(prefix string, i int) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: fmt.Sprintf("bench/%s/%s/%d", b.runID, prefix, i), TaskQueue: b.tq}
+}
+
+// measureCeilings runs the bench workflows: completions of empty and
+// activity-only workflows and SignalWithStart calls, from o.Concurrency
+// callers each.
+func (b *benchTemporal) measureCeilings(ctx context.Context, o ceilingOptions) ([]ceilingResult, error) {
+	c, logger := b.c, b.logger
 	var out []ceilingResult
-
 	execute := func(name, prefix string, wf any, in BenchInput, o ceilingOptions) ceilingResult {
 		logger.Info("ceiling: " + name)
 		r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
-			wr, err := c.ExecuteWorkflow(ctx, opts(prefix, i), wf, in)
+			wr, err := c.ExecuteWorkflow(ctx, b.opts(prefix, i), wf, in)
 			if err != nil {
 				return err
 			}
@@ -119,7 +164,7 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	execute("warm-up", "warm", BenchEmpty, BenchInput{}, warm)
 
 	out = append(out,
-		execute("empty workflow, start to completion", "empty", BenchEmpty, BenchInput{}, o),
+		execute(ceilEmpty, "empty", BenchEmpty, BenchInput{}, o),
 		execute(fmt.Sprintf("workflow with %d no-op activities", o.Activities), "act", BenchActivities, BenchInput{Activities: o.Activities}, o),
 		execute(fmt.Sprintf("workflow with %d no-op local activities", o.Activities), "local", BenchLocalActivities, BenchInput{Activities: o.Activities}, o),
 	)
@@ -130,7 +175,7 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	var mu sync.Mutex
 	logger.Info("ceiling: SignalWithStart")
 	r := closedLoop(ctx, o, func(ctx context.Context, i int) error {
-		so := opts("sws", i)
+		so := b.opts("sws", i)
 		_, err := c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
 		if err == nil {
 			mu.Lock()
@@ -139,9 +184,9 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 		}
 		return err
 	})
-	r.Name, r.What = "SignalWithStart (bench workflow waiting for a signal)", "calls/s"
+	r.Name, r.What = ceilSignal, "calls/s"
 	// Let the bench worker finish those runs before the payment load.
-	if d, err := waitIdle(ctx, c, tq); err == nil {
+	if d, err := waitIdle(ctx, c, b.tq); err == nil {
 		// Sustained: started and completed, over calls plus catch-up.
 		r.Note = fmt.Sprintf("all runs completed %.1f s after the last call: %.0f/s sustained",
 			d.Seconds(), float64(r.Ops)/(r.Elapsed+d).Seconds())
@@ -155,7 +200,77 @@ func measureCeilings(ctx context.Context, c client.Client, runID string, o ceili
 	return out, ctx.Err()
 }
 
-// waitIdle waits, for at most two minutes, until no bench workflow on tq is
+// measureStart is StartWorkflow alone, from o.Concurrency callers: what
+// POST /orders asks of Temporal per order. The runs complete in their
+// first task; it returns once they have, so that the next measurement
+// does not queue behind them.
+func (b *benchTemporal) measureStart(ctx context.Context, o ceilingOptions) ceilingResult {
+	b.logger.Info("ceiling: StartWorkflow")
+	st := closedLoop(ctx, o, func(ctx context.Context, i int) error {
+		_, err := b.c.ExecuteWorkflow(ctx, b.opts("start", i), BenchEmpty, BenchInput{})
+		return err
+	})
+	st.Name, st.What = ceilStart, "calls/s"
+	if d, err := waitIdle(ctx, b.c, b.tq); err == nil {
+		st.Note = fmt.Sprintf("all runs completed %.1f s after the last call", d.Seconds())
+	}
+	return st
+}
+
+// measureSignalRate is SignalWithStart at a fixed rate, open loop, for
+// o.Duration: the raw call's latency at the rate the api's acknowledgement
+// is measured at.
+func (b *benchTemporal) measureSignalRate(ctx context.Context, rate float64, o ceilingOptions) ceilingResult {
+	b.logger.Info("ceiling: SignalWithStart at a fixed rate", "rate", rate)
+	r := openLoop(ctx, rate, o.Duration, func(ctx context.Context, i int) error {
+		so := b.opts("swsrate", i)
+		_, err := b.c.SignalWithStartWorkflow(ctx, so.ID, benchSignal, nil, so, BenchWaitSignal, BenchInput{})
+		return err
+	})
+	r.Name, r.What = fmt.Sprintf("%s (%.0f/s)", ceilSignalRate, rate), "calls/s"
+	if _, err := waitIdle(ctx, b.c, b.tq); err != nil {
+		b.logger.Warn("could not count running bench workflows", "err", err)
+	}
+	return r
+}
+
+// openLoop calls op at rate per second for d, whatever the earlier calls
+// do, and measures each successful call.
+func openLoop(ctx context.Context, rate float64, d time.Duration, op func(context.Context, int) error) ceilingResult {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs int
+		wg   sync.WaitGroup
+		end  time.Time
+	)
+	start := time.Now()
+	n := max(1, int(rate*d.Seconds()))
+	for i := range n {
+		if sleepCtx(ctx, time.Until(start.Add(time.Duration(float64(i)/rate*float64(time.Second))))) != nil {
+			break
+		}
+		wg.Go(func() {
+			t := time.Now()
+			err := op(ctx, i)
+			dt := time.Since(t)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs++
+				return
+			}
+			lat = append(lat, dt)
+			end = time.Now()
+		})
+	}
+	wg.Wait()
+	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+}
+
+// waitIdle waits, for at most two minutes, until no workflow on tq is
 // running, as the visibility store sees it.
 func waitIdle(ctx context.Context, c client.Client, tq string) (time.Duration, error) {
 	start := time.Now()
@@ -217,4 +332,34 @@ func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, 
 	}
 	wg.Wait()
 	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+}
+
+// waitBacklog waits, for at most limit, until the workflow tasks of tq
+// have been taken by its workers (the server's approximate backlog is 0
+// twice in a row): the runs a setup started have run their first task.
+func waitBacklog(ctx context.Context, c client.Client, tq string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	zero := 0
+	for {
+		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: tq},
+			TaskQueueType: enums.TASK_QUEUE_TYPE_WORKFLOW, ReportStats: true,
+		})
+		if err != nil {
+			return time.Since(start), err
+		}
+		if resp.GetStats().GetApproximateBacklogCount() == 0 {
+			zero++
+		} else {
+			zero = 0
+		}
+		if zero >= 2 {
+			return time.Since(start), nil
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return time.Since(start), err
+		}
+	}
 }

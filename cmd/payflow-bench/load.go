@@ -29,6 +29,13 @@ type loadOptions struct {
 	SimURL    string // the sim: the trades are paid there first
 	Rate      float64
 	Duration  time.Duration
+	// Steps, when set, replace Rate and Duration: the offered rate is
+	// raised step by step (a step load). With StopBehind > 0 the load stops
+	// at the end of the first step after which more than StopBehind's worth
+	// of that step's rate is acknowledged or sent but not PAID (the backlog
+	// grows): the steps above it would only measure a queue.
+	Steps      []step
+	StopBehind time.Duration
 	// DupEvery: every DupEvery-th payment's notification is sent twice at
 	// the same instant (WeChat's servers racing); 0 sends no duplicates.
 	DupEvery   int
@@ -41,10 +48,15 @@ type loadOptions struct {
 	// an INSERT for the peer).
 	CreateOrder func(ctx context.Context, no string, amountFen int64) error
 	DB          *pgxpool.Pool // the payments database, to read PAID log rows
-	Prefix      string        // out_trade_no prefix of this run, unique
-	AppID       string
-	MchID       string
-	APIKey      string
+	// Settle, when set, waits after the setup until the runs it started
+	// are idle.
+	Settle func(ctx context.Context)
+	// BeforeLoad, when set, runs after the setup, right before the load.
+	BeforeLoad func(ctx context.Context)
+	Prefix     string // out_trade_no prefix of this run, unique
+	AppID      string
+	MchID      string
+	APIKey     string
 }
 
 // loadResult is what one run measured.
@@ -73,6 +85,11 @@ type loadResult struct {
 	SendWindow     time.Duration
 	FirstFailure   string
 	generatorLagMs int64
+
+	Steps   []stepResult // per step of a step load (one step for a constant rate)
+	Stopped int          // steps not sent because the backlog grew
+	start   time.Time    // the first send
+	pays    []*benchPayment
 }
 
 // benchPayment is one order being paid during the run.
@@ -85,7 +102,13 @@ type benchPayment struct {
 	firstAt time.Time
 	acked   bool
 	ackedAt time.Time
+	sent    bool      // the load reached it (a step load may stop early)
+	paidAt  time.Time // its PAID log row's created_at
 }
+
+// maxRetryDelay caps the doubling wait between resends: WeChat's first
+// resend comes after 15 s.
+const maxRetryDelay = 15 * time.Second
 
 var loadHTTP = &http.Client{
 	Timeout: 15 * time.Second,
@@ -97,7 +120,12 @@ var loadHTTP = &http.Client{
 // runLoad prepares rate×duration paid trades, sends their notifications at
 // the target rate whatever the answers (open loop), then waits for PAID.
 func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResult, error) {
-	n := max(1, int(o.Rate*o.Duration.Seconds()))
+	steps := o.Steps
+	if len(steps) == 0 {
+		steps = []step{{Rate: o.Rate, Duration: o.Duration}}
+	}
+	dues := schedule(steps)
+	n := len(dues)
 	res := loadResult{Label: o.Label, OfferedRate: o.Rate, Payments: n}
 	pays := make([]*benchPayment, n)
 
@@ -135,14 +163,21 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 		return res, err
 	}
 	res.SetupRate = float64(n) / time.Since(setupStart).Seconds()
-	// Give the first workflow task of each order's run time to finish, so
-	// the measurement starts on a quiet server.
-	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+	// Let the first workflow task of each order's run finish, so the
+	// measurement starts on a quiet server.
+	if o.Settle != nil {
+		o.Settle(ctx)
+	}
+	if o.BeforeLoad != nil {
+		o.BeforeLoad(ctx)
+	}
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
 		return res, err
 	}
 
-	// Drive: payment i is due at start + i/rate, late or not.
-	logger.Info("load: sending notifications", "label", o.Label, "rate", o.Rate, "duration", o.Duration)
+	// Drive: payment i is due at its place in the schedule (start + i/rate
+	// for a constant rate), late or not.
+	logger.Info("load: sending notifications", "label", o.Label, "steps", stepsString(steps))
 	var (
 		mu       sync.Mutex
 		ackLat   []time.Duration
@@ -166,11 +201,28 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 		}
 	}
 	start := time.Now()
+	res.start = start
+	stepEnd, stepIdx := steps[0].Duration, 0
 	for i, p := range pays {
-		due := start.Add(time.Duration(float64(i) / o.Rate * float64(time.Second)))
+		if dues[i] >= stepEnd {
+			// A step is over: stop raising the rate once the backlog grows.
+			behind, err := backlogAfter(ctx, o, pays[:i], steps[stepIdx].Rate)
+			if err != nil {
+				return res, err
+			}
+			if behind {
+				res.Stopped = len(steps) - stepIdx - 1
+				logger.Info("load: the backlog grows; no higher step", "label", o.Label, "rate", steps[stepIdx].Rate)
+				break
+			}
+			stepIdx++
+			stepEnd += steps[stepIdx].Duration
+		}
+		due := start.Add(dues[i])
 		if err := sleepCtx(ctx, time.Until(due)); err != nil {
 			break
 		}
+		p.sent = true
 		if lag := time.Since(due).Milliseconds(); lag > maxLagMs {
 			maxLagMs = lag
 		}
@@ -191,7 +243,11 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 	if !lastAck.IsZero() {
 		res.AckWindow = lastAck.Sub(start)
 	}
+	sent := 0
 	for _, p := range pays {
+		if p.sent {
+			sent++
+		}
 		if p.acked {
 			res.PaymentsAcked++
 		}
@@ -209,7 +265,7 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 		if err != nil {
 			return res, fmt.Errorf("count PAID: %w", err)
 		}
-		if count >= n {
+		if count >= sent {
 			break
 		}
 		if count != lastCount {
@@ -233,6 +289,9 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 	var toPaid []time.Duration
 	var lastPaid time.Time
 	for _, p := range pays {
+		if !p.sent {
+			continue
+		}
 		ord := orders[p.no]
 		err := invariant.PaidOnce(ord, p.txid)
 		var bad *invariant.Violation
@@ -252,6 +311,7 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 			}
 			if rows := invariant.PaidLogs(ord); len(rows) > 0 {
 				at := rows[0].CreatedAt
+				p.paidAt = at
 				toPaid = append(toPaid, at.Sub(p.firstAt))
 				if at.After(lastPaid) {
 					lastPaid = at
@@ -267,6 +327,9 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 	if !lastPaid.IsZero() {
 		res.PaidWindow = lastPaid.Sub(start)
 	}
+	res.Payments = sent
+	res.pays = pays
+	res.Steps = stepResults(steps, dues, pays, start)
 	return res, nil
 }
 
@@ -274,14 +337,16 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 // SUCCESS or the retries run out.
 func sendWithRetries(ctx context.Context, o loadOptions, p *benchPayment,
 	record func(*benchPayment, time.Duration, bool, string), mu *sync.Mutex, res *loadResult) {
+	delay := o.RetryDelay
 	for attempt := 0; attempt <= o.Retries; attempt++ {
 		if attempt > 0 {
 			mu.Lock()
 			res.Retries++
 			mu.Unlock()
-			if sleepCtx(ctx, o.RetryDelay) != nil {
+			if sleepCtx(ctx, delay) != nil {
 				return
 			}
+			delay = min(2*delay, maxRetryDelay)
 		}
 		t := time.Now()
 		ok, failure := postNotification(ctx, o.NotifyURL, p.body)

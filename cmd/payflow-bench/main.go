@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,6 +62,13 @@ type options struct {
 	ceilingDur  time.Duration
 	ceilingConc int
 	activities  int
+	orders      bool
+	steps       string
+	stepDur     time.Duration
+	overload    float64
+	overloadDur time.Duration
+	overloadN   int
+	overloadAt  float64
 	targets     string
 	peer        bool
 	module      string
@@ -78,7 +86,7 @@ type options struct {
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("payflow-bench", flag.ContinueOnError)
-	fs.Float64Var(&o.rate, "rate", 20, "offered load: payments per second (each one notification, plus duplicates)")
+	fs.Float64Var(&o.rate, "rate", 10, "offered load of the constant-rate run (ack latency, peer): payments per second (each one notification, plus duplicates)")
 	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long notifications are sent")
 	fs.DurationVar(&o.queryDelay, "query-delay", 50*time.Millisecond, "simulated WeChat order-query latency (SIM_QUERY_DELAY)")
 	fs.IntVar(&o.dupEvery, "dup-every", 5, "every n-th payment's notification is sent twice at once (0: no duplicates)")
@@ -90,6 +98,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.ceilingDur, "ceiling-duration", 10*time.Second, "length of each ceiling measurement")
 	fs.IntVar(&o.ceilingConc, "ceiling-concurrency", 16, "concurrent callers in each ceiling measurement")
 	fs.IntVar(&o.activities, "activities", 4, "no-op activities in the activity ceilings")
+	fs.BoolVar(&o.orders, "orders", true, "measure POST /orders per second next to the StartWorkflow ceiling (-ceiling-concurrency callers, -ceiling-duration)")
+	fs.StringVar(&o.steps, "steps", "0.6x:0.1x:1.6x", "step load for the saturation point, lo:inc:hi in payments/s, or with an x in multiples of the run's empty-workflow ceiling; off: none")
+	fs.DurationVar(&o.stepDur, "step-duration", 10*time.Second, "length of each step of the step load")
+	fs.Float64Var(&o.overload, "overload", 2, "overload runs offer this multiple of the saturation rate")
+	fs.DurationVar(&o.overloadDur, "overload-duration", 60*time.Second, "length of each overload run")
+	fs.Float64Var(&o.overloadAt, "overload-rate", 0, "offer this rate in the overload runs instead (payments/s; they then run without a step load too)")
+	fs.IntVar(&o.overloadN, "overload-runs", 2, "overload runs per Temporal server (0: none; they need the step load's saturation point)")
 	fs.StringVar(&o.targets, "targets", "dev,pg?", "Temporal servers: dev (the dev server, SQLite), pg (v1.29.1 on PostgreSQL); pg? runs pg only when `make temporal-pg` built it")
 	fs.BoolVar(&o.peer, "peer", true, "also measure the synchronous tutorial-style handler")
 	fs.StringVar(&o.module, "module", "", "the payflow checkout whose api, worker and wechatpay-sim are measured, and whose commit labels the run (default: the module around the working directory)")
@@ -99,7 +114,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.shards, "history-shards", 4, "numHistoryShards of the PostgreSQL-backed server")
 	fs.StringVar(&o.out, "out", "", "Markdown file to rewrite with this run (e.g. docs/benchmarks.md); earlier runs in it are kept below")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directories (logs, state)")
-	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	fs.DurationVar(&o.timeout, "timeout", 90*time.Minute, "give up after this long")
 	fs.StringVar(&o.mode, "mode", "payments", "payments: notifications under load, with the ceilings and the peer; bills: the daily bill reconciliation of -bill-rows")
 	fs.StringVar(&o.billRows, "bill-rows", "100000,1000000", "-mode bills: bill sizes (rows, ascending); each is reconciled against as many PAID orders")
 	if err := fs.Parse(args); err != nil {
@@ -118,6 +133,17 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-ceiling-concurrency must be in [1, 256]")
 	case o.retries < 0 || o.retries > 15:
 		return o, errors.New("-retries must be in [0, 15]")
+	case o.stepDur <= 0 || o.stepDur > 5*time.Minute:
+		return o, errors.New("-step-duration must be in (0, 5m]")
+	case o.overload < 1 || o.overload > 10:
+		return o, errors.New("-overload must be in [1, 10]")
+	case o.overloadDur <= 0 || o.overloadDur > 10*time.Minute:
+		return o, errors.New("-overload-duration must be in (0, 10m]")
+	case o.overloadN < 0 || o.overloadN > 10:
+		return o, errors.New("-overload-runs must be in [0, 10]")
+	}
+	if _, err := parseSteps(o.steps, 1); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -219,8 +245,11 @@ type targetResult struct {
 	Name     string // dev or pg
 	Server   string // description for the report
 	Ceilings []ceilingResult
+	Orders   *ceilingResult // POST /orders, closed loop like the ceilings
 	Payflow  loadResult
 	Peer     *loadResult
+	Steps    *loadResult  // the step load (saturation point)
+	Overload []loadResult // the overload runs
 }
 
 // runTarget brings up the stack on one Temporal server and measures it.
@@ -272,14 +301,37 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		tr.Peer = &r
 	}
 
-	tr.Ceilings, err = measureCeilings(ctx, s.Client, runID+"-"+target, ceilingOptions{
-		Duration: o.ceilingDur, Concurrency: o.ceilingConc, MaxOps: 100_000, Activities: o.activities,
-	}, logger)
+	settle := func(ctx context.Context) {
+		if d, err := waitBacklog(ctx, s.Client, d.TaskQueue, 3*time.Minute); err != nil {
+			logger.Warn("could not see the task queue's backlog", "err", err)
+		} else {
+			logger.Info("the payments task queue has no backlog", "after", d.Round(time.Millisecond))
+		}
+	}
+	co := ceilingOptions{Duration: o.ceilingDur, Concurrency: o.ceilingConc, MaxOps: 100_000, Activities: o.activities}
+	bt, err := startBenchTemporal(s.Client, runID+"-"+target, logger)
 	if err != nil {
+		return tr, err
+	}
+	defer bt.stop()
+	if tr.Ceilings, err = bt.measureCeilings(ctx, co); err != nil {
 		return tr, fmt.Errorf("ceilings: %w", err)
 	}
+	// POST /orders right after StartWorkflow alone, so that both see the
+	// same machine.
+	if o.orders {
+		tr.Ceilings = append(tr.Ceilings, bt.measureStart(ctx, co))
+		logger.Info("POST /orders, closed loop", "concurrency", o.ceilingConc, "duration", o.ceilingDur)
+		r := measureOrders(ctx, d.APIURLs[0], d.Authorize, "BO"+runID, co)
+		tr.Orders = &r
+		settle(ctx)
+	}
+	// The raw call at the rate of the constant load's notifications, right
+	// before the load (whose setup comes first).
+	sigRate := o.rate * notificationsPerPayment(o.dupEvery)
 
 	lo := base
+	lo.Settle = settle
 	lo.Label = "payflow"
 	lo.NotifyURL = d.APIURLs[0] + "/wechatpay/notify"
 	lo.DB = db
@@ -287,10 +339,103 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 	lo.CreateOrder = func(ctx context.Context, no string, amount int64) error {
 		return postJSON(ctx, d.APIURLs[0]+"/orders", map[string]any{"out_trade_no": no, "amount_fen": amount, "description": "bench"}, http.StatusCreated, nil, d.Authorize)
 	}
-	if tr.Payflow, err = runLoad(ctx, lo, logger); err != nil {
+	constant := lo
+	constant.BeforeLoad = func(ctx context.Context) {
+		tr.Ceilings = append(tr.Ceilings, bt.measureSignalRate(ctx, sigRate, co))
+	}
+	if tr.Payflow, err = runLoad(ctx, constant, logger); err != nil {
 		return tr, fmt.Errorf("payflow load: %w", err)
 	}
+	diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", tr.Payflow, logger)
+
+	// The saturation point: a step load that stops once the backlog grows.
+	empty := 0.0
+	if c := find(tr.Ceilings, ceilEmpty); c != nil {
+		empty = c.rate()
+	}
+	steps, err := parseSteps(o.steps, empty)
+	if err != nil {
+		return tr, err
+	}
+	var sat *stepResult
+	if len(steps) > 0 {
+		sl := lo
+		sl.Label, sl.Prefix = "payflow step load", "BS"+runID
+		sl.Steps = stepRates(steps[0], steps[2], steps[1], o.stepDur)
+		sl.StopBehind = time.Second
+		r, err := runLoad(ctx, sl, logger)
+		if err != nil {
+			return tr, fmt.Errorf("step load: %w", err)
+		}
+		tr.Steps = &r
+		diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", r, logger)
+		sat = saturation(r.Steps)
+	}
+	rate := o.overloadAt
+	if rate == 0 && sat != nil {
+		rate = o.overload * sat.Rate
+	}
+	if rate == 0 {
+		return tr, nil
+	}
+
+	// No collapse: twice the saturation rate, several times over.
+	for i := range o.overloadN {
+		ol := lo
+		ol.Label, ol.Prefix = fmt.Sprintf("payflow overload %d", i+1), fmt.Sprintf("BX%d%s", i, runID)
+		ol.Rate, ol.Duration = rate, o.overloadDur
+		// A notification not acknowledged comes back as WeChat sends it
+		// again: after 15 s, 15 s, 30 s, … for a day; here every 15 s.
+		ol.Retries, ol.RetryDelay = max(o.retries, 8), maxRetryDelay
+		r, err := runLoad(ctx, ol, logger)
+		if err != nil {
+			return tr, fmt.Errorf("overload: %w", err)
+		}
+		tr.Overload = append(tr.Overload, r)
+		diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", r, logger)
+	}
 	return tr, nil
+}
+
+// notificationsPerPayment is how many notifications a payment gets on
+// average when every dupEvery-th one is sent twice.
+func notificationsPerPayment(dupEvery int) float64 {
+	if dupEvery <= 0 {
+		return 1
+	}
+	return 1 + 1/float64(dupEvery)
+}
+
+// parseSteps reads -steps: "lo:inc:hi" in payments/s, or, each with an x,
+// in multiples of ceiling (the run's empty-workflow ceiling). "off" or ""
+// is no step load (nil).
+func parseSteps(s string, ceiling float64) ([]float64, error) {
+	if s == "" || s == "off" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("-steps %q: want lo:inc:hi", s)
+	}
+	var v [3]float64
+	for i, p := range parts {
+		mult := 1.0
+		if t, ok := strings.CutSuffix(p, "x"); ok {
+			p, mult = t, ceiling
+		}
+		f, err := strconv.ParseFloat(p, 64)
+		if err != nil || f <= 0 {
+			return nil, fmt.Errorf("-steps %q: %q is not a positive number", s, parts[i])
+		}
+		v[i] = f * mult
+		if mult != 1 {
+			v[i] = max(1, math.Round(v[i]))
+		}
+	}
+	if v[0] <= 0 || v[1] <= 0 || v[2] < v[0] || (v[2]-v[0])/v[1] > 50 {
+		return nil, fmt.Errorf("-steps %q: want 0 < lo <= hi and at most 50 steps", s)
+	}
+	return v[:], nil
 }
 
 // runPeer measures the synchronous handler on the stack's PostgreSQL (a

@@ -129,7 +129,9 @@ func (r *report) markdown() string {
 			p(".\n")
 		}
 	}
-	p("\nCeilings measured in the same run on the same Temporal server:\n\n")
+	p("\n")
+	b.WriteString(r.perfMarkdown())
+	p("Ceilings measured in the same run on the same Temporal server:\n\n")
 	p("| Temporal server | measurement | rate | p50 | p99 | max | errors |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, t := range r.Targets {
@@ -308,6 +310,29 @@ and drives them from a fixed number of concurrent callers through the Go SDK:
 - a workflow running four no-op regular activities in a row, and one running
   four no-op local activities: the cost of the payment's shape on this server.
 
+- ` + "`StartWorkflow`" + ` alone (an empty bench workflow, not waited for), measured
+  right before **POST /orders**: the same callers posting plain orders
+  (no ` + "`trade_type`" + `) to the api, which checks the token, decodes, inserts the
+  order and its log row, starts the order's workflow and answers 201. The
+  goal is at least 0.9 of the raw start's rate;
+- ` + "`SignalWithStart`" + ` at the constant load's notification rate, open loop, right
+  before that load: the raw call's latency next to the api's ack latency
+  (goal on the dev server: ack p99 within 5 ms of it).
+
+**Saturation point.** A step load (` + "`-steps`" + `, by default 0.6 to 1.6 times the
+run's empty-workflow ceiling in steps of 0.1, ` + "`-step-duration`" + ` each) raises
+the offered rate until the backlog grows; a step *keeps up* when the PAID
+rows written within it are at least 95 % of the offered rate, all its own
+payments are PAID and their time to PAID p99 is under 1 s. The saturation
+point is the highest step that kept up; the goal is at least 0.9 of the
+empty-workflow ceiling.
+
+**Overload.** Then ` + "`-overload-runs`" + ` runs offer ` + "`-overload`" + ` (2) times the
+saturation rate for ` + "`-overload-duration`" + ` (60 s); a notification not
+acknowledged comes back every 15 s, as WeChat resends. No collapse means
+PAID/s during the load at least 0.9 of the saturation step's PAID/s, and
+every acknowledged payment PAID afterwards (the backlog drains).
+
 **Peer.** ` + "`cmd/payflow-bench/peer`" + ` is the handler of the usual tutorials, all inside
 the HTTP request: verify the v2 signature, read the order, query WeChat (the
 sim, through the project's ` + "`wechatpay.V2Client`" + `, so with the same simulated
@@ -336,9 +361,10 @@ row matched); **rows/s** is N over that; **download + parse + COPY** and
 The goal: a million rows in under 60 s with the worker under 200 MB, the
 cost linear in rows.
 
-Run it yourself: ` + "`make bench`" + ` (about five minutes with both servers), or
+Run it yourself: ` + "`make bench`" + ` (about half an hour with both servers), or
 ` + "`go run ./cmd/payflow-bench -help`" + ` for the flags (` + "`-rate`" + `, ` + "`-duration`" + `,
-` + "`-query-delay`" + `, ` + "`-targets`" + `, ` + "`-workers`" + ` …). ` + "`make temporal-pg`" + ` builds
+` + "`-query-delay`" + `, ` + "`-targets`" + `, ` + "`-workers`" + `, ` + "`-steps`" + `, ` + "`-overload-runs`" + `,
+` + "`-overload-rate`" + ` …). ` + "`make temporal-pg`" + ` builds
 ` + "`bin/temporal-server`" + ` and ` + "`bin/temporal-sql-tool`" + ` from ` + "`go.temporal.io/server@v1.29.1`" + `
 (and copies its PostgreSQL schema to ` + "`bin/temporal-schema`" + `); the tool creates the
 databases and applies the schema with ` + "`temporal-sql-tool`" + ` (create, setup-schema,
