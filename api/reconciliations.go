@@ -109,14 +109,16 @@ func (s *Server) startReconciliation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the date must be a day of the last 90 days (Asia/Shanghai), today included")
 		return
 	}
-	run, err := s.Bills.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
-		ID:                       workflows.BillWorkflowID(date),
-		TaskQueue:                s.Bills.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		TypedSearchAttributes:    workflows.BillAttributes(date),
-		StaticSummary:            workflows.BillSummary(date),
-	}, workflows.BillReconcileWorkflow, workflows.BillReconcileInput{Date: date, PollInterval: s.Bills.PollInterval})
+	run, err := s.startBillRun(r, date)
+	if err == nil && s.finishing(r, date, run.GetRunID()) {
+		// The running run has done its comparison and is only ending: it
+		// would answer with what it found before this request. Once it has
+		// ended, a new run compares the day as it is now.
+		ctx, cancel := context.WithTimeout(r.Context(), finishingWait)
+		_ = run.Get(ctx, nil)
+		cancel()
+		run, err = s.startBillRun(r, date)
+	}
 	if err != nil {
 		s.Logger.Error("start reconciliation", "date", date, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not start the reconciliation; retry")
@@ -132,6 +134,28 @@ func (s *Server) startReconciliation(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Logger.Info("reconciliation started", "date", date, "workflow_id", run.GetID(), "run_id", k.RunID)
 	s.writeReconciliation(w, r, date, http.StatusAccepted)
+}
+
+// finishingWait bounds how long POST /reconciliations waits for a run that
+// has recorded its result to end.
+const finishingWait = 10 * time.Second
+
+func (s *Server) startBillRun(r *http.Request, date string) (client.WorkflowRun, error) {
+	return s.Bills.Temporal.ExecuteWorkflow(r.Context(), client.StartWorkflowOptions{
+		ID:                       workflows.BillWorkflowID(date),
+		TaskQueue:                s.Bills.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		TypedSearchAttributes:    workflows.BillAttributes(date),
+		StaticSummary:            workflows.BillSummary(date),
+	}, workflows.BillReconcileWorkflow, workflows.BillReconcileInput{Date: date, PollInterval: s.Bills.PollInterval})
+}
+
+// finishing reports whether the day's run runID has already recorded its
+// final result (a run that was already running when it was asked for).
+func (s *Server) finishing(r *http.Request, date, runID string) bool {
+	latest, err := s.Bills.Runs.LatestBillRun(r.Context(), s.MchID, date, 0)
+	return err == nil && latest.RunID == runID && latest.Status != store.BillRunning
 }
 
 // getReconciliation is GET /reconciliations/{date}: the day's latest run.

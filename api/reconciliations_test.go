@@ -25,6 +25,16 @@ import (
 type fakeBillRun struct {
 	client.WorkflowRun
 	id, runID string
+	temporal  *fakeBillTemporal
+}
+
+// Get waits for the run to end: in the fake, it has.
+func (r fakeBillRun) Get(context.Context, any) error {
+	r.temporal.mu.Lock()
+	defer r.temporal.mu.Unlock()
+	r.temporal.waited = append(r.temporal.waited, r.runID)
+	delete(r.temporal.running, r.id)
+	return nil
 }
 
 func (r fakeBillRun) GetID() string    { return r.id }
@@ -38,6 +48,7 @@ type fakeBillTemporal struct {
 	running map[string]string // workflow id -> run id
 	err     error
 	n       int
+	waited  []string // runs waited for
 }
 
 func (f *fakeBillTemporal) ExecuteWorkflow(_ context.Context, o client.StartWorkflowOptions, _ any, args ...any) (client.WorkflowRun, error) {
@@ -49,10 +60,10 @@ func (f *fakeBillTemporal) ExecuteWorkflow(_ context.Context, o client.StartWork
 	f.starts = append(f.starts, o)
 	f.inputs = append(f.inputs, args[0].(workflows.BillReconcileInput))
 	if id, ok := f.running[o.ID]; ok && o.WorkflowIDConflictPolicy == enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING {
-		return fakeBillRun{id: o.ID, runID: id}, nil
+		return fakeBillRun{id: o.ID, runID: id, temporal: f}, nil
 	}
 	f.n++
-	return fakeBillRun{id: o.ID, runID: "run-" + string(rune('0'+f.n))}, nil
+	return fakeBillRun{id: o.ID, runID: "run-" + string(rune('0'+f.n)), temporal: f}, nil
 }
 
 // fakeBillRuns keeps runs in memory like the store.
@@ -209,6 +220,32 @@ func TestReconciliationAskedAgainRunsAgain(t *testing.T) {
 	}
 	if len(runs.runs["2026-11-25"]) != 2 || ids[0] == ids[1] {
 		t.Fatalf("runs %+v", runs.runs)
+	}
+}
+
+// A day asked for while its run has recorded its result but not yet ended
+// (the workflow's last task) gets a new run once that one has ended, not
+// the earlier result.
+func TestReconciliationAskedWhileARunEnds(t *testing.T) {
+	finished := time.Date(2026, 11, 26, 8, 59, 0, 0, time.UTC)
+	ending := store.BillRun{BillRunKey: store.BillRunKey{MchID: "m", Date: "2026-11-25", RunID: "run-ending"},
+		Status: store.BillDifferences, StartedAt: finished.Add(-time.Minute), FinishedAt: &finished, Differences: []store.BillDifference{}}
+	tmp := &fakeBillTemporal{running: map[string]string{"bill/2026-11-25": "run-ending"}}
+	runs := &fakeBillRuns{runs: map[string][]store.BillRun{"2026-11-25": {ending}}}
+	s := &Server{MchID: "m", Bills: &Reconciliations{Runs: runs, Temporal: tmp, TaskQueue: "payments"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { return finished.Add(time.Minute) }}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/reconciliations/2026-11-25", nil))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	var body reconciliationJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	latest, _ := runs.LatestBillRun(context.Background(), "m", "2026-11-25", 1)
+	if body.Status != store.BillRunning || latest.RunID != "run-1" || len(tmp.starts) != 2 || !reflect.DeepEqual(tmp.waited, []string{"run-ending"}) {
+		t.Fatalf("answer %+v, latest run %s, starts %d, waited for %v", body, latest.RunID, len(tmp.starts), tmp.waited)
 	}
 }
 

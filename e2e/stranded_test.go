@@ -168,6 +168,14 @@ func TestStrandedNotificationsExamined(t *testing.T) {
 			d.simPay(t, map[string]any{"out_trade_no": no, "amount_fen": 720, "force": true})
 			d.waitDelivered(t, no, 1)
 		}, "cancel")
+		// The cancel is only a request until the restarted worker runs the
+		// run's next task; a safety net pass before that hands the
+		// notification to the run that is about to end (it would be
+		// handed again at the next pass, minutes later).
+		eventually(t, 30*time.Second, "the cancelled run to end", func() bool {
+			desc, err := st.tc.DescribeWorkflowExecution(context.Background(), workflows.WorkflowID(no), "")
+			return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING
+		})
 		runSafetyNet(t, d)
 		o := d.waitStatus(t, no, payment.StatusReview)
 		if last := o.Logs[len(o.Logs)-1]; !strings.Contains(last.Remarks, "paid after close") {

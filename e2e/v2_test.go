@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,11 +74,41 @@ func (d *deployment) getSimTrade(t *testing.T, no string) simTrade {
 func (d *deployment) waitStatus(t *testing.T, no string, want payment.Status) payment.Order {
 	t.Helper()
 	var o payment.Order
-	eventually(t, 60*time.Second, "order "+no+" to be "+string(want), func() bool {
-		o = d.getOrder(t, no)
-		return o.Status == want
-	})
+	const timeout = 60 * time.Second
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if o = d.getOrder(t, no); o.Status == want {
+			return o
+		}
+	}
+	t.Fatalf("timed out after %s waiting for order %s to be %s\n%s", timeout, no, want, explainOrder(o))
 	return o
+}
+
+// explainOrder says where an order and its workflow stand, for a test that
+// waited for it in vain: the order as the api shows it, and the run's
+// status, pending work and history length as Temporal describes them.
+func explainOrder(o payment.Order) string {
+	var b strings.Builder
+	js, _ := json.MarshalIndent(o, "", "  ")
+	fmt.Fprintf(&b, "order as the api shows it: %s\n", js)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	desc, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(o.OutTradeNo), "")
+	if err != nil {
+		fmt.Fprintf(&b, "describe %s: %v\n", workflows.WorkflowID(o.OutTradeNo), err)
+		return b.String()
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	fmt.Fprintf(&b, "workflow %s run %s: %s, history length %d, started %s\n", info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(),
+		info.GetStatus(), info.GetHistoryLength(), info.GetStartTime().AsTime().Format(time.RFC3339Nano))
+	if wt := desc.GetPendingWorkflowTask(); wt != nil {
+		fmt.Fprintf(&b, "pending workflow task: %s, scheduled %s, started %s, attempt %d\n", wt.GetState(),
+			wt.GetScheduledTime().AsTime().Format(time.RFC3339Nano), wt.GetStartedTime().AsTime().Format(time.RFC3339Nano), wt.GetAttempt())
+	}
+	for _, a := range desc.GetPendingActivities() {
+		fmt.Fprintf(&b, "pending activity %s: %s, attempt %d, last failure %v\n", a.GetActivityType().GetName(), a.GetState(), a.GetAttempt(), a.GetLastFailure())
+	}
+	return b.String()
 }
 
 // waitDelivered waits until every delivery of the trade got a SUCCESS reply.
