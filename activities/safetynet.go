@@ -31,9 +31,11 @@ type Describer interface {
 }
 
 // Handover is how the safety net hands work to an order's workflow
-// (package gateway): wake a run for an order, or hand it a notification.
+// (package gateway): wake a run for an order, hand it a notification, or
+// have a running run read its open refunds again.
 type Handover interface {
 	Wake(ctx context.Context, outTradeNo string) error
+	ReloadRefunds(ctx context.Context, outTradeNo string) error
 	Notify(ctx context.Context, n payment.Notification, startNew bool, status payment.Status) error
 }
 
@@ -99,13 +101,16 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 		if err != nil {
 			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
 		}
-		return s.orphans(ctx, in, nos)
+		return s.orphans(ctx, in, nos, nil)
 	case NetRefunds:
 		nos, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit)
 		if err != nil {
 			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
 		}
-		return s.orphans(ctx, in, nos)
+		// A running run may not know a refund accepted here (its update was
+		// lost with a crashed Temporal server): it reads them again, and
+		// follows those it did not know; the others keep their schedule.
+		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds)
 	}
 	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
 }
@@ -130,8 +135,8 @@ func (s *SafetyNet) notifications(ctx context.Context, in SafetyNetPageInput) (S
 }
 
 // orphans hands each order of the page that has no running workflow to a
-// new run.
-func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string) (SafetyNetPageResult, error) {
+// new run; a running one gets nudge, when there is one.
+func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string, nudge func(context.Context, string) error) (SafetyNetPageResult, error) {
 	res := SafetyNetPageResult{Checked: len(nos), Handed: []string{}, Next: in.After, Done: len(nos) < in.Limit}
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}
@@ -157,6 +162,11 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 				return
 			}
 			if running {
+				if nudge != nil {
+					if err := nudge(ctx, no); err != nil {
+						errs[i] = fmt.Errorf("nudge %s: %w", no, err)
+					}
+				}
 				return
 			}
 			if err := s.Handover.Wake(ctx, no); err != nil {

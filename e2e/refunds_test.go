@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/payflow/payflow/payment"
 	"github.com/payflow/payflow/sim"
+	"github.com/payflow/payflow/store"
 )
 
 // paidOrder creates an order and pays it through the sandbox.
@@ -249,5 +251,42 @@ func TestRefundSettlesPaidAfterClose(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no log row says who resolved it by which refund: %+v", o.Logs)
+	}
+}
+
+// A refund accepted here whose update never reached the running run (lost
+// with a crashed Temporal server: committed in PostgreSQL, unknown to the
+// run) is taken up by the safety net's next pass, which asks the running
+// run to read its open refunds again; the client need not retry.
+func TestRefundUnknownToItsRunFollowedBySafetyNet(t *testing.T) {
+	d := st.v3
+	no, _ := d.paidOrder(t, "REFUNDLOST", 1000)
+	// A refund WeChat refuses with NOT_ENOUGH first keeps the order's run
+	// alive (it asks again 10 minutes later).
+	waiting := "RW-" + no
+	d.simRefundOptions(t, waiting, map[string]any{"not_enough": 1})
+	if code, _ := d.refund(t, no, map[string]any{"out_refund_no": waiting, "amount_fen": 100}); code != http.StatusCreated {
+		t.Fatalf("refund = %d", code)
+	}
+	eventually(t, 60*time.Second, "WeChat to answer NOT_ENOUGH", func() bool { return d.simRefunds(t).Applies[waiting] >= 1 })
+
+	// The lost one: accepted in PostgreSQL as the workflow's update would.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := store.Open(ctx, d.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lost := "RL-" + no
+	if _, err := s.AcceptRefund(ctx, store.AcceptRefundParams{MchID: mchID, OutTradeNo: no, OutRefundNo: lost, AmountFen: 300,
+		Source: payment.RefundSourceAPI, AcceptedBy: "e2e/a lost update"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // older than RECONCILE_GRACE
+	runSafetyNet(t, d)
+	d.waitRefund(t, no, lost, payment.RefundSuccess)
+	if s := d.simRefunds(t); s.Executions[lost] != 1 {
+		t.Fatalf("WeChat executed the lost refund %d times", s.Executions[lost])
 	}
 }

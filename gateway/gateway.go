@@ -203,6 +203,13 @@ func (g *Gateway) Wake(ctx context.Context, outTradeNo string) error {
 	return nil
 }
 
+// ReloadRefunds asks the order's run to read its open refunds again and
+// follow those it does not know (starting a run if none runs, which reads
+// them anyway).
+func (g *Gateway) ReloadRefunds(ctx context.Context, outTradeNo string) error {
+	return g.signal(ctx, order{outTradeNo: outTradeNo}, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, workflows.SignalReloadRefunds, nil)
+}
+
 // Close closes an unpaid order, at WeChat first, and returns its status
 // afterwards: CLOSED, or PAID/REVIEW if the payment won.
 func (g *Gateway) Close(ctx context.Context, o payment.Order) (workflows.CloseResult, error) {

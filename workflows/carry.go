@@ -27,6 +27,7 @@ type Carry struct {
 	Confirms       []ConfirmRequest       `json:"confirms,omitempty"`
 	Reviews        []ReviewRequest        `json:"reviews,omitempty"`
 	Tracks         []TrackRefundRequest   `json:"tracks,omitempty"`
+	ReloadRefunds  bool                   `json:"reload_refunds,omitempty"`
 	Interval       time.Duration          `json:"interval,omitempty"`
 	NextQuery      time.Time              `json:"next_query,omitzero"`
 	CloseBackoff   time.Duration          `json:"close_backoff,omitempty"`
@@ -47,7 +48,7 @@ func (p *flow) carry() *Carry {
 	c := &Carry{
 		State: p.state, Lifecycle: p.lc, Settings: p.set, Queue: p.queue, Seen: seen, Unexamined: p.unexamined,
 		SyncRequested: p.syncRequested, CloseRequested: p.closeRequested,
-		Confirms: p.confirms, Reviews: p.reviews, Tracks: p.tracks,
+		Confirms: p.confirms, Reviews: p.reviews, Tracks: p.tracks, ReloadRefunds: p.reloadRefunds,
 		Interval: p.interval, NextQuery: p.nextQuery, CloseBackoff: p.closeBackoff, CloseRetryAt: p.closeRetryAt,
 		LingerUntil: p.lingerUntil, IdleSince: p.idleSince,
 		PrepayDone: p.prepayDone, Prepay: p.prepay, PrepayError: p.prepayError,
@@ -69,7 +70,7 @@ func (p *flow) restore(c *Carry) {
 	}
 	p.seenOrder = append([]string(nil), c.Seen...)
 	p.syncRequested, p.closeRequested = c.SyncRequested, c.CloseRequested
-	p.confirms, p.reviews, p.tracks = c.Confirms, c.Reviews, c.Tracks
+	p.confirms, p.reviews, p.tracks, p.reloadRefunds = c.Confirms, c.Reviews, c.Tracks, c.ReloadRefunds
 	p.interval, p.nextQuery, p.closeBackoff, p.closeRetryAt = c.Interval, c.NextQuery, c.CloseBackoff, c.CloseRetryAt
 	p.lingerUntil, p.idleSince = c.LingerUntil, c.IdleSince
 	p.prepayDone, p.prepay, p.prepayError = c.PrepayDone, c.Prepay, c.PrepayError

@@ -78,6 +78,7 @@ type flow struct {
 	unexamined     []payment.Notification // handled, not yet marked examined
 	syncRequested  bool
 	closeRequested bool
+	reloadRefunds  bool // the open refunds are to be read again (SignalReloadRefunds)
 	confirms       []ConfirmRequest
 	reviews        []ReviewRequest
 	tracks         []TrackRefundRequest
@@ -100,7 +101,7 @@ type flow struct {
 
 // channels are the workflow's signal channels.
 type channels struct {
-	notifications, syncs, confirms, reviews, tracks workflow.ReceiveChannel
+	notifications, syncs, confirms, reviews, tracks, reloads workflow.ReceiveChannel
 }
 
 func newFlow(ctx workflow.Context, in PaymentInput) *flow {
@@ -120,6 +121,7 @@ func newFlow(ctx workflow.Context, in PaymentInput) *flow {
 			confirms:      workflow.GetSignalChannel(ctx, SignalConfirm),
 			reviews:       workflow.GetSignalChannel(ctx, SignalReview),
 			tracks:        workflow.GetSignalChannel(ctx, SignalTrackRefund),
+			reloads:       workflow.GetSignalChannel(ctx, SignalReloadRefunds),
 		},
 		seen:      map[string]bool{},
 		idleSince: workflow.Now(ctx),
@@ -168,6 +170,10 @@ func (p *flow) addReceivers(ctx workflow.Context, sel workflow.Selector) {
 		c.Receive(ctx, &r)
 		p.tracks = append(p.tracks, r)
 	})
+	sel.AddReceive(p.ch.reloads, func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		p.reloadRefunds = true // reloads that pile up are one read
+	})
 }
 
 // drain takes whatever is buffered off the channels without blocking: the
@@ -204,6 +210,9 @@ func (p *flow) drain(workflow.Context) {
 			break
 		}
 		p.tracks = append(p.tracks, r)
+	}
+	for p.ch.reloads.ReceiveAsync(nil) {
+		p.reloadRefunds = true
 	}
 }
 
@@ -349,6 +358,9 @@ func (p *flow) step(ctx workflow.Context) (bool, error) {
 		r := p.tracks[0]
 		p.tracks = p.tracks[1:]
 		return true, p.trackRefund(ctx, r)
+	case p.reloadRefunds:
+		p.reloadRefunds = false
+		return true, p.reloadOpenRefunds(ctx)
 	case p.owned() && p.closeRequested && !now.Before(p.closeRetryAt):
 		return true, p.close(ctx, "closed by the merchant", payment.KeyClosedMerchant)
 	case p.owned() && !now.Before(p.lc.ExpiresAt) && !now.Before(p.closeRetryAt):
@@ -372,7 +384,7 @@ func (p *flow) step(ctx workflow.Context) (bool, error) {
 // woken reports whether a message arrived that the loop must handle now.
 func (p *flow) woken() bool {
 	return len(p.queue) > 0 || len(p.unexamined) > 0 || len(p.confirms) > 0 || len(p.reviews) > 0 || len(p.tracks) > 0 ||
-		p.syncRequested || (p.closeRequested && p.owned()) || p.refundPoked
+		p.reloadRefunds || p.syncRequested || (p.closeRequested && p.owned()) || p.refundPoked
 }
 
 // finished reports whether nothing about the order is open: decided, no

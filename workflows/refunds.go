@@ -122,6 +122,27 @@ func (p *flow) follow(ctx workflow.Context, ref payment.Refund) {
 	p.refundPoked = true
 }
 
+// reloadOpenRefunds reads the order's open refunds again and takes up those
+// the run does not follow yet; those it follows keep their schedule (a
+// NOT_ENOUGH refund is not asked again early).
+func (p *flow) reloadOpenRefunds(ctx workflow.Context) error {
+	if !p.oneLoop {
+		return nil // runs before versionOneLoop follow no refunds
+	}
+	var o activities.LoadOrderResult
+	if err := p.storeStep(ctx, "reload open refunds", a.LoadOrder, activities.LoadOrderInput{OutTradeNo: p.in.OutTradeNo}).Get(ctx, &o); err != nil {
+		return err
+	}
+	for _, ref := range o.OpenRefunds {
+		if p.refund(ref.OutRefundNo) == nil {
+			workflow.GetLogger(ctx).Warn("following a refund this run did not know of (its update was lost)",
+				"out_trade_no", p.in.OutTradeNo, "out_refund_no", ref.OutRefundNo)
+			p.follow(ctx, ref)
+		}
+	}
+	return nil
+}
+
 // followOpenRefunds takes up the order's refunds that are not final when
 // the run starts (a run before it ended, or never started following them).
 func (p *flow) followOpenRefunds(ctx workflow.Context, refunds []payment.Refund) {

@@ -204,3 +204,50 @@ func TestRefundRefusedHere(t *testing.T) {
 		t.Fatalf("refund error = %v, want %s", *rerr, ErrTypeNotRefundable)
 	}
 }
+
+// A running run that does not know a refund accepted here (its update was
+// lost with a crashed Temporal server) takes it up when the safety net asks
+// it to read its open refunds again; the refunds it follows keep their
+// schedule.
+func TestReloadRefundsFollowsAnUnknownRefund(t *testing.T) {
+	known := processing("R1", 100)
+	known.RefundID = "50R1"
+	env := paidOrderEnv(t, known)
+	lost := processing("R9", 200)
+	lost.CreatedAt = time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	env.OnActivity(a.LoadOrder, mock.Anything, mock.Anything).Return(activities.LoadOrderResult{
+		Found: true, Status: payment.StatusPaid, TransactionID: "tx1", AmountFen: 1234, PaidFen: 1234, OpenRefunds: []payment.Refund{known, lost},
+		Settings: activities.Settings{RefundQueryAfter: time.Minute},
+	}, nil).Once()
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalReloadRefunds, nil) }, 30*time.Second)
+
+	var r1Queries []time.Time
+	r1 := activities.QueryRefundInput{OutTradeNo: testNo, OutRefundNo: "R1"}
+	env.OnActivity(rf.QueryRefund, mock.Anything, r1).Return(refundTrade("R1", payment.RefundProcessing, 100), nil).Once().
+		Run(func(mock.Arguments) { r1Queries = append(r1Queries, env.Now()) })
+	env.OnActivity(rf.QueryRefund, mock.Anything, r1).Return(refundTrade("R1", payment.RefundSuccess, 100), nil).Once().
+		Run(func(mock.Arguments) { r1Queries = append(r1Queries, env.Now()) })
+	r9 := activities.QueryRefundInput{OutTradeNo: testNo, OutRefundNo: "R9"}
+	env.OnActivity(rf.QueryRefund, mock.Anything, r9).Return(activities.QueryRefundResult{Outcome: activities.QueryNotFound}, nil).Once()
+	env.OnActivity(rf.ApplyRefund, mock.Anything, activities.ApplyRefundInput{OutTradeNo: testNo, OutRefundNo: "R9"}).
+		Return(activities.ApplyRefundResult{Outcome: activities.ApplyAccepted}, nil).Once()
+	env.OnActivity(rf.QueryRefund, mock.Anything, r9).Return(refundTrade("R9", payment.RefundSuccess, 200), nil).Once()
+	for _, r := range []struct {
+		no     string
+		amount int64
+	}{{"R1", 100}, {"R9", 200}} {
+		env.OnActivity(rf.MarkRefund, mock.Anything, mock.MatchedBy(func(in activities.MarkRefundInput) bool {
+			return in.OutRefundNo == r.no && in.Status == payment.RefundSuccess
+		})).Return(activities.MarkRefundResult{Changed: true, Refund: payment.Refund{OutRefundNo: r.no, AmountFen: r.amount, Status: payment.RefundSuccess},
+			OrderFrom: payment.StatusPaid, OrderTo: payment.StatusPaid}, nil).Once()
+	}
+
+	st := run(t, env)
+	env.AssertExpectations(t)
+	if len(r1Queries) != 2 || r1Queries[1].Sub(r1Queries[0]) < time.Minute {
+		t.Fatalf("R1 queried at %v: the reload must not bring its next query forward", r1Queries)
+	}
+	if len(st.Refunds) != 2 || st.RefundedFen != 300 {
+		t.Fatalf("state = %+v", st)
+	}
+}

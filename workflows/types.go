@@ -35,6 +35,11 @@ const (
 	// SignalTrackRefund tells the workflow of a refund WeChat has (a
 	// TrackRefundRequest): recorded if unknown, then confirmed by query.
 	SignalTrackRefund = "track-refund"
+	// SignalReloadRefunds asks a running run to read the order's open
+	// refunds again and follow those it does not follow yet (the safety
+	// net's refund pass: a refund accepted here whose update was lost with
+	// a crashed Temporal server is in PostgreSQL, not in the run).
+	SignalReloadRefunds = "reload-refunds"
 	// UpdateRefund asks for a refund (a RefundRequest) and returns a
 	// RefundResult once it is accepted here.
 	UpdateRefund = "refund"
