@@ -38,6 +38,7 @@ func TestTemporalOutageInbox(t *testing.T) {
 		}
 	}()
 	d := newDeployment(s.Deployments[0])
+	d.temporal = s.Client
 	registerAPI(d)
 
 	const n = 5

@@ -56,6 +56,7 @@ type deployment struct {
 	workerAddr  string
 	api, worker *process
 	sim         *process
+	temporal    client.Client // where its workflows run, to explain a failed wait; nil: the shared stack's
 }
 
 // process is one of the stack's processes as the tests drive it.

@@ -80,20 +80,24 @@ func (d *deployment) waitStatus(t *testing.T, no string, want payment.Status) pa
 			return o
 		}
 	}
-	t.Fatalf("timed out after %s waiting for order %s to be %s\n%s", timeout, no, want, explainOrder(o))
+	t.Fatalf("timed out after %s waiting for order %s to be %s\n%s", timeout, no, want, d.explainOrder(o))
 	return o
 }
 
 // explainOrder says where an order and its workflow stand, for a test that
 // waited for it in vain: the order as the api shows it, and the run's
 // status, pending work and history length as Temporal describes them.
-func explainOrder(o payment.Order) string {
+func (d *deployment) explainOrder(o payment.Order) string {
 	var b strings.Builder
 	js, _ := json.MarshalIndent(o, "", "  ")
 	fmt.Fprintf(&b, "order as the api shows it: %s\n", js)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	desc, err := st.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(o.OutTradeNo), "")
+	tc := d.temporal
+	if tc == nil {
+		tc = st.tc
+	}
+	desc, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(o.OutTradeNo), "")
 	if err != nil {
 		fmt.Fprintf(&b, "describe %s: %v\n", workflows.WorkflowID(o.OutTradeNo), err)
 		return b.String()
