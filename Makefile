@@ -74,7 +74,7 @@ test-e2e: deps-test build temporal
 # faults (SIM_FAULTS); fails if a payment is lost, doubled, stuck or in a
 # REVIEW it did not arrange, if a refund breaks an invariant, if fewer than
 # 90 % of the payments completed, or if no fault was injected. chaos is the
-# long run of docs/chaos.md (about an hour; run it alone, with nice);
+# long run of docs/chaos.md (about 25 minutes on 2 cores; run it alone, with nice);
 # chaos-ci is a short one of about three minutes. SEED=n replays a run.
 CHAOS_SEED = $(if $(SEED),-seed $(SEED))
 
