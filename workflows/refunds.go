@@ -26,6 +26,7 @@ type refundTrack struct {
 	Phase       string               `json:"phase"`
 	NextAt      time.Time            `json:"next_at"`
 	Backoff     time.Duration        `json:"backoff,omitempty"`
+	Wait        time.Duration        `json:"wait,omitempty"` // the first backoff of the current kind of wait
 	Asks        int                  `json:"asks,omitempty"`
 	Queries     int                  `json:"queries,omitempty"`
 }
@@ -54,6 +55,17 @@ func (r *refundTrack) done() bool { return r.Phase == refundDone }
 func (r *refundTrack) later(now time.Time, first, most time.Duration) {
 	r.Backoff = min(max(2*r.Backoff, first), most)
 	r.NextAt = now.Add(r.Backoff)
+}
+
+// later schedules the refund's next step with backoff. A new kind of wait
+// (a fault after NOT_ENOUGH, say) starts from its own first backoff
+// instead of doubling the other kind's (versionRefundWaits).
+func (p *flow) later(ctx workflow.Context, r *refundTrack, now time.Time, first, most time.Duration) {
+	if r.Wait != first && workflow.GetVersion(ctx, versionRefundWaits, workflow.DefaultVersion, 1) == 1 {
+		r.Backoff = 0
+	}
+	r.Wait = first
+	r.later(now, first, most)
 }
 
 func (p *flow) openRefunds() bool {
@@ -183,7 +195,7 @@ func (p *flow) followRefund(ctx workflow.Context, r *refundTrack) error {
 			r.Phase, r.Backoff = refundQuery, 0
 			r.NextAt = workflow.Now(ctx).Add(p.refundQueryAfter())
 		case activities.ApplyNotEnough:
-			r.later(workflow.Now(ctx), firstNotEnoughBackoff, maxNotEnoughBackoff)
+			p.later(ctx, r, workflow.Now(ctx), firstNotEnoughBackoff, maxNotEnoughBackoff)
 		case activities.ApplyRefused:
 			return p.markRefund(ctx, r, activities.MarkRefundInput{OutRefundNo: r.OutRefundNo, Status: payment.RefundFailed,
 				Detail: res.Code + ": " + res.Message})
@@ -191,7 +203,7 @@ func (p *flow) followRefund(ctx workflow.Context, r *refundTrack) error {
 			r.Phase, r.Status = refundDone, res.Refund.Status
 		default: // ambiguous: it may have been accepted
 			r.Phase = refundCheck
-			r.later(workflow.Now(ctx), firstFaultBackoff, maxFaultBackoff)
+			p.later(ctx, r, workflow.Now(ctx), firstFaultBackoff, maxFaultBackoff)
 		}
 		return nil
 	case refundCheck, refundQuery:
@@ -204,7 +216,7 @@ func (p *flow) followRefund(ctx workflow.Context, r *refundTrack) error {
 		}
 		if res.Outcome == activities.QueryNotFound {
 			if r.Portal {
-				r.later(now, firstRefundPoll, maxRefundPoll) // WeChat will know it: ask again later
+				p.later(ctx, r, now, firstRefundPoll, maxRefundPoll) // WeChat will know it: ask again later
 				return nil
 			}
 			// Never accepted under this number: ask, under the same number.
@@ -235,10 +247,10 @@ func (p *flow) refundAnswer(ctx workflow.Context, r *refundTrack, t payment.Refu
 			}
 		}
 		r.Phase = refundQuery
-		r.later(now, firstAbnormalPoll, maxAbnormalPoll)
+		p.later(ctx, r, now, firstAbnormalPoll, maxAbnormalPoll)
 	default: // PROCESSING
 		r.Phase = refundQuery
-		r.later(now, firstRefundPoll, maxRefundPoll)
+		p.later(ctx, r, now, firstRefundPoll, maxRefundPoll)
 	}
 	return nil
 }
@@ -291,7 +303,7 @@ func (p *flow) refundStepFailed(ctx workflow.Context, r *refundTrack, err error)
 	}
 	workflow.GetLogger(ctx).Warn("refund step failed; trying again later", "out_trade_no", p.in.OutTradeNo,
 		"out_refund_no", r.OutRefundNo, "phase", r.Phase, "err", err)
-	r.later(workflow.Now(ctx), firstFaultBackoff, maxFaultBackoff)
+	p.later(ctx, r, workflow.Now(ctx), firstFaultBackoff, maxFaultBackoff)
 	return nil
 }
 

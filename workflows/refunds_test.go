@@ -141,6 +141,35 @@ func TestRefundNotEnoughThenRefused(t *testing.T) {
 	}
 }
 
+// A fault after NOT_ENOUGH waits a fault's first backoff (10 s), not the
+// double of NOT_ENOUGH's 10 minutes: each kind of wait has its own backoff.
+func TestRefundFaultAfterNotEnoughWaitsItsOwnBackoff(t *testing.T) {
+	env := paidOrderEnv(t)
+	askRefund(t, env, RefundRequest{OutRefundNo: "R5", AmountFen: 100})
+	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
+		Return(activities.AcceptRefundResult{Refund: processing("R5", 100), Created: true}, nil).Once()
+	var steps []time.Time
+	note := func(mock.Arguments) { steps = append(steps, env.Now()) }
+	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
+		Return(activities.ApplyRefundResult{Outcome: activities.ApplyNotEnough, Code: "NOT_ENOUGH"}, nil).Once().Run(note)
+	// The ask after the wait has no clear answer (a 500 after accepting,
+	// say): the refund is queried first, a fault's backoff later.
+	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
+		Return(activities.ApplyRefundResult{Outcome: activities.ApplyAmbiguous, Message: "HTTP 500"}, nil).Once().Run(note)
+	env.OnActivity(rf.QueryRefund, mock.Anything, mock.Anything).Return(refundTrade("R5", payment.RefundSuccess, 100), nil).Once().Run(note)
+	env.OnActivity(rf.MarkRefund, mock.Anything, mock.Anything).Return(activities.MarkRefundResult{Changed: true,
+		Refund: payment.Refund{OutRefundNo: "R5", AmountFen: 100, Status: payment.RefundSuccess}, OrderFrom: payment.StatusPaid, OrderTo: payment.StatusPaid}, nil).Once()
+
+	run(t, env)
+	env.AssertExpectations(t)
+	if len(steps) != 3 {
+		t.Fatalf("steps at %v", steps)
+	}
+	if wait, fault := steps[1].Sub(steps[0]), steps[2].Sub(steps[1]); wait < firstNotEnoughBackoff || fault > firstFaultBackoff+time.Second {
+		t.Fatalf("asked again %s after NOT_ENOUGH, queried %s after the unclear answer; want %s, then %s", wait, fault, firstNotEnoughBackoff, firstFaultBackoff)
+	}
+}
+
 // ABNORMAL is shown and followed: a later query can still make the refund
 // SUCCESS.
 func TestRefundAbnormalFollowed(t *testing.T) {
