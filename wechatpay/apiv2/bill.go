@@ -2,7 +2,6 @@ package apiv2
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -47,33 +46,13 @@ func (c *Client) OpenBill(ctx context.Context, link wechatpay.BillLink) (io.Read
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay %s: %w", op, err)
 	}
-	signType := c.signType()
-	req := map[string]string{
-		"appid":     c.AppID,
-		"mch_id":    c.MchID,
-		"nonce_str": c.nonce(),
-		"sign_type": signType,
+	hresp, err := c.send(ctx, op, op+" "+link.Date, "/pay/downloadbill", map[string]string{
 		"bill_date": day.Format("20060102"),
 		"bill_type": "ALL",
 		"tar_type":  "GZIP",
-	}
-	sign, err := Sign(req, c.APIKey.Reveal(), signType)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("wechatpay %s: sign request: %w", op, err)
-	}
-	req["sign"] = sign
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.BaseURL, "/")+"/pay/downloadbill", bytes.NewReader(EncodeXML(req)))
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay %s: %w", op, err)
-	}
-	hreq.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	hresp, err := hc.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay %s %s: %w", op, link.Date, err)
+		return nil, err
 	}
 	if s := hresp.StatusCode; s != http.StatusOK {
 		hresp.Body.Close()

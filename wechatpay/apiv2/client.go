@@ -99,9 +99,11 @@ func (c *Client) nonce() string {
 	return c.Nonce()
 }
 
-// call sends one signed API v2 request and returns the verified answer of a
-// call that succeeded (return_code and result_code SUCCESS, our ids).
-func (c *Client) call(ctx context.Context, op, path string, fields map[string]string) (map[string]string, error) {
+// send signs an API v2 request (appid, mch_id, nonce_str, sign_type and
+// fields) with the API key and POSTs it as XML to path; the caller reads
+// and closes the answer. what names the call in the error of the round
+// trip itself.
+func (c *Client) send(ctx context.Context, op, what, path string, fields map[string]string) (*http.Response, error) {
 	signType := c.signType()
 	req := map[string]string{
 		"appid":     c.AppID,
@@ -129,7 +131,17 @@ func (c *Client) call(ctx context.Context, op, path string, fields map[string]st
 	}
 	hresp, err := hc.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("wechatpay %s: %w", op, err)
+		return nil, fmt.Errorf("wechatpay %s: %w", what, err)
+	}
+	return hresp, nil
+}
+
+// call sends one signed API v2 request and returns the verified answer of a
+// call that succeeded (return_code and result_code SUCCESS, our ids).
+func (c *Client) call(ctx context.Context, op, path string, fields map[string]string) (map[string]string, error) {
+	hresp, err := c.send(ctx, op, op, path, fields)
+	if err != nil {
+		return nil, err
 	}
 	defer hresp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxResponse+1))
