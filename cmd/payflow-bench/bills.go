@@ -21,6 +21,7 @@ import (
 
 	"github.com/payflow/payflow/internal/stack"
 	"github.com/payflow/payflow/sim"
+	"github.com/payflow/payflow/wechatpay"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -110,11 +111,10 @@ func runBills(ctx context.Context, o options, logger *slog.Logger) (_ []billResu
 		return nil, err
 	}
 	defer db.Close()
-	bj := time.FixedZone("CST", 8*3600)
-	today := time.Now().In(bj)
+	today := time.Now().In(wechatpay.Beijing)
 	var out []billResult
 	for i, n := range sizes {
-		day := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, bj).AddDate(0, 0, -1-i)
+		day := time.Date(today.Year(), today.Month(), today.Day(), 0, 0, 0, 0, wechatpay.Beijing).AddDate(0, 0, -1-i)
 		date := day.Format("2006-01-02")
 		prefix := fmt.Sprintf("BB%d", i)
 		r := billResult{Rows: n, Orders: n}
