@@ -66,10 +66,10 @@ const (
 	notesEnd   = "<!-- notes end -->"
 )
 
-func (r *report) markdown() string {
-	var b strings.Builder
-	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	o := r.Opts
+// writeHeader writes what every run's section starts with: its marker,
+// date and commit, the machine, the load average and the command.
+func (r *report) writeHeader(b *strings.Builder) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("%s\n### %s · commit `%s`", runBegin, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Commit)
 	if r.Subject != "" {
 		p(" (%s)", r.Subject)
@@ -78,6 +78,13 @@ func (r *report) markdown() string {
 	p("- machine: %s\n", r.Machine)
 	p("- load average (1 min) %s at the start, %s at the end; the run's own processes count too\n", r.LoadBefore, r.LoadAfter)
 	p("- command: `%s` (%.0f s in all)\n", r.Command, r.Elapsed.Seconds())
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	o := r.Opts
+	r.writeHeader(&b)
 	p("- load: %.0f payments/s for %s, open loop; every %s payment's notification sent twice at the same instant; "+
 		"a notification not answered SUCCESS is resent after %s, at most %d times; simulated WeChat order-query latency %s; %d bin/worker, 1 bin/api\n",
 		o.rate, o.duration, ordinal(o.dupEvery), o.retryDelay, o.retries, o.queryDelay, o.workers)
