@@ -18,7 +18,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/payflow/payflow/internal/pgtest"
 	"github.com/payflow/payflow/store"
 	"github.com/payflow/payflow/wechatpay"
 )
@@ -153,15 +152,7 @@ type billFixture struct {
 
 func newBillFixture(t *testing.T) *billFixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
 	f := &billFixture{st: st, bills: &fakeBills{bills: map[string][]byte{}, hashes: map[string]string{}, locate: map[string]error{}, open: map[string]error{}},
 		actions: &recordingActions{fail: map[string]error{}}}
 	f.acts = &BillActivities{Store: st, Bills: f.bills, Orders: f.actions, MchID: testMch}

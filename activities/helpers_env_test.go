@@ -70,6 +70,21 @@ func (f *fakeWeChat) CloseOrder(_ context.Context, no string) error {
 	return f.closeErr
 }
 
+// newStore is a migrated store on a fresh database of the test's cluster.
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // actEnv is the order activities on a fresh database.
 type actEnv struct {
 	a   *Activities
@@ -81,15 +96,7 @@ type actEnv struct {
 
 func newActEnv(t *testing.T) *actEnv {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
 	reg := prometheus.NewRegistry()
 	wc := &fakeWeChat{}
 	a := &Activities{Orders: st, WeChat: wc, AppID: envAppID, MchID: refundMch, NotifyURL: "https://m.example/wechatpay/notify",

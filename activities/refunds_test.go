@@ -75,15 +75,7 @@ type refundsTest struct {
 
 func newRefundsTest(t *testing.T) *refundsTest {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := newStore(t)
 	reg := prometheus.NewRegistry()
 	wc := &fakeRefunds{apply: map[string]error{}, query: map[string]payment.RefundTrade{}, qerr: map[string]error{}}
 	r := &Refunds{Store: st, WeChat: wc, MchID: refundMch, NotifyURL: "https://m.example/wechatpay/v3/notify",
