@@ -12,6 +12,7 @@ import (
 
 	stacklib "github.com/payflow/payflow/internal/stack"
 	"github.com/payflow/payflow/payment"
+	"github.com/payflow/payflow/workflows"
 )
 
 // With Temporal down, the api still acknowledges every verified
@@ -46,6 +47,16 @@ func TestTemporalOutageInbox(t *testing.T) {
 	for i := range nos {
 		nos[i] = fmt.Sprintf("OUTAGE%d%s", i, uniqueNo("")[:8])
 		d.createOrder(t, nos[i], int64(100+i))
+	}
+	// The orders wait for their payment, as they would when an outage
+	// begins: each run has done its first workflow task and has none
+	// pending. (A task in flight at a crash is the Temporal server's own
+	// recovery, which the chaos run covers; this test is about the inbox.)
+	for _, no := range nos {
+		eventually(t, 30*time.Second, "the run of "+no+" to wait", func() bool {
+			desc, err := s.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+			return err == nil && desc.GetPendingWorkflowTask() == nil && desc.GetWorkflowExecutionInfo().GetHistoryLength() > 3
+		})
 	}
 	// Temporal goes away.
 	if err := s.Temporal.Kill(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	enums "go.temporal.io/api/enums/v1"
 
 	"github.com/payflow/payflow/internal/invariant"
 	"github.com/payflow/payflow/payment"
@@ -111,6 +112,26 @@ func (d *deployment) explainOrder(o payment.Order) string {
 	}
 	for _, a := range desc.GetPendingActivities() {
 		fmt.Fprintf(&b, "pending activity %s: %s, attempt %d, last failure %v\n", a.GetActivityType().GetName(), a.GetState(), a.GetAttempt(), a.GetLastFailure())
+	}
+	// The run's events, and who polls its task queue: a task scheduled and
+	// never started is told apart from one a worker took and lost.
+	it := tc.GetWorkflowHistory(ctx, info.GetExecution().GetWorkflowId(), info.GetExecution().GetRunId(), false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "history: %v\n", err)
+			break
+		}
+		fmt.Fprintf(&b, "  event %d %s %s\n", e.GetEventId(), e.GetEventTime().AsTime().Format(time.RFC3339Nano), e.GetEventType())
+	}
+	if q := info.GetTaskQueue(); q != "" {
+		tq, err := tc.DescribeTaskQueue(ctx, q, enums.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			fmt.Fprintf(&b, "describe task queue %s: %v\n", q, err)
+		}
+		for _, p := range tq.GetPollers() {
+			fmt.Fprintf(&b, "poller of %s: %s, last access %s\n", q, p.GetIdentity(), p.GetLastAccessTime().AsTime().Format(time.RFC3339Nano))
+		}
 	}
 	return b.String()
 }
