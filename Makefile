@@ -94,11 +94,13 @@ chaos-ci: deps temporal
 # docs/benchmarks.md (earlier runs are kept). About half an hour.
 # BENCH_FLAGS passes more flags, e.g. BENCH_FLAGS="-targets dev -overload-runs 1".
 # Then the daily bill reconciliation (-mode bills, also `make bench-bills`).
+# The command a report names, as it can be pasted again.
+bench_command = make $(1)$(if $(strip $(BENCH_FLAGS)), BENCH_FLAGS="$(strip $(BENCH_FLAGS))")
 bench: deps build temporal
 	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
-	BENCH_COMMAND="$(strip make bench $(BENCH_FLAGS))" $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+	BENCH_COMMAND='$(call bench_command,bench)' $(BIN)/payflow-bench -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
 		-temporal-pg-dir $(BIN) -out docs/benchmarks.md $(BENCH_FLAGS)
-	BENCH_COMMAND="$(strip make bench $(BENCH_FLAGS))" $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+	BENCH_COMMAND='$(call bench_command,bench)' $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
 		-out docs/benchmarks.md $(BENCH_FLAGS)
 
 # The daily bill reconciliation's benchmark: bills of 100,000 and 1,000,000
@@ -106,7 +108,7 @@ bench: deps build temporal
 # docs/benchmarks.md with the earlier runs. A few minutes.
 bench-bills: deps build temporal
 	$(GO) build -o $(BIN)/ ./cmd/payflow-bench
-	BENCH_COMMAND="$(strip make bench-bills $(BENCH_FLAGS))" $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
+	BENCH_COMMAND='$(call bench_command,bench-bills)' $(BIN)/payflow-bench -mode bills -bin-dir $(BIN) -temporal-bin $(BIN)/temporal \
 		-out docs/benchmarks.md $(BENCH_FLAGS)
 
 # Temporal server with PostgreSQL persistence and its schema tool, built from

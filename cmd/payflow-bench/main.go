@@ -70,6 +70,8 @@ type options struct {
 	overloadN   int
 	overloadAt  float64
 	targets     string
+	workerEnv   string // -worker-env
+	apiEnv      string // -api-env
 	peer        bool
 	module      string
 	binDir      string
@@ -106,6 +108,8 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.overloadAt, "overload-rate", 0, "offer this rate in the overload runs instead (payments/s; they then run without a step load too)")
 	fs.IntVar(&o.overloadN, "overload-runs", 2, "overload runs per Temporal server (0: none; they need the step load's saturation point)")
 	fs.StringVar(&o.targets, "targets", "dev,pg?", "Temporal servers: dev (the dev server, SQLite), pg (v1.29.1 on PostgreSQL); pg? runs pg only when `make temporal-pg` built it")
+	fs.StringVar(&o.workerEnv, "worker-env", "", "more environment for bin/worker, comma-separated KEY=value (e.g. WORKER_WORKFLOW_POLLERS=8)")
+	fs.StringVar(&o.apiEnv, "api-env", "", "more environment for bin/api, comma-separated KEY=value (e.g. NOTIFY_MAX_IN_FLIGHT=16)")
 	fs.BoolVar(&o.peer, "peer", true, "also measure the synchronous tutorial-style handler")
 	fs.StringVar(&o.module, "module", "", "the payflow checkout whose api, worker and wechatpay-sim are measured, and whose commit labels the run (default: the module around the working directory)")
 	fs.StringVar(&o.binDir, "bin-dir", "", "directory with api, worker and wechatpay-sim already built from -module (default: build them)")
@@ -261,6 +265,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		Deployments: []stack.DeploymentOptions{{
 			Workers: o.workers, APIVersion: "v2", SimQueryDelay: o.queryDelay, OrderQueryAfter: time.Hour,
 			TaskQueue: "payments-bench",
+			WorkerEnv: splitEnv(o.workerEnv), APIEnv: splitEnv(o.apiEnv),
 		}},
 		Logf: func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
 	}
@@ -549,4 +554,15 @@ func gitDescribe(dir string) (commit, subject string) {
 		commit += "+dirty"
 	}
 	return commit, subject
+}
+
+// splitEnv reads -worker-env and -api-env: KEY=value pairs, comma-separated.
+func splitEnv(s string) []string {
+	var env []string
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
