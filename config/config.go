@@ -127,9 +127,25 @@ type Config struct {
 	// Temporal SDK's default (1000, 1000, 2).
 	WorkerWorkflowTasks   int           // WORKER_MAX_WORKFLOW_TASKS
 	WorkerLocalActivities int           // WORKER_MAX_LOCAL_ACTIVITIES
-	WorkerWorkflowPollers int           // WORKER_WORKFLOW_POLLERS (not 1)
-	WorkerStickyTimeout   time.Duration // WORKER_STICKY_TIMEOUT: a task for a cached run waits this long for this worker, then goes to any (SDK default 5s)
+	WorkerWorkflowPollers int           // WORKER_WORKFLOW_POLLERS (not 1; default DefaultWorkerWorkflowPollers)
+	WorkerStickyTimeout   time.Duration // WORKER_STICKY_TIMEOUT: a task for a cached run waits this long for this worker, then goes to any (default DefaultWorkerStickyTimeout)
 }
+
+// DefaultWorkerStickyTimeout is WORKER_STICKY_TIMEOUT's default, six times
+// the SDK's 5 s. Under a load above what the worker can take, the next
+// task of a run it has cached waits in its sticky queue longer than 5 s;
+// the server then hands it to the normal queue, where it is taken with the
+// run's whole history and replayed: more work per payment exactly when
+// there is too much, and PAID/s fell to 0.2–0.5 of the saturation rate
+// (docs/benchmarks.md, "Overload"). The cost: tasks of a worker killed
+// without a clean stop wait up to this long before another worker takes
+// them (a clean stop hands them over at once).
+const DefaultWorkerStickyTimeout = 30 * time.Second
+
+// DefaultWorkerWorkflowPollers is WORKER_WORKFLOW_POLLERS's default: the
+// SDK's 2 pollers share one another between the sticky and the normal
+// queue, and the overload runs were faster with 8 (docs/benchmarks.md).
+const DefaultWorkerWorkflowPollers = 8
 
 // DefaultNotifyMaxInFlight is NOTIFY_MAX_IN_FLIGHT's default: far above
 // what a healthy Temporal needs (a hand-over takes tens of milliseconds,
@@ -198,21 +214,20 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, w := range []struct {
 		key string
 		v   *int
+		def int
 	}{
-		{"WORKER_MAX_WORKFLOW_TASKS", &c.WorkerWorkflowTasks},
-		{"WORKER_MAX_LOCAL_ACTIVITIES", &c.WorkerLocalActivities},
-		{"WORKER_WORKFLOW_POLLERS", &c.WorkerWorkflowPollers},
+		{"WORKER_MAX_WORKFLOW_TASKS", &c.WorkerWorkflowTasks, 0},
+		{"WORKER_MAX_LOCAL_ACTIVITIES", &c.WorkerLocalActivities, 0},
+		{"WORKER_WORKFLOW_POLLERS", &c.WorkerWorkflowPollers, DefaultWorkerWorkflowPollers},
 	} {
-		if *w.v, err = count(get(w.key, "0")); err != nil {
+		if *w.v, err = count(get(w.key, strconv.Itoa(w.def))); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", w.key, err))
 		} else if *w.v == 1 {
 			errs = append(errs, fmt.Errorf("%s: 1 is not allowed by the Temporal SDK (0 for its default, or 2 and more)", w.key))
 		}
 	}
-	if v := get("WORKER_STICKY_TIMEOUT", ""); v != "" {
-		if c.WorkerStickyTimeout, err = duration(v); err != nil {
-			errs = append(errs, fmt.Errorf("WORKER_STICKY_TIMEOUT: %w", err))
-		}
+	if c.WorkerStickyTimeout, err = duration(get("WORKER_STICKY_TIMEOUT", DefaultWorkerStickyTimeout.String())); err != nil {
+		errs = append(errs, fmt.Errorf("WORKER_STICKY_TIMEOUT: %w", err))
 	}
 	errs = append(errs, loadRefunds(&c, get)...)
 	if c.BillReconcileAt, err = ParseDailyTime(get("BILL_RECONCILE_AT", "10:30")); err != nil {

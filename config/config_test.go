@@ -72,8 +72,9 @@ func TestSecretsNeverPrint(t *testing.T) {
 }
 
 // The capacity settings: NOTIFY_MAX_IN_FLIGHT defaults to 32 (0 turns the
-// bound off); WORKER_* default to 0 (the SDK's own), and what the SDK
-// refuses (1 poller, 1 task) is an error at start, not a panic later.
+// bound off); WORKER_MAX_* default to 0 (the SDK's own), the pollers to 8
+// and the sticky timeout to 30 s (measured under overload), and what the
+// SDK refuses (1 poller, 1 task) is an error at start, not a panic later.
 func TestCapacitySettings(t *testing.T) {
 	base := map[string]string{"WECHATPAY_APPID": "wx1", "WECHATPAY_MCHID": "1"}
 	c, err := Load(env(base))
@@ -81,7 +82,7 @@ func TestCapacitySettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.NotifyMaxInFlight != DefaultNotifyMaxInFlight || c.WorkerWorkflowTasks != 0 || c.WorkerLocalActivities != 0 ||
-		c.WorkerWorkflowPollers != 0 || c.WorkerStickyTimeout != 0 {
+		c.WorkerWorkflowPollers != 8 || c.WorkerStickyTimeout != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	set := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "0", "WORKER_MAX_WORKFLOW_TASKS": "64", "WORKER_MAX_LOCAL_ACTIVITIES": "128",
