@@ -59,11 +59,7 @@ func (r billResult) rowsPerSec() float64 {
 // parseBillRows reads -bill-rows: sizes, ascending.
 func parseBillRows(s string) ([]int, error) {
 	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range commaList(s) {
 		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
 		if err != nil || n <= 0 || n > 5_000_000 {
 			return nil, fmt.Errorf("-bill-rows: %q is not a size in (0, 5000000]", f)

@@ -70,8 +70,8 @@ type options struct {
 	overloadN   int
 	overloadAt  float64
 	targets     string
-	workerEnv   string // -worker-env
-	apiEnv      string // -api-env
+	workerEnv   []string // -worker-env
+	apiEnv      []string // -api-env
 	peer        bool
 	module      string
 	binDir      string
@@ -108,8 +108,18 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.overloadAt, "overload-rate", 0, "offer this rate in the overload runs instead (payments/s; they then run without a step load too)")
 	fs.IntVar(&o.overloadN, "overload-runs", 2, "overload runs per Temporal server (0: none; they need the step load's saturation point)")
 	fs.StringVar(&o.targets, "targets", "dev,pg?", "Temporal servers: dev (the dev server, SQLite), pg (v1.29.1 on PostgreSQL); pg? runs pg only when `make temporal-pg` built it")
-	fs.StringVar(&o.workerEnv, "worker-env", "", "more environment for bin/worker, comma-separated KEY=value (e.g. WORKER_WORKFLOW_POLLERS=8)")
-	fs.StringVar(&o.apiEnv, "api-env", "", "more environment for bin/api, comma-separated KEY=value (e.g. NOTIFY_MAX_IN_FLIGHT=16)")
+	for _, e := range []struct {
+		name, usage string
+		env         *[]string
+	}{
+		{"worker-env", "more environment for bin/worker, comma-separated KEY=value (e.g. WORKER_WORKFLOW_POLLERS=8)", &o.workerEnv},
+		{"api-env", "more environment for bin/api, comma-separated KEY=value (e.g. NOTIFY_MAX_IN_FLIGHT=16)", &o.apiEnv},
+	} {
+		fs.Func(e.name, e.usage, func(s string) (err error) {
+			*e.env, err = parseEnv(e.name, s)
+			return err
+		})
+	}
 	fs.BoolVar(&o.peer, "peer", true, "also measure the synchronous tutorial-style handler")
 	fs.StringVar(&o.module, "module", "", "the payflow checkout whose api, worker and wechatpay-sim are measured, and whose commit labels the run (default: the module around the working directory)")
 	fs.StringVar(&o.binDir, "bin-dir", "", "directory with api, worker and wechatpay-sim already built from -module (default: build them)")
@@ -218,9 +228,8 @@ type targetList struct {
 // resolveTargets expands -targets; "pg?" is pg when its binaries exist.
 func (o options) resolveTargets() (targetList, error) {
 	var tl targetList
-	for _, t := range strings.Split(o.targets, ",") {
-		switch strings.TrimSpace(t) {
-		case "":
+	for _, t := range commaList(o.targets) {
+		switch t {
 		case "dev":
 			tl.run = append(tl.run, "dev")
 		case "pg":
@@ -265,7 +274,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		Deployments: []stack.DeploymentOptions{{
 			Workers: o.workers, APIVersion: "v2", SimQueryDelay: o.queryDelay, OrderQueryAfter: time.Hour,
 			TaskQueue: "payments-bench",
-			WorkerEnv: splitEnv(o.workerEnv), APIEnv: splitEnv(o.apiEnv),
+			WorkerEnv: o.workerEnv, APIEnv: o.apiEnv,
 		}},
 		Logf: func(format string, args ...any) { logger.Info(fmt.Sprintf(format, args...)) },
 	}
@@ -556,13 +565,24 @@ func gitDescribe(dir string) (commit, subject string) {
 	return commit, subject
 }
 
-// splitEnv reads -worker-env and -api-env: KEY=value pairs, comma-separated.
-func splitEnv(s string) []string {
-	var env []string
-	for _, kv := range strings.Split(s, ",") {
-		if kv = strings.TrimSpace(kv); kv != "" {
-			env = append(env, kv)
+// commaList splits a comma-separated flag, dropping empty items.
+func commaList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
 		}
 	}
-	return env
+	return out
+}
+
+// parseEnv reads -worker-env and -api-env: KEY=value pairs, comma-separated.
+func parseEnv(flagName, s string) ([]string, error) {
+	env := commaList(s)
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("-%s: %q is not KEY=value", flagName, kv)
+		}
+	}
+	return env, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,20 @@ func TestBillRowsAndReport(t *testing.T) {
 	}
 	if len(runSections(md)) != 1 {
 		t.Error("the bill run is not one section")
+	}
+}
+
+// -worker-env and -api-env reach the measured processes as KEY=value
+// pairs; anything else is refused when the flags are read.
+func TestProcessEnvFlags(t *testing.T) {
+	o, err := parseFlags([]string{"-worker-env", " WORKER_STICKY_TIMEOUT=30s, WORKER_WORKFLOW_POLLERS=8,", "-api-env", "NOTIFY_MAX_IN_FLIGHT=16"})
+	if err != nil || !slices.Equal(o.workerEnv, []string{"WORKER_STICKY_TIMEOUT=30s", "WORKER_WORKFLOW_POLLERS=8"}) ||
+		!slices.Equal(o.apiEnv, []string{"NOTIFY_MAX_IN_FLIGHT=16"}) {
+		t.Fatalf("parsed %q %q, %v", o.workerEnv, o.apiEnv, err)
+	}
+	for _, bad := range []string{"WORKER_STICKY_TIMEOUT", "=30s", "A=1,B"} {
+		if _, err := parseFlags([]string{"-worker-env", bad}); err == nil {
+			t.Errorf("-worker-env %q accepted", bad)
+		}
 	}
 }
