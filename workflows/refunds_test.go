@@ -34,6 +34,14 @@ func refundTrade(no string, status payment.RefundStatus, amount int64) activitie
 	}}
 }
 
+// askAcceptedRefund asks a refund of amount under no, which the store
+// accepts as a new PROCESSING refund.
+func askAcceptedRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, no string, amount int64) {
+	askRefund(t, env, RefundRequest{OutRefundNo: no, AmountFen: amount})
+	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
+		Return(activities.AcceptRefundResult{Refund: processing(no, amount), Created: true}, nil).Once()
+}
+
 // askRefund sends the refund update at the start of the run and records
 // its answer.
 func askRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, req RefundRequest) (*RefundResult, *error) {
@@ -91,9 +99,7 @@ func TestRefundAskedOnceConfirmedByQuery(t *testing.T) {
 // refund makes the order REFUNDED.
 func TestRefundAmbiguousAskQueriesFirst(t *testing.T) {
 	env := paidOrderEnv(t)
-	askRefund(t, env, RefundRequest{OutRefundNo: "R2", AmountFen: 1234})
-	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
-		Return(activities.AcceptRefundResult{Refund: processing("R2", 1234), Created: true}, nil).Once()
+	askAcceptedRefund(t, env, "R2", 1234)
 	env.OnActivity(rf.ApplyRefund, mock.Anything, activities.ApplyRefundInput{OutTradeNo: testNo, OutRefundNo: "R2"}).
 		Return(activities.ApplyRefundResult{Outcome: activities.ApplyAmbiguous, Message: "HTTP 500"}, nil).Once()
 	env.OnActivity(rf.QueryRefund, mock.Anything, mock.Anything).Return(activities.QueryRefundResult{Outcome: activities.QueryNotFound}, nil).Once()
@@ -116,9 +122,7 @@ func TestRefundAmbiguousAskQueriesFirst(t *testing.T) {
 // FAILED with WeChat's reason.
 func TestRefundNotEnoughThenRefused(t *testing.T) {
 	env := paidOrderEnv(t)
-	askRefund(t, env, RefundRequest{OutRefundNo: "R3", AmountFen: 100})
-	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
-		Return(activities.AcceptRefundResult{Refund: processing("R3", 100), Created: true}, nil).Once()
+	askAcceptedRefund(t, env, "R3", 100)
 	var asks []time.Time
 	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
 		Return(activities.ApplyRefundResult{Outcome: activities.ApplyNotEnough, Code: "NOT_ENOUGH"}, nil).Times(3).
@@ -145,9 +149,7 @@ func TestRefundNotEnoughThenRefused(t *testing.T) {
 // double of NOT_ENOUGH's 10 minutes: each kind of wait has its own backoff.
 func TestRefundFaultAfterNotEnoughWaitsItsOwnBackoff(t *testing.T) {
 	env := paidOrderEnv(t)
-	askRefund(t, env, RefundRequest{OutRefundNo: "R5", AmountFen: 100})
-	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
-		Return(activities.AcceptRefundResult{Refund: processing("R5", 100), Created: true}, nil).Once()
+	askAcceptedRefund(t, env, "R5", 100)
 	var steps []time.Time
 	note := func(mock.Arguments) { steps = append(steps, env.Now()) }
 	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
