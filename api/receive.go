@@ -89,9 +89,10 @@ func rejection(err error) verdict {
 func (s *Server) receive(w http.ResponseWriter, r *http.Request, version string, parser wechatpay.NotificationParser) verdict {
 	start := s.now()
 	s.Metrics.NotificationReceived(version)
-	if !s.notifySlots.acquire() {
-		// Shed before any work: WeChat sends it again (15 s later, then
-		// for a day), by when the notifications in flight are held.
+	// Shed before any work, when the workers are behind (Backpressure) or
+	// too many hand-overs are in flight: WeChat sends it again (15 s
+	// later, then for a day), by when they have caught up.
+	if s.Backpressure.Shedding() || !s.notifySlots.acquire() {
 		v := reject(http.StatusServiceUnavailable, reasonOverloaded, "busy, retry later")
 		s.Metrics.NotificationRejected(version, v.label, s.now().Sub(start))
 		return v

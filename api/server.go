@@ -77,6 +77,9 @@ type Server struct {
 	// queueing for Temporal until every hand-over misses its deadline.
 	// 0: no limit.
 	MaxNotificationsInFlight int
+	// Backpressure, when not nil, sheds new notifications (503) while the
+	// workers are behind; its Run reads their backlog.
+	Backpressure *Backpressure
 
 	OrderTimeout time.Duration // ORDER_TIMEOUT
 	CanPrepay    bool          // WECHATPAY_NOTIFY_URL is set

@@ -120,6 +120,10 @@ type Config struct {
 	// api hands over at once; more are answered 503 (WeChat retries). 0 is
 	// no bound.
 	NotifyMaxInFlight int
+	// NotifyShedBacklog (NOTIFY_SHED_BACKLOG): while more notifications
+	// than this, handed to workflows, wait unexamined for more than a few
+	// seconds, an api answers new ones 503 (WeChat retries); 0 never.
+	NotifyShedBacklog int
 
 	// Worker concurrency (bin/worker): how many workflow tasks (each runs
 	// its payment's short steps as local activities) and local activities
@@ -153,6 +157,12 @@ const DefaultWorkerWorkflowPollers = 8
 // is not asked for more while every hand-over in flight misses its
 // deadline.
 const DefaultNotifyMaxInFlight = 32
+
+// DefaultNotifyShedBacklog is NOTIFY_SHED_BACKLOG's default: at the
+// saturation rate a payment is examined within a second, so 50 waiting
+// longer means the workers are behind by more than they catch up on in a
+// few seconds, while a handful of stuck orders never stop notifications.
+const DefaultNotifyShedBacklog = 50
 
 // Load reads the configuration from the environment. getenv is os.Getenv in
 // production and a map lookup in tests.
@@ -210,6 +220,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.NotifyMaxInFlight, err = count(get("NOTIFY_MAX_IN_FLIGHT", strconv.Itoa(DefaultNotifyMaxInFlight))); err != nil {
 		errs = append(errs, fmt.Errorf("NOTIFY_MAX_IN_FLIGHT: %w", err))
+	}
+	if c.NotifyShedBacklog, err = count(get("NOTIFY_SHED_BACKLOG", strconv.Itoa(DefaultNotifyShedBacklog))); err != nil {
+		errs = append(errs, fmt.Errorf("NOTIFY_SHED_BACKLOG: %w", err))
 	}
 	for _, w := range []struct {
 		key string

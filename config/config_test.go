@@ -71,8 +71,8 @@ func TestSecretsNeverPrint(t *testing.T) {
 	}
 }
 
-// The capacity settings: NOTIFY_MAX_IN_FLIGHT defaults to 32 (0 turns the
-// bound off); WORKER_MAX_* default to 0 (the SDK's own), the pollers to 8
+// The capacity settings: NOTIFY_MAX_IN_FLIGHT defaults to 32 and
+// NOTIFY_SHED_BACKLOG to 50 (0 turns either off); WORKER_MAX_* default to 0 (the SDK's own), the pollers to 8
 // and the sticky timeout to 30 s (measured under overload), and what the
 // SDK refuses (1 poller, 1 task) is an error at start, not a panic later.
 func TestCapacitySettings(t *testing.T) {
@@ -81,11 +81,11 @@ func TestCapacitySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NotifyMaxInFlight != DefaultNotifyMaxInFlight || c.WorkerWorkflowTasks != 0 || c.WorkerLocalActivities != 0 ||
+	if c.NotifyMaxInFlight != DefaultNotifyMaxInFlight || c.NotifyShedBacklog != 50 || c.WorkerWorkflowTasks != 0 || c.WorkerLocalActivities != 0 ||
 		c.WorkerWorkflowPollers != 8 || c.WorkerStickyTimeout != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
-	set := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "0", "WORKER_MAX_WORKFLOW_TASKS": "64", "WORKER_MAX_LOCAL_ACTIVITIES": "128",
+	set := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "0", "NOTIFY_SHED_BACKLOG": "0", "WORKER_MAX_WORKFLOW_TASKS": "64", "WORKER_MAX_LOCAL_ACTIVITIES": "128",
 		"WORKER_WORKFLOW_POLLERS": "8", "WORKER_STICKY_TIMEOUT": "10s"}
 	for k, v := range base {
 		set[k] = v
@@ -93,17 +93,17 @@ func TestCapacitySettings(t *testing.T) {
 	if c, err = Load(env(set)); err != nil {
 		t.Fatal(err)
 	}
-	if c.NotifyMaxInFlight != 0 || c.WorkerWorkflowTasks != 64 || c.WorkerLocalActivities != 128 || c.WorkerWorkflowPollers != 8 ||
+	if c.NotifyMaxInFlight != 0 || c.NotifyShedBacklog != 0 || c.WorkerWorkflowTasks != 64 || c.WorkerLocalActivities != 128 || c.WorkerWorkflowPollers != 8 ||
 		c.WorkerStickyTimeout != 10*time.Second {
 		t.Fatalf("set: %+v", c)
 	}
-	bad := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "-1", "WORKER_MAX_WORKFLOW_TASKS": "1", "WORKER_WORKFLOW_POLLERS": "many",
+	bad := map[string]string{"NOTIFY_MAX_IN_FLIGHT": "-1", "NOTIFY_SHED_BACKLOG": "some", "WORKER_MAX_WORKFLOW_TASKS": "1", "WORKER_WORKFLOW_POLLERS": "many",
 		"WORKER_STICKY_TIMEOUT": "0s"}
 	for k, v := range base {
 		bad[k] = v
 	}
 	_, err = Load(env(bad))
-	for _, want := range []string{"NOTIFY_MAX_IN_FLIGHT", "WORKER_MAX_WORKFLOW_TASKS", "WORKER_WORKFLOW_POLLERS", "WORKER_STICKY_TIMEOUT"} {
+	for _, want := range []string{"NOTIFY_MAX_IN_FLIGHT", "NOTIFY_SHED_BACKLOG", "WORKER_MAX_WORKFLOW_TASKS", "WORKER_WORKFLOW_POLLERS", "WORKER_STICKY_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %s", err, want)
 		}

@@ -26,6 +26,7 @@ var specMetricNames = []string{
 	"payflow_notify_ack_seconds",
 	"payflow_signal_with_start_seconds",
 	"payflow_signal_with_start_errors_total",
+	"payflow_notification_backlog",
 	"payflow_orders_final_total",
 	"payflow_activity_attempts_total",
 	"payflow_activity_failures_total",

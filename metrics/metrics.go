@@ -34,6 +34,7 @@ const (
 	WeChatFaultsName           = "payflow_wechat_faults_total"
 	InboxParkedName            = "payflow_inbox_parked"
 	InboxRelayedName           = "payflow_inbox_relayed_total"
+	NotificationBacklogName    = "payflow_notification_backlog"
 
 	// Daily bill reconciliation.
 	BillRowsName           = "payflow_bill_rows_total"
@@ -50,7 +51,7 @@ func Names() []string {
 		NotifyAckSecondsName, SignalWithStartSecondsName, SignalWithStartErrorsName,
 		OrdersFinalName, ActivityAttemptsName, ActivityFailuresName,
 		ReconciliationFoundName, TemporalMetricsErrorsName, WeChatFaultsName,
-		InboxParkedName, InboxRelayedName,
+		InboxParkedName, InboxRelayedName, NotificationBacklogName,
 		BillRowsName, BillDifferencesName, BillRunsName, BillLastReconciledName,
 	}, refundNames()...)
 }
@@ -93,6 +94,7 @@ type Metrics struct {
 	reconciliation prometheus.Counter
 	wechatFaults   *prometheus.CounterVec
 	inboxParked    prometheus.Gauge
+	backlog        prometheus.Gauge
 	inboxRelayed   *prometheus.CounterVec
 	refunds        *refundMetrics
 
@@ -156,6 +158,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: WeChatFaultsName,
 			Help: "WeChat Pay calls that got no trustworthy answer (the wire, 5xx, 429, an unsigned answer, our keys or clock), by call and kind; retried, never decided on.",
 		}, []string{"call", "kind"}),
+		backlog: f.NewGauge(prometheus.GaugeOpts{
+			Name: NotificationBacklogName,
+			Help: "Notifications handed to workflows in the last minute (by any api) that no workflow examined within 2 s: how far the workers are behind. Above NOTIFY_SHED_BACKLOG an api sheds new notifications (rejected, reason overloaded).",
+		}),
 		inboxParked: f.NewGauge(prometheus.GaugeOpts{
 			Name: InboxParkedName,
 			Help: "Inbox rows parked after too many failed deliveries: acknowledged notifications waiting for an operator to re-drive them.",
@@ -270,6 +276,14 @@ func (m *Metrics) OrderFinal(status string) {
 		return
 	}
 	m.ordersFinal.WithLabelValues(status).Inc()
+}
+
+// NotificationBacklog sets the backlog the api's backpressure last read.
+func (m *Metrics) NotificationBacklog(n int) {
+	if m == nil {
+		return
+	}
+	m.backlog.Set(float64(n))
 }
 
 // InboxParked sets the number of parked inbox rows.

@@ -72,3 +72,22 @@ func (s *Store) UnexaminedNotifications(ctx context.Context, receivedBefore time
 	}
 	return out, next, nil
 }
+
+// NotificationBacklog counts the notifications received in [from, to)
+// that were handed to an order's workflow (by the api, or delivered from
+// the inbox) and that no workflow has examined yet: how far the workers
+// are behind, which the api's backpressure follows. Like
+// UnexaminedNotifications, it leaves out events of other kinds and inbox
+// rows still pending (Temporal did not take them; the relay's work, not
+// the workers').
+func (s *Store) NotificationBacklog(ctx context.Context, from, to time.Time) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `
+		SELECT count(*) FROM notifications
+		WHERE examined_at IS NULL AND received_at >= $1 AND received_at < $2 AND kind <> 'other'
+		AND (inbox_state IS NULL OR inbox_state = 'delivered')`, from.UTC(), to.UTC()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("notification backlog: %w", err)
+	}
+	return n, nil
+}

@@ -10,7 +10,8 @@ import (
 )
 
 // The safety net's pages: acknowledged notifications not examined, oldest
-// first, after a cursor; PENDING orders by out_trade_no after a cursor.
+// first, after a cursor (and their count in a window, the api's backlog);
+// PENDING orders by out_trade_no after a cursor.
 func TestSafetyNetPages(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
@@ -55,6 +56,18 @@ func TestSafetyNetPages(t *testing.T) {
 	}
 	if page, _, _ := s.UnexaminedNotifications(ctx, time.Now().Add(-time.Hour), NotificationCursor{}, 10); len(page) != 0 {
 		t.Fatalf("grace ignored: %v", page)
+	}
+	// The api's backpressure counts the same rows, received in a window:
+	// ids 0, 2, 3, 4 were received 10, 8, 7 and 6 s ago.
+	now := time.Now()
+	for _, c := range []struct {
+		from, to time.Duration
+		want     int
+	}{{-2 * time.Minute, 0, 4}, {-2 * time.Minute, -7500 * time.Millisecond, 2}, {-9500 * time.Millisecond, 0, 3}, {-5 * time.Second, 0, 0}} {
+		got, err := s.NotificationBacklog(ctx, now.Add(c.from), now.Add(c.to))
+		if err != nil || got != c.want {
+			t.Errorf("NotificationBacklog(now%v, now%v) = %d, %v; want %d", c.from, c.to, got, err, c.want)
+		}
 	}
 
 	for i := range 5 {

@@ -61,7 +61,7 @@ func run() error {
 	if v3 == nil {
 		logger.Warn("API v3 notifications are not configured (WECHATPAY_APIV3_KEY and WECHATPAY_PUBLIC_KEY_FILE or WECHATPAY_PLATFORM_CERT_DIR)")
 	}
-	gw := &gateway.Gateway{Temporal: tc, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics}
+	gw := &gateway.Gateway{Temporal: tc, TaskQueue: cfg.TaskQueue, Metrics: tel.Metrics, QueryAfter: cfg.OrderQueryAfter}
 	srv := &api.Server{
 		Orders: st, Temporal: tc, Gateway: gw,
 		Handoff: &handoff.Handoff{Gateway: gw, Store: st, Logger: logger},
@@ -72,7 +72,13 @@ func run() error {
 		Tokens:                   cfg.APITokens,
 		Bills:                    &api.Reconciliations{Runs: st, Temporal: tc, TaskQueue: cfg.TaskQueue, PollInterval: cfg.BillPollInterval},
 		MaxNotificationsInFlight: cfg.NotifyMaxInFlight,
+		Backpressure: &api.Backpressure{
+			Count: st.NotificationBacklog, Limit: cfg.NotifyShedBacklog,
+			Lag: api.DefaultBackpressureLag, Window: api.DefaultBackpressureWindow, Every: api.DefaultBackpressureEvery,
+			Logger: logger, Metrics: tel.Metrics, Now: time.Now,
+		},
 	}
+	go srv.Backpressure.Run(ctx)
 	return httpserve.Serve(ctx, httpServer(cfg.APIAddr, srv.Handler()), logger)
 }
 

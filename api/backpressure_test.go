@@ -1,0 +1,125 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/payflow/payflow/metrics"
+	"github.com/payflow/payflow/wechatpay/apiv2"
+)
+
+// backlogReader is a Count that answers n (or err) and remembers the window
+// it was asked about.
+type backlogReader struct {
+	n        int
+	err      error
+	from, to time.Time
+	calls    int
+}
+
+func (r *backlogReader) count(_ context.Context, from, to time.Time) (int, error) {
+	r.calls++
+	r.from, r.to = from, to
+	return r.n, r.err
+}
+
+// The backlog is read over [now-Window, now-Lag); the api sheds while it
+// is above Limit, keeps its decision when the read fails, and takes
+// notifications again once the backlog is at Limit or below.
+func TestBackpressureFollowsTheBacklog(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	r := &backlogReader{n: 51}
+	f := newNotifyFixture(t)
+	b := &Backpressure{Count: r.count, Limit: 50, Lag: 2 * time.Second, Window: time.Minute, Every: time.Second,
+		Logger: slog.New(slog.DiscardHandler), Metrics: f.srv.Metrics, Now: func() time.Time { return now }}
+	f.srv.Backpressure = b
+	notify := func(no string) int {
+		t.Helper()
+		return f.post(t, "/wechatpay/notify", nil, v2Payment(t, apiv2.SignTypeMD5, true, "out_trade_no", no)).Code
+	}
+
+	if got := notify("PF0001"); got != http.StatusOK || b.Shedding() {
+		t.Fatalf("before the first read: %d, shedding %v; want 200, not shedding", got, b.Shedding())
+	}
+
+	b.check(context.Background())
+	if !r.from.Equal(now.Add(-time.Minute)) || !r.to.Equal(now.Add(-2*time.Second)) {
+		t.Fatalf("backlog read over [%v, %v), want [now-1m, now-2s)", r.from, r.to)
+	}
+	if !b.Shedding() {
+		t.Fatal("backlog 51 over a limit of 50: not shedding")
+	}
+	if got := gaugeValue(t, f.reg, metrics.NotificationBacklogName); got != 51 {
+		t.Fatalf("payflow_notification_backlog = %v, want 51", got)
+	}
+	rec := f.post(t, "/wechatpay/notify", nil, v2Payment(t, apiv2.SignTypeMD5, true, "out_trade_no", "PF0002"))
+	if reply, err := apiv2.DecodeXML(rec.Body.Bytes()); rec.Code != http.StatusServiceUnavailable || err != nil || reply["return_code"] != "FAIL" {
+		t.Fatalf("while shedding: %d %q, want 503 with return_code FAIL", rec.Code, rec.Body.String())
+	}
+	if got := rejectedCount(t, f.reg, "v2", "overloaded"); got != 1 {
+		t.Fatalf("rejected{reason=overloaded} = %v, want 1", got)
+	}
+
+	r.n, r.err = 0, errors.New("connection refused")
+	b.check(context.Background())
+	if !b.Shedding() {
+		t.Fatal("a failed read changed the decision")
+	}
+
+	r.n, r.err = 50, nil
+	b.check(context.Background())
+	if b.Shedding() {
+		t.Fatal("backlog 50, at the limit: still shedding")
+	}
+	if got := notify("PF0003"); got != http.StatusOK {
+		t.Fatalf("after catching up: %d, want 200", got)
+	}
+	f.handoff.mu.Lock()
+	defer f.handoff.mu.Unlock()
+	if len(f.handoff.accepted) != 2 || f.handoff.accepted[0].OutTradeNo != "PF0001" || f.handoff.accepted[1].OutTradeNo != "PF0003" {
+		t.Fatalf("handed over %+v, want PF0001 and PF0003 only", f.handoff.accepted)
+	}
+}
+
+// Without a limit (NOTIFY_SHED_BACKLOG=0) nothing is read and nothing is
+// shed; a nil Backpressure never sheds.
+func TestBackpressureOff(t *testing.T) {
+	r := &backlogReader{n: 1_000_000}
+	b := &Backpressure{Count: r.count, Limit: 0, Every: time.Millisecond, Now: time.Now}
+	done := make(chan struct{})
+	go func() { b.Run(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run with Limit 0 did not return")
+	}
+	if r.calls != 0 || b.Shedding() {
+		t.Fatalf("Limit 0: %d reads, shedding %v", r.calls, b.Shedding())
+	}
+	var none *Backpressure
+	if none.Shedding() {
+		t.Fatal("a nil Backpressure sheds")
+	}
+}
+
+// gaugeValue reads an unlabelled gauge.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
+}
