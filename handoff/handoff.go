@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/payflow/payflow/gateway"
 	"github.com/payflow/payflow/payment"
 )
@@ -42,6 +44,16 @@ type Handoff struct {
 	Gateway Gateway
 	Store   Store
 	Logger  *slog.Logger
+
+	// flights joins concurrent copies of one notification (by id) into one
+	// delivery. WeChat sends some notifications twice at the same instant;
+	// a second SignalWithStart would only wait behind the first on the
+	// run's lock in Temporal and then be recognised there as a repeat, and
+	// the wait was most of the acknowledgement's p99 (docs/benchmarks.md).
+	// Each copy still writes its own audit row, so every delivery is
+	// counted. Copies at different apis are still two deliveries, which the
+	// workflow recognises by id.
+	flights singleflight.Group
 }
 
 // Accept makes a verified notification durable and returns how. It returns
@@ -54,7 +66,7 @@ func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (payment.N
 	// retries until its deadline, and the inbox must still have time to
 	// commit before WeChat's 5 s are up.
 	dctx, cancel := context.WithTimeout(ctx, deliverBudget(ctx))
-	outcome, err := h.Deliver(dctx, n)
+	outcome, err := h.deliverOnce(dctx, n)
 	cancel()
 	if err == nil {
 		// Temporal holds it; the audit row is a record, not a guarantee, so
@@ -87,6 +99,18 @@ func deliverBudget(ctx context.Context) time.Duration {
 		return time.Until(d) / 2
 	}
 	return 2 * time.Second
+}
+
+// deliverOnce is Deliver, shared by the copies of n in flight at once. A
+// copy that joins gets the first one's result: if that failed (its
+// caller's deadline, say), each falls back to the inbox on its own.
+func (h *Handoff) deliverOnce(ctx context.Context, n payment.Notification) (payment.NotificationOutcome, error) {
+	if n.ID == "" {
+		return h.Deliver(ctx, n)
+	}
+	v, err, _ := h.flights.Do(n.ID, func() (any, error) { return h.Deliver(ctx, n) })
+	outcome, _ := v.(payment.NotificationOutcome)
+	return outcome, err
 }
 
 // Deliver gives the notification to the order's workflow through Temporal.
