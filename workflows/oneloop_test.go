@@ -311,3 +311,34 @@ func TestContinueAsNewCarriesState(t *testing.T) {
 		t.Fatalf("state after continuing = %+v", res.State)
 	}
 }
+
+// A run started at a Revision takes the changes it includes without asking
+// GetVersion (no marker, no search-attribute write): it runs the one loop
+// and marks its notifications examined.
+func TestRevisionTakesItsChangesWithoutAsking(t *testing.T) {
+	env := newEnv(t)
+	env.OnGetVersion(versionLocalActivities, workflow.DefaultVersion, 1).Never()
+	env.OnGetVersion(versionOneLoop, workflow.DefaultVersion, 1).Never()
+	exp := env.Now().Add(30 * time.Minute)
+	env.OnActivity(a.LoadOrder, mock.Anything, mock.Anything).Return(activities.LoadOrderResult{
+		Found: true, Status: payment.StatusPending, AmountFen: 1234, CreatedAt: env.Now(), ExpiresAt: &exp,
+	}, nil)
+	examined := expectExamined(env)
+	signalAt(env, 0, paidNotification("n1", "tx1"))
+	env.OnActivity(a.QueryOrder, mock.Anything, mock.Anything).Return(trade("SUCCESS", "tx1", 1234), nil).Once()
+	env.OnActivity(a.VerifyPayment, mock.Anything, mock.Anything).Return(okVerify(), nil).Once()
+	env.OnActivity(a.MarkPaid, mock.Anything, mock.Anything).Return(activities.MarkPaidResult{Outcome: "paid"}, nil).Once()
+
+	env.ExecuteWorkflow(PaymentWorkflow, PaymentInput{OutTradeNo: testNo, IdleTimeout: time.Hour, Revision: Revision})
+	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+		t.Fatalf("completed %v, error %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+	}
+	env.AssertExpectations(t)
+	var res PaymentResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.State.Status != payment.StatusPaid {
+		t.Fatalf("result %+v, %v", res.State, err)
+	}
+	if !slices.Contains(*examined, "n1") {
+		t.Fatalf("n1 not marked examined (examined %v)", *examined)
+	}
+}

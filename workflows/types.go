@@ -85,6 +85,10 @@ type PaymentInput struct {
 	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
 	// Carry is the state of the run that continued as new into this one.
 	Carry *Carry `json:"carry,omitempty"`
+	// Revision is the workflow code's revision the run was started at
+	// (Revision; the gateway sets it). 0: a run started before revisions,
+	// which asks GetVersion for each change.
+	Revision int `json:"revision,omitempty"`
 }
 
 // ConfirmRequest asks the workflow to confirm a payment with WeChat's
