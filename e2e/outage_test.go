@@ -49,13 +49,20 @@ func TestTemporalOutageInbox(t *testing.T) {
 		d.createOrder(t, nos[i], int64(100+i))
 	}
 	// The orders wait for their payment, as they would when an outage
-	// begins: each run has done its first workflow task and has none
-	// pending. (A task in flight at a crash is the Temporal server's own
-	// recovery, which the chaos run covers; this test is about the inbox.)
+	// begins: each run has no workflow task pending, having done its first
+	// or waiting for it (a plain order's first task is delayed until its
+	// first query is due). (A task in flight at a crash is the Temporal
+	// server's own recovery, which the chaos run covers; this test is
+	// about the inbox.)
 	for _, no := range nos {
 		eventually(t, 30*time.Second, "the run of "+no+" to wait", func() bool {
 			desc, err := s.Client.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
-			return err == nil && desc.GetPendingWorkflowTask() == nil && desc.GetWorkflowExecutionInfo().GetHistoryLength() > 3
+			if err != nil || desc.GetPendingWorkflowTask() != nil {
+				return false
+			}
+			info := desc.GetWorkflowExecutionInfo()
+			delayed := info.GetExecutionTime().AsTime().After(time.Now())
+			return delayed || info.GetHistoryLength() > 3
 		})
 	}
 	// Temporal goes away.

@@ -82,8 +82,8 @@ func TestV3UnconfiguredKeyRejected(t *testing.T) {
 	if o.Status != payment.StatusPending || len(o.Logs) != 1 {
 		t.Fatalf("order changed: %+v", o)
 	}
-	if s := workflowState(t, no); s.Notifications != 0 {
-		t.Fatalf("the workflow received %d notifications", s.Notifications)
+	if n := notificationsReceived(t, no); n != 0 {
+		t.Fatalf("the workflow received %d notifications", n)
 	}
 }
 

@@ -44,6 +44,12 @@ type Gateway struct {
 	Temporal  Client
 	TaskQueue string
 	Metrics   *metrics.Metrics // nil records nothing
+
+	// QueryAfter is ORDER_QUERY_AFTER: a created plain order's run has
+	// nothing to do before its first query is due (or the order expires,
+	// if sooner), so Create delays its first workflow task until then
+	// (StartDelay). 0 starts it at once.
+	QueryAfter time.Duration
 }
 
 // WorkflowID is the one workflow id of an order.
@@ -175,6 +181,7 @@ func (g *Gateway) Notify(ctx context.Context, n payment.Notification, startNew b
 func (g *Gateway) Create(ctx context.Context, o payment.Order) (workflows.PrepayResult, error) {
 	if o.TradeType == "" {
 		opts := g.startOptions(fromOrder(o), enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+		opts.StartDelay = g.firstLook(o, time.Now())
 		if _, err := g.Temporal.ExecuteWorkflow(ctx, opts, workflows.PaymentWorkflow, input(o.OutTradeNo)); err != nil {
 			return workflows.PrepayResult{}, fmt.Errorf("start %s: %w", opts.ID, err)
 		}
@@ -183,6 +190,21 @@ func (g *Gateway) Create(ctx context.Context, o payment.Order) (workflows.Prepay
 	var res workflows.PrepayResult
 	err := g.update(ctx, fromOrder(o), workflows.UpdatePrepay, workflows.UpdatePrepay, nil, &res)
 	return res, err
+}
+
+// firstLook is how long a plain order's new run waits before its first
+// workflow task: until its first query is due, or it expires if sooner.
+// Nothing is lost meanwhile: every message the gateway sends is a
+// Signal-With-Start or an Update-With-Start, and Temporal dispatches the
+// delayed first task at once for either. A payment whose notification
+// comes first costs its run one workflow task instead of two, and an order
+// created costs Temporal only its start while orders are being created.
+func (g *Gateway) firstLook(o payment.Order, now time.Time) time.Duration {
+	d := g.QueryAfter
+	if o.ExpiresAt != nil {
+		d = min(d, o.ExpiresAt.Sub(now))
+	}
+	return max(d, 0)
 }
 
 // Sync asks the order's workflow to query WeChat now. Repeated syncs that
