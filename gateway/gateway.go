@@ -113,7 +113,7 @@ func (g *Gateway) startOptions(o order, reuse enums.WorkflowIdReusePolicy) clien
 }
 
 func input(outTradeNo string) workflows.PaymentInput {
-	return workflows.PaymentInput{OutTradeNo: outTradeNo}
+	return workflows.PaymentInput{OutTradeNo: outTradeNo, Revision: workflows.Revision}
 }
 
 // signal delivers a signal, starting a run if none is running.
