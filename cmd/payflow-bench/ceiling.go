@@ -218,8 +218,8 @@ func (b *benchTemporal) measureStart(ctx context.Context, o ceilingOptions) ceil
 }
 
 // measureSignalRate is SignalWithStart at a fixed rate, open loop, for
-// o.Duration: the raw call's latency at the rate the api's acknowledgement
-// is measured at.
+// o.Duration: the raw call's latency at the rate (and over the length) the
+// api's acknowledgement is measured at.
 func (b *benchTemporal) measureSignalRate(ctx context.Context, rate float64, o ceilingOptions) ceilingResult {
 	b.logger.Info("ceiling: SignalWithStart at a fixed rate", "rate", rate)
 	r := openLoop(ctx, rate, o.Duration, func(ctx context.Context, i int) error {

@@ -355,12 +355,16 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 	}
 	constant := lo
 	constant.BeforeLoad = func(ctx context.Context) {
-		tr.Ceilings = append(tr.Ceilings, bt.measureSignalRate(ctx, sigRate, co))
+		// As many calls as the load sends notifications, over as long: the
+		// two p99s are then read from samples of the same size.
+		sc := co
+		sc.Duration = o.duration
+		tr.Ceilings = append(tr.Ceilings, bt.measureSignalRate(ctx, sigRate, sc))
 	}
 	if tr.Payflow, err = runLoad(ctx, constant, logger); err != nil {
 		return tr, fmt.Errorf("payflow load: %w", err)
 	}
-	diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", tr.Payflow, logger)
+	diagnose(ctx, s.Client, s.Dir, d, tr.Payflow, logger)
 
 	// The saturation point: a step load that stops once the backlog grows.
 	empty := 0.0
@@ -382,7 +386,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 			return tr, fmt.Errorf("step load: %w", err)
 		}
 		tr.Steps = &r
-		diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", r, logger)
+		diagnose(ctx, s.Client, s.Dir, d, r, logger)
 		sat = saturation(r.Steps)
 	}
 	rate := o.overloadAt
@@ -406,7 +410,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 			return tr, fmt.Errorf("overload: %w", err)
 		}
 		tr.Overload = append(tr.Overload, r)
-		diagnose(ctx, s.Client, s.Dir, "http://"+d.Workers[0].Addr+"/metrics", r, logger)
+		diagnose(ctx, s.Client, s.Dir, d, r, logger)
 	}
 	return tr, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/payflow/payflow/internal/stack"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -58,8 +59,9 @@ func historyStats(ctx context.Context, c client.Client, ids []string) map[string
 	return out
 }
 
-// scrapeMetrics keeps the worker's Temporal SDK metrics (counters and
-// sums, no buckets) after a load, for the log.
+// scrapeMetrics keeps a process's metrics after a load, for the log: the
+// Temporal SDK's counters and sums (no buckets), and payflow's own whole
+// (its few histograms' buckets tell where an acknowledgement's time went).
 func scrapeMetrics(ctx context.Context, url string) string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -73,7 +75,7 @@ func scrapeMetrics(ctx context.Context, url string) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	var keep []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "temporal_") && !strings.Contains(line, "_bucket") {
+		if strings.HasPrefix(line, "payflow_") || strings.HasPrefix(line, "temporal_") && !strings.Contains(line, "_bucket") {
 			keep = append(keep, line)
 		}
 	}
@@ -81,9 +83,9 @@ func scrapeMetrics(ctx context.Context, url string) string {
 }
 
 // diagnose logs, after a load, what its payments' workflows went through
-// (event types over a sample of 40 of them) and writes the worker's SDK
-// metrics next to the stack's logs.
-func diagnose(ctx context.Context, c client.Client, dir string, workerURL string, l loadResult, logger *slog.Logger) {
+// (event types over a sample of 40 of them) and writes the metrics of the
+// first worker and api next to the stack's logs.
+func diagnose(ctx context.Context, c client.Client, dir string, d *stack.Deployment, l loadResult, logger *slog.Logger) {
 	var sent []*benchPayment
 	for _, p := range l.pays {
 		if p.sent {
@@ -101,6 +103,8 @@ func diagnose(ctx context.Context, c client.Client, dir string, workerURL string
 	}
 	slices.Sort(parts)
 	logger.Info("history of sampled payments", "label", l.Label, "workflows", len(ids), "events", strings.Join(parts, " "))
-	name := filepath.Join(dir, "logs", "metrics-"+strings.ReplaceAll(l.Label, " ", "-")+".txt")
-	_ = os.WriteFile(name, []byte(scrapeMetrics(ctx, workerURL)), 0o644)
+	for process, url := range map[string]string{"worker": "http://" + d.Workers[0].Addr + "/metrics", "api": d.APIURLs[0] + "/metrics"} {
+		name := filepath.Join(dir, "logs", "metrics-"+strings.ReplaceAll(l.Label, " ", "-")+"-"+process+".txt")
+		_ = os.WriteFile(name, []byte(scrapeMetrics(ctx, url)), 0o644)
+	}
 }
