@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/payflow/payflow/metrics"
 	"github.com/payflow/payflow/payment"
@@ -509,23 +510,34 @@ func TestNotifyShedsBeyondMaxInFlight(t *testing.T) {
 // rejectedCount reads payflow_notifications_rejected_total{version,reason}.
 func rejectedCount(t *testing.T, reg *prometheus.Registry, version, reason string) float64 {
 	t.Helper()
+	return series(t, reg, metrics.NotificationsRejectedName, map[string]string{"version": version, "reason": reason}).GetCounter().GetValue()
+}
+
+// series finds the series of the metric name that carries every label in
+// labels, or nil.
+func series(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) *dto.Metric {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != metrics.NotificationsRejectedName {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
+			has := map[string]string{}
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				has[l.GetName()] = l.GetValue()
 			}
-			if labels["version"] == version && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
+			match := true
+			for k, v := range labels {
+				match = match && has[k] == v
+			}
+			if match {
+				return m
 			}
 		}
 	}
-	return 0
+	return nil
 }
