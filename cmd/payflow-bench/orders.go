@@ -75,7 +75,7 @@ func scrapeMetrics(ctx context.Context, url string) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	var keep []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "payflow_") || strings.HasPrefix(line, "temporal_") && !strings.Contains(line, "_bucket") {
+		if strings.HasPrefix(line, "payflow_") || (strings.HasPrefix(line, "temporal_") && !strings.Contains(line, "_bucket")) {
 			keep = append(keep, line)
 		}
 	}
