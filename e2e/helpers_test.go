@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/payflow/payflow/wechatpay/apiv2"
@@ -36,20 +37,31 @@ func (d *deployment) postRaw(t *testing.T, body string) (int, string) {
 // run has had its first workflow task yet (a plain order's is delayed).
 func notificationsReceived(t *testing.T, no string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	n := 0
-	it := st.tc.GetWorkflowHistory(ctx, workflows.WorkflowID(no), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			t.Fatalf("history of %s: %v", no, err)
-		}
+	for _, e := range runHistory(t, no, "") {
 		if a := e.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.GetSignalName() == workflows.SignalNotification {
 			n++
 		}
 	}
 	return n
+}
+
+// runHistory reads the events of a run of the order's workflow ("" : the
+// current run).
+func runHistory(t *testing.T, no, runID string) []*historypb.HistoryEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var events []*historypb.HistoryEvent
+	it := st.tc.GetWorkflowHistory(ctx, workflows.WorkflowID(no), runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", no, err)
+		}
+		events = append(events, e)
+	}
+	return events
 }
 
 func countRequest(query string) *workflowservice.CountWorkflowExecutionsRequest {
