@@ -28,6 +28,14 @@ import (
 // A few notifications that stay unexamined (an order's run failing) do
 // not stop the api: only a count above Limit does, and only those received
 // within Window count.
+//
+// Without a fresh count it takes notifications: if the backlog cannot be
+// read for Stale (PostgreSQL down, say), the api stops shedding, because
+// Temporal alone can still hold a notification (the audit row is a
+// record, not the guarantee) and refusing them all would turn a database
+// outage into a notification outage. A read that fails once, under load,
+// keeps the last decision for that long, so a slow database does not let
+// a flood in.
 type Backpressure struct {
 	// Count counts the notifications received in [from, to) handed to a
 	// workflow and not yet examined (store.NotificationBacklog).
@@ -36,11 +44,13 @@ type Backpressure struct {
 	Lag     time.Duration // a notification older than this and not examined counts
 	Window  time.Duration // only notifications received this recently count
 	Every   time.Duration // how often the backlog is read
+	Stale   time.Duration // without a good read for this long, stop shedding
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics // nil records nothing
 	Now     func() time.Time
 
 	shedding atomic.Bool
+	lastRead time.Time // of the last good read; only Run's goroutine touches it
 }
 
 // Backpressure's fixed parameters. A payment is examined within a second
@@ -53,6 +63,7 @@ const (
 	DefaultBackpressureLag    = 2 * time.Second
 	DefaultBackpressureWindow = time.Minute
 	DefaultBackpressureEvery  = 500 * time.Millisecond
+	DefaultBackpressureStale  = 5 * time.Second
 )
 
 // Shedding reports whether new notifications are to be answered 503. A nil
@@ -60,8 +71,8 @@ const (
 func (b *Backpressure) Shedding() bool { return b != nil && b.shedding.Load() }
 
 // Run reads the backlog every Every until ctx ends. A failed read keeps
-// the last decision: the store's own failures are the hand-over's to
-// report.
+// the last decision until no read has succeeded for Stale; then the api
+// takes notifications again.
 func (b *Backpressure) Run(ctx context.Context) {
 	if b == nil || b.Limit <= 0 {
 		return
@@ -88,8 +99,13 @@ func (b *Backpressure) check(ctx context.Context) {
 		if ctx.Err() == nil {
 			b.Logger.Warn("backpressure: could not read the notification backlog", "err", err)
 		}
+		if now.Sub(b.lastRead) >= b.Stale && b.shedding.Swap(false) {
+			b.Logger.Warn("backpressure: no backlog count for a while; notifications are taken again until it can be read",
+				"last_read", b.lastRead, "stale_after", b.Stale.String())
+		}
 		return
 	}
+	b.lastRead = now
 	b.Metrics.NotificationBacklog(n)
 	shed := n > b.Limit
 	if b.shedding.Swap(shed) != shed {

@@ -30,13 +30,14 @@ func (r *backlogReader) count(_ context.Context, from, to time.Time) (int, error
 }
 
 // The backlog is read over [now-Window, now-Lag); the api sheds while it
-// is above Limit, keeps its decision when the read fails, and takes
-// notifications again once the backlog is at Limit or below.
+// is above Limit, keeps its decision when a read fails until no read has
+// succeeded for Stale, and takes notifications again once the backlog is
+// at Limit or below.
 func TestBackpressureFollowsTheBacklog(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	r := &backlogReader{n: 51}
 	f := newNotifyFixture(t)
-	b := &Backpressure{Count: r.count, Limit: 50, Lag: 2 * time.Second, Window: time.Minute, Every: time.Second,
+	b := &Backpressure{Count: r.count, Limit: 50, Lag: 2 * time.Second, Window: time.Minute, Every: time.Second, Stale: 5 * time.Second,
 		Logger: slog.New(slog.DiscardHandler), Metrics: f.srv.Metrics, Now: func() time.Time { return now }}
 	f.srv.Backpressure = b
 	notify := func(no string) int {
@@ -67,23 +68,37 @@ func TestBackpressureFollowsTheBacklog(t *testing.T) {
 	}
 
 	r.n, r.err = 0, errors.New("connection refused")
+	now = now.Add(4 * time.Second)
 	b.check(context.Background())
 	if !b.Shedding() {
-		t.Fatal("a failed read changed the decision")
+		t.Fatal("a failed read 4 s after the last good one changed the decision")
+	}
+	now = now.Add(time.Second)
+	b.check(context.Background())
+	if b.Shedding() {
+		t.Fatal("no good read for 5 s (Stale): still shedding")
+	}
+	if got := notify("PF0003"); got != http.StatusOK {
+		t.Fatalf("without a fresh count: %d, want 200", got)
 	}
 
-	r.n, r.err = 50, nil
+	r.n, r.err = 51, nil
+	b.check(context.Background())
+	if !b.Shedding() {
+		t.Fatal("the backlog read again, 51 over 50: not shedding")
+	}
+	r.n = 50
 	b.check(context.Background())
 	if b.Shedding() {
 		t.Fatal("backlog 50, at the limit: still shedding")
 	}
-	if got := notify("PF0003"); got != http.StatusOK {
+	if got := notify("PF0004"); got != http.StatusOK {
 		t.Fatalf("after catching up: %d, want 200", got)
 	}
 	f.handoff.mu.Lock()
 	defer f.handoff.mu.Unlock()
-	if len(f.handoff.accepted) != 2 || f.handoff.accepted[0].OutTradeNo != "PF0001" || f.handoff.accepted[1].OutTradeNo != "PF0003" {
-		t.Fatalf("handed over %+v, want PF0001 and PF0003 only", f.handoff.accepted)
+	if got := f.handoff.accepted; len(got) != 3 || got[0].OutTradeNo != "PF0001" || got[1].OutTradeNo != "PF0003" || got[2].OutTradeNo != "PF0004" {
+		t.Fatalf("handed over %+v, want PF0001, PF0003 and PF0004 only", got)
 	}
 }
 

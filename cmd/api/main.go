@@ -74,7 +74,8 @@ func run() error {
 		MaxNotificationsInFlight: cfg.NotifyMaxInFlight,
 		Backpressure: &api.Backpressure{
 			Count: st.NotificationBacklog, Limit: cfg.NotifyShedBacklog,
-			Lag: api.DefaultBackpressureLag, Window: api.DefaultBackpressureWindow, Every: api.DefaultBackpressureEvery,
+			Lag: api.DefaultBackpressureLag, Window: api.DefaultBackpressureWindow,
+			Every: api.DefaultBackpressureEvery, Stale: api.DefaultBackpressureStale,
 			Logger: logger, Metrics: tel.Metrics, Now: time.Now,
 		},
 	}
