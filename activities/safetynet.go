@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +27,10 @@ type SafetyNetStore interface {
 }
 
 // Describer is the part of the Temporal client that tells whether a
-// workflow runs.
+// workflow runs: visibility for a page of them at once, and the run itself
+// for one.
 type Describer interface {
+	ListWorkflow(ctx context.Context, request *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
@@ -141,8 +145,12 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}
 	}
-	// Each order: is its workflow running? If not, wake a run. Bounded
-	// concurrency, so a page of hundreds takes a few seconds, not minutes.
+	// Each order: is its workflow running? If not, wake a run. Visibility
+	// answers for the whole page (most PENDING orders have a running
+	// run: one call instead of one per order); a run it does not list as
+	// running is asked itself before it is woken, because visibility lags.
+	// Bounded concurrency, so a page of hundreds takes a few seconds.
+	listed := s.listedRunning(ctx, nos)
 	handed := make([]bool, len(nos))
 	errs := make([]error, len(nos))
 	conc := s.Concurrency
@@ -156,7 +164,10 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			running, err := s.running(ctx, s.WorkflowID(no))
+			running, err := listed[s.WorkflowID(no)], error(nil)
+			if !running {
+				running, err = s.running(ctx, s.WorkflowID(no))
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("describe %s: %w", no, err)
 				return
@@ -202,4 +213,45 @@ func (s *SafetyNet) running(ctx context.Context, workflowID string) (bool, error
 		return false, err
 	}
 	return d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
+}
+
+// visibilityBatch is how many workflow ids one visibility query names.
+const visibilityBatch = 50
+
+// listedRunning is the set of the orders' workflow ids that visibility
+// lists as running. It is only a shortcut: an id it leaves out (not
+// running, not yet visible, or visibility unavailable) is described.
+func (s *SafetyNet) listedRunning(ctx context.Context, nos []string) map[string]bool {
+	out := make(map[string]bool, len(nos))
+	for chunk := range slices.Chunk(nos, visibilityBatch) {
+		ids := make([]string, 0, len(chunk))
+		for _, no := range chunk {
+			if id := s.WorkflowID(no); !strings.ContainsAny(id, `'"\`) {
+				ids = append(ids, "'"+id+"'")
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		query := "ExecutionStatus = 'Running' AND WorkflowId IN (" + strings.Join(ids, ", ") + ")"
+		var token []byte
+		for {
+			resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: query, PageSize: int32(len(ids)), NextPageToken: token,
+			})
+			if err != nil {
+				activity.GetLogger(ctx).Warn("safety net: visibility did not answer; describing each run", "err", err)
+				break
+			}
+			for _, e := range resp.GetExecutions() {
+				if e.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					out[e.GetExecution().GetWorkflowId()] = true
+				}
+			}
+			if token = resp.GetNextPageToken(); len(token) == 0 {
+				break
+			}
+		}
+	}
+	return out
 }

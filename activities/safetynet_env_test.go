@@ -3,11 +3,14 @@ package activities
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -19,11 +22,39 @@ import (
 )
 
 // fakeDescriber knows which orders' workflows run; any other is not found.
+// Its visibility lists as running only the ids in listed (it lags, or is
+// down with listFail).
 type fakeDescriber struct {
-	mu     sync.Mutex
-	status map[string]enums.WorkflowExecutionStatus // by workflow id
-	fail   error
-	asked  []string
+	mu       sync.Mutex
+	status   map[string]enums.WorkflowExecutionStatus // by workflow id
+	fail     error
+	asked    []string
+	listed   map[string]bool
+	listFail error
+	queries  []string
+}
+
+// quoted finds the quoted values of a visibility query.
+var quoted = regexp.MustCompile(`'([^']*)'`)
+
+func (f *fakeDescriber) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, req.GetQuery())
+	if f.listFail != nil {
+		return nil, f.listFail
+	}
+	if !strings.HasPrefix(req.GetQuery(), "ExecutionStatus = 'Running' AND WorkflowId IN (") {
+		return nil, serviceerror.NewInvalidArgument("unexpected query " + req.GetQuery())
+	}
+	resp := &workflowservice.ListWorkflowExecutionsResponse{}
+	for _, m := range quoted.FindAllStringSubmatch(req.GetQuery(), -1)[1:] {
+		if f.listed[m[1]] {
+			resp.Executions = append(resp.Executions, &workflowpb.WorkflowExecutionInfo{
+				Execution: &commonpb.WorkflowExecution{WorkflowId: m[1]}, Status: enums.WORKFLOW_EXECUTION_STATUS_RUNNING})
+		}
+	}
+	return resp, nil
 }
 
 func (f *fakeDescriber) DescribeWorkflowExecution(_ context.Context, id, _ string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
@@ -110,6 +141,7 @@ func TestSafetyNetPageActivity(t *testing.T) {
 	}
 	reset := func() {
 		hand.woken, hand.reloaded, hand.notified, hand.startNew, hand.fail, desc.fail, desc.asked = nil, nil, nil, nil, nil, nil, nil
+		desc.listed, desc.listFail, desc.queries = nil, nil, nil
 	}
 	found := func() float64 { return e.count(metrics.ReconciliationFoundName) }
 
@@ -134,6 +166,46 @@ func TestSafetyNetPageActivity(t *testing.T) {
 		}
 		if got := found(); got != 3 {
 			t.Errorf("%s = %v, want 3", metrics.ReconciliationFoundName, got)
+		}
+	})
+
+	// Visibility answers for the page at once; a run it does not list as
+	// running is described before it is woken (visibility lags), and
+	// without visibility every run is described.
+	t.Run("visibility spares the runs it lists as running a describe", func(t *testing.T) {
+		want := []string{"SN-A-NONE", "SN-C-COMPLETED", "SN-E-FAILED"}
+		for _, c := range []struct {
+			name     string
+			listed   map[string]bool
+			listFail error
+			asked    []string
+		}{
+			{"visibility lists the running run", map[string]bool{"payment/SN-B-RUNNING": true}, nil,
+				[]string{"payment/SN-A-NONE", "payment/SN-C-COMPLETED", "payment/SN-E-FAILED"}},
+			{"visibility lags: a finished run still listed as running is left for the next pass",
+				map[string]bool{"payment/SN-B-RUNNING": true, "payment/SN-E-FAILED": true}, nil,
+				[]string{"payment/SN-A-NONE", "payment/SN-C-COMPLETED"}},
+			{"visibility down", nil, serviceerror.NewUnavailable("visibility down"),
+				[]string{"payment/SN-A-NONE", "payment/SN-B-RUNNING", "payment/SN-C-COMPLETED", "payment/SN-E-FAILED"}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				reset()
+				desc.listed, desc.listFail = c.listed, c.listFail
+				res, err := page(t, SafetyNetPageInput{Kind: NetOrders, Before: later, Limit: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantHanded := slices.DeleteFunc(slices.Clone(want), func(no string) bool { return c.listed["payment/"+no] })
+				if !slices.Equal(res.Handed, wantHanded) || !slices.Equal(slices.Sorted(slices.Values(hand.woken)), wantHanded) {
+					t.Errorf("handed %q, woken %q; want %q", res.Handed, hand.woken, wantHanded)
+				}
+				if got := slices.Sorted(slices.Values(desc.asked)); !slices.Equal(got, c.asked) {
+					t.Errorf("described %q, want %q", got, c.asked)
+				}
+				if len(desc.queries) != 1 || !strings.Contains(desc.queries[0], "'payment/SN-A-NONE', 'payment/SN-B-RUNNING', 'payment/SN-C-COMPLETED', 'payment/SN-E-FAILED')") {
+					t.Errorf("visibility queries %q, want one naming the page's four runs", desc.queries)
+				}
+			})
 		}
 	})
 
