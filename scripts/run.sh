@@ -66,7 +66,7 @@ fi
 
 echo "temporal dev server on 127.0.0.1:$TEMPORAL_PORT, UI on $UI_PORT"
 start temporal "$ROOT/bin/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" \
-  --ui-port "$UI_PORT" --db-filename "$RUN/temporal.db" --log-level warn
+  --ui-port "$UI_PORT" --db-filename "$RUN/temporal.db" --sqlite-pragma journal_mode=wal --log-level warn
 wait_http "http://127.0.0.1:$UI_PORT/" "Temporal UI"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/payments?sslmode=disable"
