@@ -280,7 +280,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 	}
 	switch target {
 	case "dev":
-		tr.Server = "Temporal dev server (CLI v1.5.1, SQLite file)"
+		tr.Server = "Temporal dev server (CLI v1.5.1, SQLite file in WAL mode)"
 	case "pg":
 		tr.Server = fmt.Sprintf("Temporal server %s, PostgreSQL 15 persistence, %d history shards", stack.TemporalServerVersion, o.shards)
 		so.Temporal = stack.TemporalOptions{Server: stack.TemporalPostgres, PGDir: o.pgBinDir, Shards: o.shards}
