@@ -21,7 +21,7 @@ import (
 
 // SafetyNetStore is what the safety net reads: its candidates, page by page.
 type SafetyNetStore interface {
-	PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]string, error)
+	PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]store.PendingOrder, error)
 	UnexaminedNotifications(ctx context.Context, receivedBefore time.Time, after store.NotificationCursor, limit int) ([]payment.Notification, store.NotificationCursor, error)
 	OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int) ([]string, error)
 }
@@ -101,11 +101,23 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 	case NetNotifications:
 		return s.notifications(ctx, in)
 	case NetOrders:
-		nos, err := s.Store.PendingOrdersAfter(ctx, in.Before, in.After.Key, in.Limit)
+		orders, err := s.Store.PendingOrdersAfter(ctx, in.Before, in.After.Key, in.Limit)
 		if err != nil {
 			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
 		}
-		return s.orphans(ctx, in, nos, nil)
+		// Visibility is believed only for orders not yet past their expiry
+		// (and the grace): a run would have closed such an order, so a
+		// PENDING order past it whose run visibility still lists as running
+		// is asked itself. A record that stays wrong strands nothing.
+		nos := make([]string, len(orders))
+		overdue := make(map[string]bool)
+		for i, o := range orders {
+			nos[i] = o.OutTradeNo
+			if o.ExpiresAt == nil || o.ExpiresAt.Before(in.Before) {
+				overdue[o.OutTradeNo] = true
+			}
+		}
+		return s.orphans(ctx, in, nos, nil, func(no string) bool { return !overdue[no] })
 	case NetRefunds:
 		nos, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit)
 		if err != nil {
@@ -114,7 +126,9 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 		// A running run may not know a refund accepted here (its update was
 		// lost with a crashed Temporal server): it reads them again, and
 		// follows those it did not know; the others keep their schedule.
-		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds)
+		// A run visibility wrongly lists as running is nudged by
+		// Signal-With-Start, which starts one: visibility is believed.
+		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds, func(string) bool { return true })
 	}
 	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
 }
@@ -139,8 +153,11 @@ func (s *SafetyNet) notifications(ctx context.Context, in SafetyNetPageInput) (S
 }
 
 // orphans hands each order of the page that has no running workflow to a
-// new run; a running one gets nudge, when there is one.
-func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string, nudge func(context.Context, string) error) (SafetyNetPageResult, error) {
+// new run; a running one gets nudge, when there is one. believe says
+// whether visibility's "running" is enough for an order, or its run is
+// described anyway.
+func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string, nudge func(context.Context, string) error,
+	believe func(no string) bool) (SafetyNetPageResult, error) {
 	res := SafetyNetPageResult{Checked: len(nos), Handed: []string{}, Next: in.After, Done: len(nos) < in.Limit}
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}
@@ -164,7 +181,7 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			running, err := listed[s.WorkflowID(no)], error(nil)
+			running, err := listed[s.WorkflowID(no)] && believe(no), error(nil)
 			if !running {
 				running, err = s.running(ctx, s.WorkflowID(no))
 			}

@@ -148,11 +148,16 @@ func TestSafetyNetPageActivity(t *testing.T) {
 	// PENDING orders with no run, a running run, a finished one and a
 	// failed one; a decided order is no candidate. Wakes run concurrently,
 	// so only the page's Handed is in order.
+	later := time.Now().Add(time.Hour) // every order is older than this
+	pending := func(no string, expires time.Time) {
+		if _, err := e.st.CreateOrder(ctx, store.NewOrder{OutTradeNo: no, AmountFen: 100, Description: "tea", ExpiresAt: expires}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, no := range []string{"SN-A-NONE", "SN-B-RUNNING", "SN-C-COMPLETED", "SN-E-FAILED"} {
-		e.order(t, no, 100, payment.StatusPending)
+		pending(no, later.Add(time.Hour)) // not yet expired at the pass
 	}
 	e.order(t, "SN-D-PAID", 100, payment.StatusPaid)
-	later := time.Now().Add(time.Hour) // every order is older than this
 
 	t.Run("orders without a running workflow get one", func(t *testing.T) {
 		reset()
@@ -206,6 +211,31 @@ func TestSafetyNetPageActivity(t *testing.T) {
 					t.Errorf("visibility queries %q, want one naming the page's four runs", desc.queries)
 				}
 			})
+		}
+	})
+
+	// A run would have closed an order past its expiry: visibility's
+	// "running" is not believed for it (a record that stays wrong must not
+	// strand the order), nor for an order that never expires.
+	t.Run("an overdue order's run is described even when listed", func(t *testing.T) {
+		reset()
+		pending("SN-F-OVERDUE", later.Add(-time.Minute))
+		e.order(t, "SN-G-NO-EXPIRY", 100, payment.StatusPending)
+		desc.listed = map[string]bool{"payment/SN-F-OVERDUE": true, "payment/SN-G-NO-EXPIRY": true}
+		defer func() {
+			for _, no := range []string{"SN-F-OVERDUE", "SN-G-NO-EXPIRY"} {
+				if _, err := e.st.MarkClosed(ctx, no, "expired", "closed:expired"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}()
+		res, err := page(t, SafetyNetPageInput{Kind: NetOrders, After: NetCursor{Key: "SN-E-FAILED"}, Before: later, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"SN-F-OVERDUE", "SN-G-NO-EXPIRY"}
+		if !slices.Equal(res.Handed, want) || !slices.Equal(slices.Sorted(slices.Values(desc.asked)), []string{"payment/SN-F-OVERDUE", "payment/SN-G-NO-EXPIRY"}) {
+			t.Errorf("handed %q, described %q; want both described and woken", res.Handed, desc.asked)
 		}
 	})
 

@@ -104,33 +104,13 @@ func (s *Store) SavePrepay(ctx context.Context, outTradeNo, paramsHash string, p
 	return stored, nil
 }
 
-// PendingOrder is an unpaid order, as reconciliation sees it.
+// PendingOrder is an unpaid order, as the safety net sees it
+// (PendingOrdersAfter).
 type PendingOrder struct {
 	OutTradeNo string
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time
 	TradeType  string
-}
-
-// PendingOrders lists PENDING orders created before createdBefore, oldest
-// first, at most limit of them.
-func (s *Store) PendingOrders(ctx context.Context, createdBefore time.Time, limit int) ([]PendingOrder, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT out_trade_no, created_at, expires_at, trade_type
-		FROM orders WHERE status = $1 AND created_at < $2
-		ORDER BY created_at LIMIT $3`, payment.StatusPending, createdBefore.UTC(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("pending orders: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingOrder, error) {
-		var p PendingOrder
-		err := row.Scan(&p.OutTradeNo, &p.CreatedAt, &p.ExpiresAt, &p.TradeType)
-		return p, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pending orders: %w", err)
-	}
-	return out, nil
 }
 
 // ErrNotInReview: ResolveReview found the order in another status.

@@ -132,17 +132,17 @@ func TestPendingOrders(t *testing.T) {
 	if _, err := s.MarkClosed(ctx, "PEND000002", "expired", "closed"); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.PendingOrders(ctx, time.Now().Add(time.Minute), 10)
+	got, err := s.PendingOrdersAfter(ctx, time.Now().Add(time.Minute), "", 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].OutTradeNo != "PEND000001" || got[1].OutTradeNo != "PEND000003" {
 		t.Fatalf("pending = %+v", got)
 	}
-	if got, _ := s.PendingOrders(ctx, time.Now().Add(-time.Hour), 10); len(got) != 0 {
+	if got, _ := s.PendingOrdersAfter(ctx, time.Now().Add(-time.Hour), "", 10); len(got) != 0 {
 		t.Fatalf("created before an hour ago: %+v", got)
 	}
-	if got, _ := s.PendingOrders(ctx, time.Now().Add(time.Minute), 1); len(got) != 1 {
+	if got, _ := s.PendingOrdersAfter(ctx, time.Now().Add(time.Minute), "", 1); len(got) != 1 {
 		t.Fatalf("limit 1: %+v", got)
 	}
 }

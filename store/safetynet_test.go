@@ -73,6 +73,10 @@ func TestSafetyNetPages(t *testing.T) {
 	for i := range 5 {
 		createOrder(t, s, fmt.Sprintf("NETPEND%03d", i))
 	}
+	expires := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if _, err := s.CreateOrder(ctx, NewOrder{OutTradeNo: "NETPEND005", AmountFen: 1, Description: "expires", ExpiresAt: expires}); err != nil {
+		t.Fatal(err)
+	}
 	var orders []string
 	after := ""
 	for {
@@ -80,13 +84,18 @@ func TestSafetyNetPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		orders = append(orders, page...)
+		for _, o := range page {
+			orders = append(orders, o.OutTradeNo)
+			if got, want := o.ExpiresAt, o.OutTradeNo == "NETPEND005"; (got != nil) != want || want && !got.Equal(expires) {
+				t.Errorf("%s expires at %v", o.OutTradeNo, got)
+			}
+		}
 		if len(page) < 2 {
 			break
 		}
-		after = page[len(page)-1]
+		after = page[len(page)-1].OutTradeNo
 	}
-	if len(orders) != 6 || orders[0] != "NET0000001" || orders[5] != "NETPEND004" {
+	if len(orders) != 7 || orders[0] != "NET0000001" || orders[6] != "NETPEND005" {
 		t.Fatalf("pending pages = %v", orders)
 	}
 }
