@@ -27,6 +27,63 @@ func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, o
 	return s.insertNotification(ctx, n, outcome, "", false)
 }
 
+// KeepHandingOver writes the audit row of a verified notification while it
+// is being handed to its order's workflow, before the hand-over's outcome
+// is known, as recorded (the usual outcome), so that the two run side by
+// side. created says whether this call made the row (no copy of the
+// notification was kept before); SettleHandOver then corrects the row if
+// the hand-over ended otherwise. A repeat (same id) only counts the
+// delivery, as AuditNotification does.
+func (s *Store) KeepHandingOver(ctx context.Context, n payment.Notification) (created bool, err error) {
+	if n.ID == "" {
+		return false, errors.New("keep notification: empty id")
+	}
+	content, err := json.Marshal(n)
+	if err != nil {
+		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	// xmax is 0 on a row this statement inserted, and set on one it
+	// updated.
+	err = s.pool.QueryRow(ctx, `
+		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, kind, event_type)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9, nullif($10, ''))
+		ON CONFLICT (id) DO UPDATE SET
+			received_count = notifications.received_count + 1,
+			last_received_at = EXCLUDED.received_at
+		RETURNING xmax = 0`,
+		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, string(payment.NotifyRecorded), nullTime(n.ReceivedAt),
+		string(n.Kind), n.EventType).Scan(&created)
+	if err != nil {
+		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
+	}
+	return created, nil
+}
+
+// SettleHandOver corrects the row KeepHandingOver wrote when the hand-over
+// ended otherwise than recorded, without counting the delivery again:
+//   - already_paid: the notification is examined now;
+//   - recorded_again: the row says so, if this delivery made it;
+//   - inbox (Temporal did not take it): if this delivery made the row, it
+//     is now pending in the inbox. A row kept before (an earlier copy
+//     that Temporal holds, or that is queued) is left as it is, as
+//     EnqueueNotification would.
+func (s *Store) SettleHandOver(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome, created bool) error {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE notifications SET
+			outcome = CASE WHEN $3 THEN $2 ELSE outcome END,
+			inbox_state = CASE WHEN $3 AND $2 = $4 THEN $5 ELSE inbox_state END,
+			examined_at = CASE WHEN $2 = $6 THEN coalesce(examined_at, now()) ELSE examined_at END
+		WHERE id = $1`,
+		n.ID, string(outcome), created, string(payment.NotifyInbox), inboxPending, string(payment.NotifyAlreadyPaid))
+	if err != nil {
+		return fmt.Errorf("settle notification %s: %w", n.ID, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("settle notification %s: %w", n.ID, ErrNotFound)
+	}
+	return nil
+}
+
 // AuditExamined keeps a verified notification that needs no workflow and
 // is examined by being received: a late copy of the payment an order is
 // PAID by, or an event of a kind that changes nothing.

@@ -239,3 +239,71 @@ func TestInboxDeliversConcurrently(t *testing.T) {
 		t.Fatalf("after the pause: %+v, %v (every row must be claimable again at once)", res, err)
 	}
 }
+
+// The audit row written while a notification is handed over: made once
+// (a repeat, or a row the workflow made first, only counts), then
+// corrected by the hand-over's outcome without counting again.
+func TestKeepHandingOverThenSettle(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	createOrder(t, s, "HAND000001")
+	keep := func(id string, want bool) {
+		t.Helper()
+		created, err := s.KeepHandingOver(ctx, note(id, "HAND000001"))
+		if err != nil || created != want {
+			t.Fatalf("KeepHandingOver(%s) = %v, %v; want created %v", id, created, err, want)
+		}
+	}
+	settle := func(id string, outcome payment.NotificationOutcome, created bool) {
+		t.Helper()
+		if err := s.SettleHandOver(ctx, note(id, "HAND000001"), outcome, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep("h-recorded", true)
+	keep("h-recorded", false)
+	keep("h-paid", true)
+	settle("h-paid", payment.NotifyAlreadyPaid, true)
+	keep("h-again", true)
+	settle("h-again", payment.NotifyRecordedAgain, true)
+	keep("h-inbox", true)
+	settle("h-inbox", payment.NotifyInbox, true)
+	keep("h-held", true)
+	keep("h-held", false) // a second copy Temporal did not take: the first is held
+	settle("h-held", payment.NotifyInbox, false)
+	if err := s.MarkExamined(ctx, []payment.Notification{note("h-examined", "HAND000001")}); err != nil {
+		t.Fatal(err)
+	}
+	keep("h-examined", false) // the workflow got there first
+
+	got := map[string]payment.NotificationRecord{}
+	for _, n := range getOrder(t, s, "HAND000001").Notifications {
+		got[n.ID] = n
+	}
+	for _, c := range []struct {
+		id, outcome, inbox string
+		count              int
+		examined           bool
+	}{
+		{"h-recorded", "recorded", "", 2, false},
+		{"h-paid", "already_paid", "", 1, true},
+		{"h-again", "recorded_again", "", 1, false},
+		{"h-inbox", "inbox", "pending", 1, false},
+		{"h-held", "recorded", "", 2, false},
+		{"h-examined", "recorded", "", 1, true},
+	} {
+		n := got[c.id]
+		if n.Outcome != c.outcome || n.InboxState != c.inbox || n.ReceivedCount != c.count || (n.ExaminedAt != nil) != c.examined {
+			t.Errorf("%s: outcome %q, inbox %q, count %d, examined %v; want %q, %q, %d, %v",
+				c.id, n.Outcome, n.InboxState, n.ReceivedCount, n.ExaminedAt != nil, c.outcome, c.inbox, c.count, c.examined)
+		}
+	}
+	// The row made an inbox entry is the relay's.
+	rows, err := s.InboxRows(ctx, "pending", 10)
+	if err != nil || len(rows) != 1 || rows[0].ID != "h-inbox" {
+		t.Fatalf("pending inbox rows = %+v, %v; want h-inbox", rows, err)
+	}
+	if err := s.SettleHandOver(ctx, note("h-none", "HAND000001"), payment.NotifyInbox, true); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("settling a row never kept: %v, want ErrNotFound", err)
+	}
+}
