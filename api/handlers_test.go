@@ -497,6 +497,12 @@ func TestCreateRefundHandler(t *testing.T) {
 			status: http.StatusServiceUnavailable, errMsg: "retry shortly", temporal: []string{update}},
 		{name: "503 an unlisted failure, answered in our words", path: path, body: body, setup: refused("ActivityPanic", internalDetail),
 			status: http.StatusServiceUnavailable, errMsg: "retry with the same out_refund_no RF1", temporal: []string{update}},
+		{name: "503 the refund could not be read: the workflow is not asked (a repeat would get the first update's answer, 201)", path: path, body: body,
+			setup: func(f *seam) {
+				accepts(f)
+				f.st.failRefund = errors.New(internalDetail)
+			},
+			status: http.StatusServiceUnavailable, errMsg: "could not read the refund; retry with the same out_refund_no RF1"},
 		{name: "503 not accepted in time", path: path, body: body, setup: paid,
 			status: http.StatusServiceUnavailable, errMsg: "the refund could not be accepted in time; retry with the same out_refund_no RF1", temporal: []string{update}},
 		{name: "501 refunds not configured", path: path, body: body,
