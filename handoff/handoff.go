@@ -92,9 +92,10 @@ func (h *Handoff) Accept(ctx context.Context, n payment.Notification) (payment.N
 	// Temporal did not answer: the notification goes to the inbox. If
 	// this delivery made the audit row, the row becomes the inbox entry;
 	// if the row was there before, an earlier copy is held or queued
-	// already; if no row could be written, inbox row and audit row are
-	// written as one. Only if that fails is the notification unrecorded,
-	// and WeChat must retry.
+	// already (or an earlier attempt failed after writing it: the row is
+	// then unexamined, and the safety net hands it over); if no row could
+	// be written, inbox row and audit row are written as one. Only if that
+	// fails is the notification unrecorded, and WeChat must retry.
 	h.Logger.Warn("Temporal did not take the notification in time; committing it to the inbox", "id", n.ID, "err", err)
 	var qerr error
 	switch {
