@@ -28,9 +28,9 @@ type Orders interface {
 	InboxRows(ctx context.Context, state string, limit int) ([]store.InboxRow, error)
 	RedriveInbox(ctx context.Context, id string) error
 	GetRefund(ctx context.Context, mchID, outTradeNo, outRefundNo string) (payment.Refund, error)
-	// AuditNotification keeps a verified notification in the audit trail
-	// (once per id; a repeat is counted): the record of events that no
-	// workflow handles.
+	// AuditExamined keeps a verified notification in the audit trail,
+	// examined (once per id; a repeat is counted): the record of events
+	// that no workflow handles.
 	AuditExamined(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error
 	Ping(ctx context.Context) error
 }

@@ -24,7 +24,8 @@ const (
 // AuditNotification keeps a verified notification that Temporal holds. A
 // repeat (same id) only counts the delivery.
 func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
-	return s.insertNotification(ctx, n, outcome, "", false)
+	_, err := s.insertNotification(ctx, n, outcome, "", false)
+	return err
 }
 
 // KeepHandingOver writes the audit row of a verified notification while it
@@ -35,28 +36,7 @@ func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, o
 // the hand-over ended otherwise. A repeat (same id) only counts the
 // delivery, as AuditNotification does.
 func (s *Store) KeepHandingOver(ctx context.Context, n payment.Notification) (created bool, err error) {
-	if n.ID == "" {
-		return false, errors.New("keep notification: empty id")
-	}
-	content, err := json.Marshal(n)
-	if err != nil {
-		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
-	}
-	// xmax is 0 on a row this statement inserted, and set on one it
-	// updated.
-	err = s.pool.QueryRow(ctx, `
-		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, kind, event_type)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), $9, nullif($10, ''))
-		ON CONFLICT (id) DO UPDATE SET
-			received_count = notifications.received_count + 1,
-			last_received_at = EXCLUDED.received_at
-		RETURNING xmax = 0`,
-		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, string(payment.NotifyRecorded), nullTime(n.ReceivedAt),
-		string(n.Kind), n.EventType).Scan(&created)
-	if err != nil {
-		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
-	}
-	return created, nil
+	return s.insertNotification(ctx, n, payment.NotifyRecorded, "", false)
 }
 
 // SettleHandOver corrects the row KeepHandingOver wrote when the hand-over
@@ -88,7 +68,8 @@ func (s *Store) SettleHandOver(ctx context.Context, n payment.Notification, outc
 // is examined by being received: a late copy of the payment an order is
 // PAID by, or an event of a kind that changes nothing.
 func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
-	return s.insertNotification(ctx, n, outcome, "", true)
+	_, err := s.insertNotification(ctx, n, outcome, "", true)
+	return err
 }
 
 // EnqueueNotification commits a verified notification that Temporal could
@@ -96,31 +77,37 @@ func (s *Store) AuditExamined(ctx context.Context, n payment.Notification, outco
 // notification already kept (Temporal got an earlier copy, or it is already
 // queued) is only counted.
 func (s *Store) EnqueueNotification(ctx context.Context, n payment.Notification) error {
-	return s.insertNotification(ctx, n, payment.NotifyInbox, inboxPending, false)
+	_, err := s.insertNotification(ctx, n, payment.NotifyInbox, inboxPending, false)
+	return err
 }
 
-func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome, inboxState string, examined bool) error {
+// insertNotification keeps a notification, or counts a repeat of one kept
+// before; created says which.
+func (s *Store) insertNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome, inboxState string, examined bool) (created bool, err error) {
 	if n.ID == "" {
-		return errors.New("keep notification: empty id")
+		return false, errors.New("keep notification: empty id")
 	}
 	content, err := json.Marshal(n)
 	if err != nil {
-		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
 	}
-	_, err = s.pool.Exec(ctx, `
+	// xmax is 0 on a row this statement inserted, and set on one it
+	// updated.
+	err = s.pool.QueryRow(ctx, `
 		INSERT INTO notifications (id, source, out_trade_no, transaction_id, amount_fen, content, outcome, received_at, inbox_state,
 			kind, event_type, examined_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, now()), nullif($9, ''), $10, nullif($11, ''), CASE WHEN $12 THEN now() END)
 		ON CONFLICT (id) DO UPDATE SET
 			received_count = notifications.received_count + 1,
 			last_received_at = EXCLUDED.received_at,
-			examined_at = coalesce(notifications.examined_at, EXCLUDED.examined_at)`,
+			examined_at = coalesce(notifications.examined_at, EXCLUDED.examined_at)
+		RETURNING xmax = 0`,
 		n.ID, string(n.Source), n.OutTradeNo, n.TransactionID, n.AmountFen, content, string(outcome), nullTime(n.ReceivedAt), inboxState,
-		string(n.Kind), n.EventType, examined)
+		string(n.Kind), n.EventType, examined).Scan(&created)
 	if err != nil {
-		return fmt.Errorf("keep notification %s: %w", n.ID, err)
+		return false, fmt.Errorf("keep notification %s: %w", n.ID, err)
 	}
-	return nil
+	return created, nil
 }
 
 // MarkExamined records that the order's workflow examined these
