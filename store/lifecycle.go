@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -102,15 +101,6 @@ func (s *Store) SavePrepay(ctx context.Context, outTradeNo, paramsHash string, p
 		return payment.Prepay{}, fmt.Errorf("save prepay %s: %w", outTradeNo, ErrPrepayConflict)
 	}
 	return stored, nil
-}
-
-// PendingOrder is an unpaid order, as the safety net sees it
-// (PendingOrdersAfter).
-type PendingOrder struct {
-	OutTradeNo string
-	CreatedAt  time.Time
-	ExpiresAt  *time.Time
-	TradeType  string
 }
 
 // ErrNotInReview: ResolveReview found the order in another status.

@@ -11,23 +11,26 @@ import (
 	"github.com/payflow/payflow/payment"
 )
 
+// PendingOrder is a PENDING order as the safety net sees it: when it
+// expires (nil: never).
+type PendingOrder struct {
+	OutTradeNo string
+	ExpiresAt  *time.Time
+}
+
 // PendingOrdersAfter lists PENDING orders created before createdBefore
 // whose out_trade_no sorts after after, in out_trade_no order, at most
 // limit: keyset pagination, so a pass over many orders goes page by page
 // and none is starved behind older ones.
 func (s *Store) PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]PendingOrder, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT out_trade_no, created_at, expires_at, trade_type FROM orders
+		SELECT out_trade_no, expires_at FROM orders
 		WHERE status = $1 AND created_at < $2 AND out_trade_no > $3
 		ORDER BY out_trade_no LIMIT $4`, payment.StatusPending, createdBefore.UTC(), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending orders: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingOrder, error) {
-		var p PendingOrder
-		err := row.Scan(&p.OutTradeNo, &p.CreatedAt, &p.ExpiresAt, &p.TradeType)
-		return p, err
-	})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[PendingOrder])
 	if err != nil {
 		return nil, fmt.Errorf("pending orders: %w", err)
 	}
