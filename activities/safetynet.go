@@ -117,7 +117,7 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 				overdue[o.OutTradeNo] = true
 			}
 		}
-		return s.orphans(ctx, in, nos, nil, func(no string) bool { return !overdue[no] })
+		return s.orphans(ctx, in, nos, nil, overdue)
 	case NetRefunds:
 		nos, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit)
 		if err != nil {
@@ -128,7 +128,7 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 		// follows those it did not know; the others keep their schedule.
 		// A run visibility wrongly lists as running is nudged by
 		// Signal-With-Start, which starts one: visibility is believed.
-		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds, func(string) bool { return true })
+		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds, nil)
 	}
 	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
 }
@@ -153,11 +153,11 @@ func (s *SafetyNet) notifications(ctx context.Context, in SafetyNetPageInput) (S
 }
 
 // orphans hands each order of the page that has no running workflow to a
-// new run; a running one gets nudge, when there is one. believe says
-// whether visibility's "running" is enough for an order, or its run is
-// described anyway.
+// new run; a running one gets nudge, when there is one. The runs of the
+// orders in describe are described even when visibility lists them as
+// running.
 func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []string, nudge func(context.Context, string) error,
-	believe func(no string) bool) (SafetyNetPageResult, error) {
+	describe map[string]bool) (SafetyNetPageResult, error) {
 	res := SafetyNetPageResult{Checked: len(nos), Handed: []string{}, Next: in.After, Done: len(nos) < in.Limit}
 	if len(nos) > 0 {
 		res.Next = NetCursor{Key: nos[len(nos)-1]}
@@ -181,13 +181,13 @@ func (s *SafetyNet) orphans(ctx context.Context, in SafetyNetPageInput, nos []st
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			running, err := listed[s.WorkflowID(no)] && believe(no), error(nil)
+			running := listed[s.WorkflowID(no)] && !describe[no]
 			if !running {
-				running, err = s.running(ctx, s.WorkflowID(no))
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("describe %s: %w", no, err)
-				return
+				var err error
+				if running, err = s.running(ctx, s.WorkflowID(no)); err != nil {
+					errs[i] = fmt.Errorf("describe %s: %w", no, err)
+					return
+				}
 			}
 			if running {
 				if nudge != nil {
