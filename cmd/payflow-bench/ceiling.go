@@ -120,9 +120,15 @@ type benchTemporal struct {
 	logger *slog.Logger
 }
 
-func startBenchTemporal(c client.Client, runID string, logger *slog.Logger) (*benchTemporal, error) {
+// startBenchTemporal starts the tool's own worker. It polls with as many
+// workflow-task pollers as bin/worker does by default: with the SDK's 2,
+// a task found no poller waiting often enough to be queued in matching's
+// backlog, and every ceiling showed a p99 of over 2 s and an empty
+// workflow about a fifth fewer completions per second (docs/benchmarks.md,
+// "The ceilings' own worker") than the server gives a worker like ours.
+func startBenchTemporal(c client.Client, runID string, pollers int, logger *slog.Logger) (*benchTemporal, error) {
 	b := &benchTemporal{c: c, tq: "payflow-bench-" + runID, runID: runID, logger: logger}
-	b.w = worker.New(c, b.tq, worker.Options{WorkerStopTimeout: 5 * time.Second})
+	b.w = worker.New(c, b.tq, worker.Options{WorkerStopTimeout: 5 * time.Second, MaxConcurrentWorkflowTaskPollers: pollers})
 	b.w.RegisterWorkflow(BenchWaitSignal)
 	b.w.RegisterWorkflow(BenchEmpty)
 	b.w.RegisterWorkflow(BenchActivities)

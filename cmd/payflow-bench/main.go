@@ -37,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payflow/payflow/cmd/payflow-bench/peer"
+	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/internal/stack"
 	"github.com/payflow/payflow/store"
 )
@@ -61,6 +62,7 @@ type options struct {
 	workers     int
 	ceilingDur  time.Duration
 	ceilingConc int
+	ceilingPoll int // -ceiling-pollers
 	activities  int
 	orders      bool
 	steps       string
@@ -99,9 +101,10 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.workers, "workers", 1, "bin/worker processes")
 	fs.DurationVar(&o.ceilingDur, "ceiling-duration", 10*time.Second, "length of each ceiling measurement")
 	fs.IntVar(&o.ceilingConc, "ceiling-concurrency", 16, "concurrent callers in each ceiling measurement")
+	fs.IntVar(&o.ceilingPoll, "ceiling-pollers", config.DefaultWorkerWorkflowPollers, "workflow-task pollers of the tool's own worker in the ceilings (bin/worker's default, so that both sides of a ratio poll alike)")
 	fs.IntVar(&o.activities, "activities", 4, "no-op activities in the activity ceilings")
 	fs.BoolVar(&o.orders, "orders", true, "measure POST /orders per second next to the StartWorkflow ceiling (-ceiling-concurrency callers, -ceiling-duration)")
-	fs.StringVar(&o.steps, "steps", "0.6x:0.1x:1.6x", "step load for the saturation point, lo:inc:hi in payments/s, or with an x in multiples of the run's empty-workflow ceiling; off: none")
+	fs.StringVar(&o.steps, "steps", "0.6x:0.05x:1.6x", "step load for the saturation point, lo:inc:hi in payments/s, or with an x in multiples of the run's empty-workflow ceiling; off: none")
 	fs.DurationVar(&o.stepDur, "step-duration", 10*time.Second, "length of each step of the step load")
 	fs.Float64Var(&o.overload, "overload", 2, "overload runs offer this multiple of the saturation rate")
 	fs.DurationVar(&o.overloadDur, "overload-duration", 60*time.Second, "length of each overload run")
@@ -145,6 +148,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-ceiling-duration must be in (0, 5m]")
 	case o.ceilingConc < 1 || o.ceilingConc > 256:
 		return o, errors.New("-ceiling-concurrency must be in [1, 256]")
+	case o.ceilingPoll < 2 || o.ceilingPoll > 64:
+		return o, errors.New("-ceiling-pollers must be in [2, 64]")
 	case o.retries < 0 || o.retries > 15:
 		return o, errors.New("-retries must be in [0, 15]")
 	case o.stepDur <= 0 || o.stepDur > 5*time.Minute:
@@ -323,7 +328,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		}
 	}
 	co := ceilingOptions{Duration: o.ceilingDur, Concurrency: o.ceilingConc, MaxOps: 100_000, Activities: o.activities}
-	bt, err := startBenchTemporal(s.Client, runID+"-"+target, logger)
+	bt, err := startBenchTemporal(s.Client, runID+"-"+target, o.ceilingPoll, logger)
 	if err != nil {
 		return tr, err
 	}

@@ -88,7 +88,7 @@ func (r *report) markdown() string {
 	p("- load: %.0f payments/s for %s, open loop; every %s payment's notification sent twice at the same instant; "+
 		"a notification not answered SUCCESS is resent after %s, at most %d times; simulated WeChat order-query latency %s; %d bin/worker, 1 bin/api\n",
 		o.rate, o.duration, ordinal(o.dupEvery), o.retryDelay, o.retries, o.queryDelay, o.workers)
-	p("- ceilings: %d concurrent callers for %s each, bench workflows on the tool's own worker and task queue\n\n", o.ceilingConc, o.ceilingDur)
+	p("- ceilings: %d concurrent callers for %s each, bench workflows on the tool's own worker (%d workflow-task pollers, as bin/worker) and task queue\n\n", o.ceilingConc, o.ceilingDur, o.ceilingPoll)
 
 	p("| system | offered | acked/s | ack p50 | ack p99 | ack max | PAID/s | to PAID p50 | to PAID p99 | duplicates sent | lost | doubled |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -308,7 +308,10 @@ servers sometimes do. A notification answered anything but HTTP 200 with
 
 **Ceilings.** On the same Temporal server, in the same run, the tool
 registers tiny bench workflows on its own worker with a task queue of its own
-and drives them from a fixed number of concurrent callers through the Go SDK:
+and drives them from a fixed number of concurrent callers through the Go SDK.
+That worker polls for workflow tasks as ` + "`bin/worker`" + ` does by default
+(` + "`-ceiling-pollers`" + `, 8), so that a ceiling and the payments it is
+compared with are served alike:
 
 - ` + "`SignalWithStart`" + ` of a workflow that only waits for that signal: the call the
   api makes per notification, without the api;
@@ -327,7 +330,7 @@ and drives them from a fixed number of concurrent callers through the Go SDK:
   (goal on the dev server: ack p99 within 5 ms of it).
 
 **Saturation point.** A step load (` + "`-steps`" + `, by default 0.6 to 1.6 times the
-run's empty-workflow ceiling in steps of 0.1, ` + "`-step-duration`" + ` each) raises
+run's empty-workflow ceiling in steps of 0.05, ` + "`-step-duration`" + ` each) raises
 the offered rate until the backlog grows; a step *keeps up* when the PAID
 rows written within it are at least 95 % of the offered rate, all its own
 payments are PAID and their time to PAID p99 is under 1 s. The saturation
