@@ -340,6 +340,30 @@ func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, 
 	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
 }
 
+// waitVisible waits, for at most limit, until visibility lists n runs
+// whose workflow id starts with prefix. A setup's starts leave the server
+// a visibility record each to write after the start has returned (in the
+// same SQLite file on the dev server); the load that follows is not to pay
+// for that.
+func waitVisible(ctx context.Context, c client.Client, prefix string, n int, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	query := fmt.Sprintf("WorkflowId STARTS_WITH '%s'", prefix)
+	for {
+		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query})
+		if err != nil {
+			return time.Since(start), err
+		}
+		if resp.GetCount() >= int64(n) {
+			return time.Since(start), nil
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return time.Since(start), fmt.Errorf("%d of %d visible: %w", resp.GetCount(), n, err)
+		}
+	}
+}
+
 // waitBacklog waits, for at most limit, until the workflow tasks of tq
 // have been taken by its workers (the server's approximate backlog is 0
 // twice in a row): the runs a setup started have run their first task.

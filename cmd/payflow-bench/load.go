@@ -48,9 +48,9 @@ type loadOptions struct {
 	// an INSERT for the peer).
 	CreateOrder func(ctx context.Context, no string, amountFen int64) error
 	DB          *pgxpool.Pool // the payments database, to read PAID log rows
-	// Settle, when set, waits after the setup until the runs it started
-	// are idle.
-	Settle func(ctx context.Context)
+	// Settle, when set, waits after the setup until the n runs it started
+	// (out_trade_no prefix) are idle and visible.
+	Settle func(ctx context.Context, prefix string, n int)
 	// BeforeLoad, when set, runs after the setup, right before the load.
 	BeforeLoad func(ctx context.Context)
 	Prefix     string // out_trade_no prefix of this run, unique
@@ -166,7 +166,7 @@ func runLoad(ctx context.Context, o loadOptions, logger *slog.Logger) (loadResul
 	// Let the first workflow task of each order's run finish, so the
 	// measurement starts on a quiet server.
 	if o.Settle != nil {
-		o.Settle(ctx)
+		o.Settle(ctx, o.Prefix, n)
 	}
 	if o.BeforeLoad != nil {
 		o.BeforeLoad(ctx)

@@ -40,6 +40,7 @@ import (
 	"github.com/payflow/payflow/config"
 	"github.com/payflow/payflow/internal/stack"
 	"github.com/payflow/payflow/store"
+	"github.com/payflow/payflow/workflows"
 )
 
 func main() {
@@ -320,11 +321,16 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		tr.Peer = &r
 	}
 
-	settle := func(ctx context.Context) {
+	settle := func(ctx context.Context, prefix string, n int) {
 		if d, err := waitBacklog(ctx, s.Client, d.TaskQueue, 3*time.Minute); err != nil {
 			logger.Warn("could not see the task queue's backlog", "err", err)
 		} else {
 			logger.Info("the payments task queue has no backlog", "after", d.Round(time.Millisecond))
+		}
+		if d, err := waitVisible(ctx, s.Client, workflows.WorkflowID(prefix), n, 3*time.Minute); err != nil {
+			logger.Warn("could not see the setup's runs in visibility", "err", err)
+		} else {
+			logger.Info("the setup's runs are visible", "runs", n, "after", d.Round(time.Millisecond))
 		}
 	}
 	co := ceilingOptions{Duration: o.ceilingDur, Concurrency: o.ceilingConc, MaxOps: 100_000, Activities: o.activities}
@@ -343,7 +349,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		logger.Info("POST /orders, closed loop", "concurrency", o.ceilingConc, "duration", o.ceilingDur)
 		r := measureOrders(ctx, d.APIURLs[0], d.Authorize, "BO"+runID, co)
 		tr.Orders = &r
-		settle(ctx)
+		settle(ctx, "BO"+runID, r.Ops)
 	}
 	// The raw call at the rate of the constant load's notifications, right
 	// before the load (whose setup comes first).
