@@ -298,7 +298,7 @@ func TestMarkExaminedActivity(t *testing.T) {
 	n1 := payment.Notification{ID: "ME-N1", Source: payment.SourceV3, OutTradeNo: "ME-ORDER01", TransactionID: "4200012", AmountFen: 100}
 	n2 := n1
 	n2.ID = "ME-N2" // the workflow got there before the api wrote its audit row
-	if err := e.st.AuditNotification(ctx, n1, payment.NotifyRecorded); err != nil {
+	if _, err := e.st.KeepHandingOver(ctx, n1); err != nil {
 		t.Fatal(err)
 	}
 	before, _, err := e.st.UnexaminedNotifications(ctx, time.Now().Add(time.Hour), store.NotificationCursor{}, 10)

@@ -322,8 +322,9 @@ func TestSafetyNetPageActivity(t *testing.T) {
 		other := payment.Notification{ID: "SN-N3", Source: payment.SourceV3, Kind: payment.KindOther, EventType: "COUPON.USE"}
 		queued := kept
 		queued.ID = "SN-N4"
+		_, keptErr := e.st.KeepHandingOver(ctx, kept)
 		for _, err := range []error{
-			e.st.AuditNotification(ctx, kept, payment.NotifyRecorded),    // held by a run that then died
+			keptErr, // held by a run that then died
 			e.st.AuditExamined(ctx, examined, payment.NotifyAlreadyPaid), // examined when received
 			e.st.AuditExamined(ctx, other, payment.NotifyIgnored),        // no workflow needed
 			e.st.EnqueueNotification(ctx, queued),                        // the inbox relay's

@@ -21,20 +21,13 @@ const (
 	inboxParked    = "parked"
 )
 
-// AuditNotification keeps a verified notification that Temporal holds. A
-// repeat (same id) only counts the delivery.
-func (s *Store) AuditNotification(ctx context.Context, n payment.Notification, outcome payment.NotificationOutcome) error {
-	_, err := s.insertNotification(ctx, n, outcome, "", false)
-	return err
-}
-
 // KeepHandingOver writes the audit row of a verified notification while it
 // is being handed to its order's workflow, before the hand-over's outcome
 // is known, as recorded (the usual outcome), so that the two run side by
 // side. created says whether this call made the row (no copy of the
 // notification was kept before); SettleHandOver then corrects the row if
 // the hand-over ended otherwise. A repeat (same id) only counts the
-// delivery, as AuditNotification does.
+// delivery.
 func (s *Store) KeepHandingOver(ctx context.Context, n payment.Notification) (created bool, err error) {
 	return s.insertNotification(ctx, n, payment.NotifyRecorded, "", false)
 }

@@ -22,11 +22,15 @@ func TestAuditTrailOncePerNotification(t *testing.T) {
 	ctx := context.Background()
 	createOrder(t, s, "AUDIT00001")
 	for range 3 {
-		if err := s.AuditNotification(ctx, note("n1", "AUDIT00001"), "recorded"); err != nil {
+		if _, err := s.KeepHandingOver(ctx, note("n1", "AUDIT00001")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.AuditNotification(ctx, note("n2", "AUDIT00001"), "already_paid"); err != nil {
+	created, err := s.KeepHandingOver(ctx, note("n2", "AUDIT00001"))
+	if err != nil || !created {
+		t.Fatalf("keep n2: created %v, %v", created, err)
+	}
+	if err := s.SettleHandOver(ctx, note("n2", "AUDIT00001"), payment.NotifyAlreadyPaid, created); err != nil {
 		t.Fatal(err)
 	}
 	o := getOrder(t, s, "AUDIT00001")

@@ -20,7 +20,7 @@ func TestSafetyNetPages(t *testing.T) {
 	for i := range 5 {
 		n := payment.Notification{ID: fmt.Sprintf("v2:net%d", i), Source: payment.SourceV2, OutTradeNo: "NET0000001",
 			TransactionID: "tx", AmountFen: 1, ReceivedAt: time.Now().Add(time.Duration(i-10) * time.Second)}
-		if err := s.AuditNotification(ctx, n, "recorded"); err != nil {
+		if _, err := s.KeepHandingOver(ctx, n); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, n.ID)
@@ -32,7 +32,8 @@ func TestSafetyNetPages(t *testing.T) {
 	if err := s.EnqueueNotification(ctx, payment.Notification{ID: "v2:queued", OutTradeNo: "NET0000001", ReceivedAt: time.Now().Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AuditNotification(ctx, payment.Notification{ID: "v3:other", Kind: payment.KindOther, ReceivedAt: time.Now().Add(-time.Minute)}, "ignored"); err != nil {
+	// Not examined, so only its kind keeps it off the pages.
+	if _, err := s.KeepHandingOver(ctx, payment.Notification{ID: "v3:other", Kind: payment.KindOther, ReceivedAt: time.Now().Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	var got []string

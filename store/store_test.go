@@ -456,7 +456,7 @@ func TestMarkExaminedBeforeAudit(t *testing.T) {
 	if err := s.MarkExamined(ctx, []payment.Notification{n}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AuditNotification(ctx, n, "recorded"); err != nil {
+	if _, err := s.KeepHandingOver(ctx, n); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.MarkExamined(ctx, []payment.Notification{n}); err != nil {
