@@ -279,20 +279,27 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, op func(contex
 // waitIdle waits, for at most two minutes, until no workflow on tq is
 // running, as the visibility store sees it.
 func waitIdle(ctx context.Context, c client.Client, tq string) (time.Duration, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
 	q := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running'", tq)
-	for {
+	return poll(ctx, 2*time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: q})
-		if err != nil {
-			return 0, err
+		return err == nil && resp.GetCount() == 0, err
+	})
+}
+
+// poll calls check, waiting every between calls, until it reports done,
+// for at most limit, and says how long that took. An error from check
+// ends it.
+func poll(ctx context.Context, limit, every time.Duration, check func(context.Context) (bool, error)) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		done, err := check(ctx)
+		if err != nil || done {
+			return time.Since(start), err
 		}
-		if resp.GetCount() == 0 {
-			return time.Since(start), nil
-		}
-		if err := sleepCtx(ctx, 250*time.Millisecond); err != nil {
-			return 0, err
+		if err := sleepCtx(ctx, every); err != nil {
+			return time.Since(start), err
 		}
 	}
 }
@@ -346,50 +353,37 @@ func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, 
 // same SQLite file on the dev server); the load that follows is not to pay
 // for that.
 func waitVisible(ctx context.Context, c client.Client, prefix string, n int, limit time.Duration) (time.Duration, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
 	query := fmt.Sprintf("WorkflowId STARTS_WITH '%s'", prefix)
-	for {
+	var seen int64
+	d, err := poll(ctx, limit, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		resp, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query})
-		if err != nil {
-			return time.Since(start), err
-		}
-		if resp.GetCount() >= int64(n) {
-			return time.Since(start), nil
-		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-			return time.Since(start), fmt.Errorf("%d of %d visible: %w", resp.GetCount(), n, err)
-		}
+		seen = resp.GetCount()
+		return err == nil && seen >= int64(n), err
+	})
+	if err != nil {
+		return d, fmt.Errorf("%d of %d visible: %w", seen, n, err)
 	}
+	return d, nil
 }
 
 // waitBacklog waits, for at most limit, until the workflow tasks of tq
 // have been taken by its workers (the server's approximate backlog is 0
 // twice in a row): the runs a setup started have run their first task.
 func waitBacklog(ctx context.Context, c client.Client, tq string, limit time.Duration) (time.Duration, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
 	zero := 0
-	for {
+	return poll(ctx, limit, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 		resp, err := c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 			Namespace: "default", TaskQueue: &taskqueuepb.TaskQueue{Name: tq},
 			TaskQueueType: enums.TASK_QUEUE_TYPE_WORKFLOW, ReportStats: true,
 		})
 		if err != nil {
-			return time.Since(start), err
+			return false, err
 		}
 		if resp.GetStats().GetApproximateBacklogCount() == 0 {
 			zero++
 		} else {
 			zero = 0
 		}
-		if zero >= 2 {
-			return time.Since(start), nil
-		}
-		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
-			return time.Since(start), err
-		}
-	}
+		return zero >= 2, nil
+	})
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/payflow/payflow/config"
 )
 
 // report is one run, rendered as a Markdown section.
@@ -88,7 +90,11 @@ func (r *report) markdown() string {
 	p("- load: %.0f payments/s for %s, open loop; every %s payment's notification sent twice at the same instant; "+
 		"a notification not answered SUCCESS is resent after %s, at most %d times; simulated WeChat order-query latency %s; %d bin/worker, 1 bin/api\n",
 		o.rate, o.duration, ordinal(o.dupEvery), o.retryDelay, o.retries, o.queryDelay, o.workers)
-	p("- ceilings: %d concurrent callers for %s each, bench workflows on the tool's own worker (%d workflow-task pollers, as bin/worker) and task queue\n\n", o.ceilingConc, o.ceilingDur, o.ceilingPoll)
+	pollers := fmt.Sprintf("%d workflow-task pollers", o.ceilingPoll)
+	if o.ceilingPoll == config.DefaultWorkerWorkflowPollers {
+		pollers += ", as bin/worker"
+	}
+	p("- ceilings: %d concurrent callers for %s each, bench workflows on the tool's own worker (%s) and task queue\n\n", o.ceilingConc, o.ceilingDur, pollers)
 
 	p("| system | offered | acked/s | ack p50 | ack p99 | ack max | PAID/s | to PAID p50 | to PAID p99 | duplicates sent | lost | doubled |\n")
 	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -265,7 +271,7 @@ func runSections(doc string) []string {
 }
 
 // docHeader explains the numbers; runs follow it.
-const docHeader = `# Benchmarks
+var docHeader = `# Benchmarks
 
 ` + "`make bench`" + ` builds the binaries and ` + "`cmd/payflow-bench`" + `, then brings up the
 real stack on free loopback ports in a temporary directory (PostgreSQL 15 from
@@ -310,7 +316,7 @@ servers sometimes do. A notification answered anything but HTTP 200 with
 registers tiny bench workflows on its own worker with a task queue of its own
 and drives them from a fixed number of concurrent callers through the Go SDK.
 That worker polls for workflow tasks as ` + "`bin/worker`" + ` does by default
-(` + "`-ceiling-pollers`" + `, 8), so that a ceiling and the payments it is
+(` + "`-ceiling-pollers`" + `, ` + strconv.Itoa(config.DefaultWorkerWorkflowPollers) + `), so that a ceiling and the payments it is
 compared with are served alike:
 
 - ` + "`SignalWithStart`" + ` of a workflow that only waits for that signal: the call the
