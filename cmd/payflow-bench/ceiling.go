@@ -74,6 +74,8 @@ type ceilingResult struct {
 	Elapsed time.Duration
 	Latency latencies
 	Note    string
+
+	From, To time.Time // the measurement's window, for its CPU (cpuSampler)
 }
 
 // ceilingOptions bounds each ceiling measurement.
@@ -273,7 +275,7 @@ func openLoop(ctx context.Context, rate float64, d time.Duration, op func(contex
 		})
 	}
 	wg.Wait()
-	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat), From: start, To: end}
 }
 
 // waitIdle waits, for at most two minutes, until no workflow on tq is
@@ -344,7 +346,7 @@ func closedLoop(ctx context.Context, o ceilingOptions, op func(context.Context, 
 		})
 	}
 	wg.Wait()
-	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat)}
+	return ceilingResult{Ops: len(lat), Errors: errs, Elapsed: end.Sub(start), Latency: summarize(lat), From: start, To: end}
 }
 
 // waitVisible waits, for at most limit, until visibility lists n runs

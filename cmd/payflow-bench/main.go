@@ -269,6 +269,7 @@ type targetResult struct {
 	Peer     *loadResult
 	Steps    *loadResult  // the step load (saturation point)
 	Overload []loadResult // the overload runs
+	CPU      []cpuRow     // CPU per operation: the empty workflow, each step
 }
 
 // runTarget brings up the stack on one Temporal server and measures it.
@@ -302,6 +303,10 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		_ = s.Close()
 	}()
 	d := s.Deployments[0]
+	sampler := &cpuSampler{Parts: stackParts(s, d), Every: time.Second}
+	sampling, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go sampler.Run(sampling)
 	db, err := pgxpool.New(ctx, d.DatabaseURL)
 	if err != nil {
 		return tr, err
@@ -400,6 +405,16 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		diagnose(ctx, s.Client, s.Dir, d, r, logger)
 		sat = saturation(r.Steps)
 	}
+	var windows []cpuWindow
+	if c := find(tr.Ceilings, ceilEmpty); c != nil {
+		windows = append(windows, cpuWindow{Label: "empty workflow (ceiling)", Ops: c.Ops, From: c.From, To: c.To})
+	}
+	var stepped []stepResult
+	if tr.Steps != nil {
+		stepped = tr.Steps.Steps
+	}
+	tr.CPU = cpuRows(sampler, windows, stepped)
+
 	rate := o.overloadAt
 	if rate == 0 && sat != nil {
 		rate = o.overload * sat.Rate
@@ -422,6 +437,12 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		}
 		tr.Overload = append(tr.Overload, r)
 		diagnose(ctx, s.Client, s.Dir, d, r, logger)
+		// While it was sent, per payment made PAID.
+		if u, ok := sampler.Use(r.start, r.start.Add(r.SendWindow)); ok {
+			if n := int(r.loadPaidRate()*r.SendWindow.Seconds() + 0.5); n > 0 {
+				tr.CPU = append(tr.CPU, cpuRow{Label: fmt.Sprintf("payments, overload %d (%.0f/s offered)", i+1, r.OfferedRate), Ops: n, Use: u})
+			}
+		}
 	}
 	return tr, nil
 }

@@ -349,6 +349,17 @@ acknowledged comes back every 15 s, as WeChat resends. No collapse means
 PAID/s during the load at least 0.9 of the saturation step's PAID/s, and
 every acknowledged payment PAID afterwards (the backlog drains).
 
+**CPU per operation.** While a target runs, the tool reads every second
+the CPU time (user and system, from ` + "`/proc/<pid>/stat`" + `) of each part of
+the stack: the Temporal server, its PostgreSQL (the PostgreSQL-backed
+server), the api, the worker, the payments' PostgreSQL, the sim (each
+with its children: PostgreSQL's backends) and the tool itself. The report
+divides each part's CPU in a window by what was done in it: the
+empty-workflow ceiling per completed workflow, each step of the step load
+and each overload run per payment made PAID within it. **machine busy**
+is all of it over the window, out of the machine's CPUs: near their
+number, rates are set by CPU per operation.
+
 **Peer.** ` + "`cmd/payflow-bench/peer`" + ` is the handler of the usual tutorials, all inside
 the HTTP request: verify the v2 signature, read the order, query WeChat (the
 sim, through the project's ` + "`wechatpay.V2Client`" + `, so with the same simulated

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -115,6 +116,10 @@ func (r *report) perfMarkdown() string {
 	}
 
 	for _, t := range r.Targets {
+		p("%s", cpuTable(t))
+	}
+
+	for _, t := range r.Targets {
 		if len(t.Overload) == 0 {
 			continue
 		}
@@ -132,6 +137,29 @@ func (r *report) perfMarkdown() string {
 		}
 	}
 	p("\n")
+	return b.String()
+}
+
+// cpuTable is where the CPU went on target t, per operation: the
+// empty-workflow ceiling's per completed workflow, each step's per payment
+// made PAID within it ("" without samples).
+func cpuTable(t targetResult) string {
+	if len(t.CPU) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	parts := t.CPU[0].Use.Parts
+	p("\nCPU per operation on %s, ms (user + system, each process with its children, from /proc; machine busy = all of them ÷ the window, of %d CPUs):\n\n", t.Name, runtime.NumCPU())
+	p("| measurement | done/s | %s | all | machine busy |\n", strings.Join(parts, " | "))
+	p("|%s\n", strings.Repeat(" --- |", len(parts)+4))
+	for _, row := range t.CPU {
+		p("| %s | %.1f |", row.Label, row.Rate())
+		for i := range parts {
+			p(" %.1f |", row.PerOp(i))
+		}
+		p(" %.1f | %.2f |\n", 1000*row.Use.Total()/float64(row.Ops), row.Use.Total()/row.Use.Window.Seconds())
+	}
 	return b.String()
 }
 

@@ -75,6 +75,8 @@ type stepResult struct {
 	// Backlog is how many payments sent up to the end of the step were
 	// not PAID yet at that moment.
 	Backlog int
+
+	From, To time.Time // the step's window, for its CPU (cpuSampler)
 }
 
 // PaidRate is the step's completions per second.
@@ -98,8 +100,8 @@ func stepResults(steps []step, dues []time.Duration, pays []*benchPayment, start
 	var t0 time.Duration
 	i := 0
 	for _, s := range steps {
-		r := stepResult{Rate: s.Rate, Duration: s.Duration}
 		from, to := start.Add(t0), start.Add(t0+s.Duration)
+		r := stepResult{Rate: s.Rate, Duration: s.Duration, From: from, To: to}
 		var lat []time.Duration
 		for ; i < len(dues) && dues[i] < t0+s.Duration; i++ {
 			p := pays[i]

@@ -245,6 +245,9 @@ func (c *Cluster) logTail() string {
 	return string(b)
 }
 
+// PID is the postmaster's process id (its backends are its children).
+func (c *Cluster) PID() (int, error) { return c.postmasterPID() }
+
 func (c *Cluster) postmasterPID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
 	if err != nil {
