@@ -39,11 +39,13 @@ until temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE" 
 	sleep 1
 done
 
+registered=0
 for sa in $SEARCH_ATTRIBUTES; do
 	name="${sa%%=*}"
 	type="${sa#*=}"
 	if out=$(temporal operator search-attribute create --namespace "$TEMPORAL_NAMESPACE" --name "$name" --type "$type" 2>&1); then
 		echo "search attribute $name ($type) registered"
+		registered=1
 	elif echo "$out" | grep -qi "already"; then
 		echo "search attribute $name exists"
 	else
@@ -51,4 +53,35 @@ for sa in $SEARCH_ATTRIBUTES; do
 		exit 1
 	fi
 done
+# The server caches each namespace with its search attributes and rereads
+# it every 2 s (system.namespaceCacheRefreshInterval), in each of its
+# services on its own. (The dev server instead forces a read from the
+# database on every request that names an attribute; Temporal says that is
+# not for production, and it is off here, deploy/temporal/dynamicconfig.)
+# So a new attribute is usable once the frontend accepts a query naming
+# it, and everywhere a refresh later: only then may the api and the
+# workers start.
+if [ "$registered" = 1 ]; then
+	query=""
+	for sa in $SEARCH_ATTRIBUTES; do
+		name="${sa%%=*}"
+		case "${sa#*=}" in
+		Int | Double) value=0 ;;
+		Bool) value=false ;;
+		Datetime) value="'1970-01-01T00:00:00Z'" ;;
+		*) value="''" ;;
+		esac
+		query="${query:+$query OR }$name = $value"
+	done
+	tries=0
+	until temporal workflow count --namespace "$TEMPORAL_NAMESPACE" --query "$query" >/dev/null 2>&1; do
+		tries=$((tries + 1))
+		if [ "$tries" -ge 60 ]; then
+			echo "the new search attributes are not usable: $query" >&2
+			exit 1
+		fi
+		sleep 1
+	done
+	sleep 3
+fi
 echo "namespace $TEMPORAL_NAMESPACE ready"

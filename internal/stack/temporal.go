@@ -15,12 +15,16 @@ import (
 	"text/template"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/payflow/payflow/internal/pgtest"
+	"github.com/payflow/payflow/workflows"
 )
 
 // TemporalServer says which Temporal server a stack runs on.
@@ -166,11 +170,14 @@ func temporalReady(addr string) func(context.Context) error {
 //go:embed temporal-pg.yaml
 var temporalPGConfig string
 
-// temporalPGDynamicConfig: the search-attribute cache is read through, as
-// on the dev server, so the attributes the worker registers at start are
-// usable at once.
+// temporalPGDynamicConfig: as in production (deploy/temporal), search
+// attributes are cached, not read from the database on every request (the
+// dev server's forced refresh, which Temporal says is not for production,
+// cost this server's PostgreSQL about 2 ms of CPU per payment,
+// docs/benchmarks.md); registerDefault registers them and waits until
+// they are usable.
 const temporalPGDynamicConfig = `system.forceSearchAttributesCacheRefreshOnRead:
-  - value: true
+  - value: false
 limit.maxIDLength:
   - value: 255
 `
@@ -251,7 +258,11 @@ func (s *Stack) startTemporalPG(ctx context.Context) error {
 }
 
 // registerDefault waits for the frontend, registers the namespace
-// "default" and waits until history knows it too (a workflow can start).
+// "default" and the workflows' search attributes, and waits until
+// history knows the namespace and the frontend the attributes (a
+// workflow naming them can start), then one namespace-cache refresh more
+// (system.namespaceCacheRefreshInterval, 2 s), after which every service
+// knows them.
 func registerDefault(ctx context.Context, server *Process) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -261,7 +272,12 @@ func registerDefault(ctx context.Context, server *Process) error {
 			return fmt.Errorf("%s exited", server.Name)
 		}
 		if last = tryRegister(ctx, server.Addr); last == nil {
-			return nil
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(namespaceCacheRefresh + time.Second):
+				return nil
+			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -288,13 +304,56 @@ func tryRegister(ctx context.Context, addr string) error {
 	if err != nil && !errors.As(err, &exists) {
 		return err
 	}
-	// A start that succeeds means frontend and history both know it.
+	probe, err := addSearchAttributes(ctx, c)
+	if err != nil {
+		return err
+	}
+	// A start that succeeds means frontend and history both know the
+	// namespace, and the frontend the attributes.
 	id := "stack/probe/" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "payflow-stack-probe"}, "StackProbe")
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "payflow-stack-probe", TypedSearchAttributes: probe}, "StackProbe")
 	if err != nil {
 		return err
 	}
 	return c.TerminateWorkflow(ctx, id, run.GetRunID(), "probe")
+}
+
+// namespaceCacheRefresh is the server's system.namespaceCacheRefreshInterval
+// (its default): how often each service rereads the namespaces, and with
+// them their search attributes.
+const namespaceCacheRefresh = 2 * time.Second
+
+// addSearchAttributes registers the workflows' search attributes that the
+// namespace lacks (as deploy/temporal/create-namespace.sh does in
+// production) and returns a value for each, for a probe start.
+func addSearchAttributes(ctx context.Context, c client.Client) (temporal.SearchAttributes, error) {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
+	if err != nil {
+		return temporal.SearchAttributes{}, err
+	}
+	missing := map[string]enums.IndexedValueType{}
+	var probe []temporal.SearchAttributeUpdate
+	for _, key := range workflows.SearchAttributeKeys() {
+		if _, ok := have.GetCustomAttributes()[key.GetName()]; !ok {
+			missing[key.GetName()] = key.GetValueType()
+		}
+		switch k := key.(type) {
+		case temporal.SearchAttributeKeyKeyword:
+			probe = append(probe, k.ValueSet("probe"))
+		case temporal.SearchAttributeKeyInt64:
+			probe = append(probe, k.ValueSet(0))
+		default:
+			return temporal.SearchAttributes{}, fmt.Errorf("search attribute %s: no probe value for %T", key.GetName(), key)
+		}
+	}
+	if len(missing) > 0 {
+		_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: "default", SearchAttributes: missing})
+		var exists *serviceerror.AlreadyExists
+		if err != nil && !errors.As(err, &exists) {
+			return temporal.SearchAttributes{}, err
+		}
+	}
+	return temporal.NewSearchAttributes(probe...), nil
 }
 
 // QuietLogger drops the Temporal SDK's log lines (it logs every reconnect
