@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 )
 
 func freePort(t *testing.T) string {
@@ -29,7 +30,10 @@ func freePort(t *testing.T) string {
 // TestCreateNamespaceScript runs the temporal-admin one-shot's script, with
 // the compose file's SEARCH_ATTRIBUTES, against a Temporal dev server on
 // loopback, twice: the namespace and the five attributes exist with their
-// types, and the second run succeeds too.
+// types, and the second run succeeds too. The server caches search
+// attributes as the compose file's does (not the dev server's forced
+// refresh), so the script's wait for them is exercised; once it is done a
+// workflow naming every attribute starts.
 func TestCreateNamespaceScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal dev server")
@@ -45,7 +49,8 @@ func TestCreateNamespaceScript(t *testing.T) {
 	home := t.TempDir()
 	port := freePort(t)
 	srv := exec.Command(bin, "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-		"--port", port, "--ui-port", freePort(t), "--log-level", "error")
+		"--port", port, "--ui-port", freePort(t), "--log-level", "error",
+		"--dynamic-config-value", "system.forceSearchAttributesCacheRefreshOnRead=false")
 	srv.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -114,6 +119,38 @@ func TestCreateNamespaceScript(t *testing.T) {
 		}
 		if !strings.EqualFold(strings.TrimPrefix(got.String(), "INDEXED_VALUE_TYPE_"), typ) {
 			t.Errorf("search attribute %s: type %v, want %s", name, got, typ)
+		}
+	}
+
+	// Usable at once: a start naming every attribute is accepted.
+	var sa []temporal.SearchAttributeUpdate
+	for _, f := range strings.Fields(attrs) {
+		name, typ, _ := strings.Cut(f, "=")
+		switch typ {
+		case "Int":
+			sa = append(sa, temporal.NewSearchAttributeKeyInt64(name).ValueSet(1))
+		default:
+			sa = append(sa, temporal.NewSearchAttributeKeyKeyword(name).ValueSet("probe"))
+		}
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "deploy-test-probe", TaskQueue: "deploy-test",
+		TypedSearchAttributes: temporal.NewSearchAttributes(sa...)}, "Probe")
+	if err != nil {
+		t.Fatalf("a start naming the attributes, right after the script: %v", err)
+	}
+	_ = c.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "probe")
+}
+
+// The compose file's Temporal server caches search attributes: the dev
+// server's forced refresh on every read is not for production.
+func TestDynamicConfigCachesSearchAttributes(t *testing.T) {
+	b, err := os.ReadFile("temporal/dynamicconfig/payflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "system.forceSearchAttributesCacheRefreshOnRead") {
+			t.Errorf("payflow.yaml sets %q", line)
 		}
 	}
 }
