@@ -12,15 +12,24 @@ set -eu
 RETENTION="${TEMPORAL_RETENTION:-720h}"
 export TEMPORAL_ADDRESS
 
-tries=0
-until temporal operator cluster health >/dev/null 2>&1; do
-	tries=$((tries + 1))
-	if [ "$tries" -ge 60 ]; then
-		echo "temporal at $TEMPORAL_ADDRESS did not become healthy" >&2
-		exit 1
-	fi
-	sleep 2
-done
+# wait_until TRIES PAUSE MESSAGE COMMAND...: runs COMMAND until it
+# succeeds, at most TRIES times PAUSE seconds apart; else fails with
+# MESSAGE.
+wait_until() {
+	tries=$1 pause=$2 message=$3
+	shift 3
+	n=0
+	until "$@" >/dev/null 2>&1; do
+		n=$((n + 1))
+		if [ "$n" -ge "$tries" ]; then
+			echo "$message" >&2
+			exit 1
+		fi
+		sleep "$pause"
+	done
+}
+
+wait_until 60 2 "temporal at $TEMPORAL_ADDRESS did not become healthy" temporal operator cluster health
 
 if temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
 	echo "namespace $TEMPORAL_NAMESPACE exists"
@@ -29,15 +38,7 @@ else
 fi
 
 # A namespace just created takes a moment to be usable everywhere.
-tries=0
-until temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; do
-	tries=$((tries + 1))
-	if [ "$tries" -ge 30 ]; then
-		echo "namespace $TEMPORAL_NAMESPACE is not usable" >&2
-		exit 1
-	fi
-	sleep 1
-done
+wait_until 30 1 "namespace $TEMPORAL_NAMESPACE is not usable" temporal operator search-attribute list --namespace "$TEMPORAL_NAMESPACE"
 
 registered=0
 for sa in $SEARCH_ATTRIBUTES; do
@@ -73,15 +74,8 @@ if [ "$registered" = 1 ]; then
 		esac
 		query="${query:+$query OR }$name = $value"
 	done
-	tries=0
-	until temporal workflow count --namespace "$TEMPORAL_NAMESPACE" --query "$query" >/dev/null 2>&1; do
-		tries=$((tries + 1))
-		if [ "$tries" -ge 60 ]; then
-			echo "the new search attributes are not usable: $query" >&2
-			exit 1
-		fi
-		sleep 1
-	done
+	wait_until 60 1 "the new search attributes are not usable: $query" \
+		temporal workflow count --namespace "$TEMPORAL_NAMESPACE" --query "$query"
 	sleep 3
 fi
 echo "namespace $TEMPORAL_NAMESPACE ready"
