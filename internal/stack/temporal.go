@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,8 +16,6 @@ import (
 	"text/template"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/payflow/payflow/internal/pgtest"
+	"github.com/payflow/payflow/worker"
 	"github.com/payflow/payflow/workflows"
 )
 
@@ -304,7 +304,12 @@ func tryRegister(ctx context.Context, addr string) error {
 	if err != nil && !errors.As(err, &exists) {
 		return err
 	}
-	probe, err := addSearchAttributes(ctx, c)
+	// As deploy/temporal/create-namespace.sh does in production, and
+	// with what the worker does at start.
+	if err := worker.EnsureSearchAttributes(ctx, c, "default", slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
+	probe, err := probeAttributes()
 	if err != nil {
 		return err
 	}
@@ -323,20 +328,11 @@ func tryRegister(ctx context.Context, addr string) error {
 // them their search attributes.
 const namespaceCacheRefresh = 2 * time.Second
 
-// addSearchAttributes registers the workflows' search attributes that the
-// namespace lacks (as deploy/temporal/create-namespace.sh does in
-// production) and returns a value for each, for a probe start.
-func addSearchAttributes(ctx context.Context, c client.Client) (temporal.SearchAttributes, error) {
-	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
-	if err != nil {
-		return temporal.SearchAttributes{}, err
-	}
-	missing := map[string]enums.IndexedValueType{}
+// probeAttributes is a value for each of the workflows' search
+// attributes, for a probe start that names them all.
+func probeAttributes() (temporal.SearchAttributes, error) {
 	var probe []temporal.SearchAttributeUpdate
 	for _, key := range workflows.SearchAttributeKeys() {
-		if _, ok := have.GetCustomAttributes()[key.GetName()]; !ok {
-			missing[key.GetName()] = key.GetValueType()
-		}
 		switch k := key.(type) {
 		case temporal.SearchAttributeKeyKeyword:
 			probe = append(probe, k.ValueSet("probe"))
@@ -344,13 +340,6 @@ func addSearchAttributes(ctx context.Context, c client.Client) (temporal.SearchA
 			probe = append(probe, k.ValueSet(0))
 		default:
 			return temporal.SearchAttributes{}, fmt.Errorf("search attribute %s: no probe value for %T", key.GetName(), key)
-		}
-	}
-	if len(missing) > 0 {
-		_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: "default", SearchAttributes: missing})
-		var exists *serviceerror.AlreadyExists
-		if err != nil && !errors.As(err, &exists) {
-			return temporal.SearchAttributes{}, err
 		}
 	}
 	return temporal.NewSearchAttributes(probe...), nil
