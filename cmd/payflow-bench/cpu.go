@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -257,34 +256,23 @@ func (r cpuRow) Rate() float64 {
 }
 
 // PerOp is part i's CPU milliseconds per operation.
-func (r cpuRow) PerOp(i int) float64 {
+func (r cpuRow) PerOp(i int) float64 { return r.perOp(r.Use.Seconds[i]) }
+
+// perOp is seconds of CPU as milliseconds per operation.
+func (r cpuRow) perOp(seconds float64) float64 {
 	if r.Ops == 0 {
 		return 0
 	}
-	return 1000 * r.Use.Seconds[i] / float64(r.Ops)
+	return 1000 * seconds / float64(r.Ops)
 }
 
-// cpuRows is the CPU per operation of the empty-workflow ceiling and of
-// each step of the step load (per payment made PAID within the step).
-func cpuRows(s *cpuSampler, ceilings []cpuWindow, steps []stepResult) []cpuRow {
-	var out []cpuRow
-	add := func(label string, ops int, from, to time.Time) {
-		if u, ok := s.Use(from, to); ok && ops > 0 {
-			out = append(out, cpuRow{Label: label, Ops: ops, Use: u})
-		}
+// Row is the CPU per operation of ops operations done between from and
+// to; ok is false without samples around the window or without
+// operations.
+func (s *cpuSampler) Row(label string, ops int, from, to time.Time) (cpuRow, bool) {
+	u, ok := s.Use(from, to)
+	if !ok || ops <= 0 {
+		return cpuRow{}, false
 	}
-	for _, c := range ceilings {
-		add(c.Label, c.Ops, c.From, c.To)
-	}
-	for _, st := range steps {
-		add(fmt.Sprintf("payments, step %.0f/s", st.Rate), st.Paid, st.From, st.To)
-	}
-	return out
-}
-
-// cpuWindow is a ceiling's window and completed operations.
-type cpuWindow struct {
-	Label    string
-	Ops      int
-	From, To time.Time
+	return cpuRow{Label: label, Ops: ops, Use: u}, true
 }

@@ -49,11 +49,22 @@ func TestCPURowsPerOperation(t *testing.T) {
 	for i, ticks := range [][]int64{{0, 0}, {100, 50}, {300, 90}} {
 		s.samples = append(s.samples, cpuSample{At: t0.Add(time.Duration(i) * 10 * time.Second), Ticks: ticks})
 	}
-	rows := cpuRows(s,
-		[]cpuWindow{{Label: "empty", Ops: 500, From: t0, To: t0.Add(10 * time.Second)}},
-		[]stepResult{{Rate: 40, Paid: 400, From: t0.Add(10*time.Second + 200*time.Millisecond), To: t0.Add(20 * time.Second)}})
+	var rows []cpuRow
+	for _, w := range []struct {
+		label    string
+		ops      int
+		from, to time.Time
+	}{
+		{"empty", 500, t0, t0.Add(10 * time.Second)},
+		{"payments, step 40/s", 400, t0.Add(10*time.Second + 200*time.Millisecond), t0.Add(20 * time.Second)},
+		{"nothing done", 0, t0, t0.Add(20 * time.Second)},
+	} {
+		if row, ok := s.Row(w.label, w.ops, w.from, w.to); ok {
+			rows = append(rows, row)
+		}
+	}
 	if len(rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(rows))
+		t.Fatalf("%d rows, want 2 (none for a window with nothing done)", len(rows))
 	}
 	// 1 s of server and 0.5 s of worker CPU for 500 workflows; then 2 s
 	// and 0.4 s for 400 payments.

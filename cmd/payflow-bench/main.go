@@ -269,7 +269,7 @@ type targetResult struct {
 	Peer     *loadResult
 	Steps    *loadResult  // the step load (saturation point)
 	Overload []loadResult // the overload runs
-	CPU      []cpuRow     // CPU per operation: the empty workflow, each step
+	CPU      []cpuRow     // CPU per operation: the empty workflow, each step, each overload run
 }
 
 // runTarget brings up the stack on one Temporal server and measures it.
@@ -405,15 +405,21 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		diagnose(ctx, s.Client, s.Dir, d, r, logger)
 		sat = saturation(r.Steps)
 	}
-	var windows []cpuWindow
+	// CPU per completed empty workflow, and per payment made PAID within
+	// each step (and each overload run, below).
+	addCPU := func(label string, ops int, from, to time.Time) {
+		if row, ok := sampler.Row(label, ops, from, to); ok {
+			tr.CPU = append(tr.CPU, row)
+		}
+	}
 	if c := find(tr.Ceilings, ceilEmpty); c != nil {
-		windows = append(windows, cpuWindow{Label: "empty workflow (ceiling)", Ops: c.Ops, From: c.From, To: c.To})
+		addCPU("empty workflow (ceiling)", c.Ops, c.From, c.To)
 	}
-	var stepped []stepResult
 	if tr.Steps != nil {
-		stepped = tr.Steps.Steps
+		for _, st := range tr.Steps.Steps {
+			addCPU(fmt.Sprintf("payments, step %.0f/s", st.Rate), st.Paid, st.From, st.To)
+		}
 	}
-	tr.CPU = cpuRows(sampler, windows, stepped)
 
 	rate := o.overloadAt
 	if rate == 0 && sat != nil {
@@ -437,12 +443,7 @@ func runTarget(ctx context.Context, o options, target string, withPeer bool, run
 		}
 		tr.Overload = append(tr.Overload, r)
 		diagnose(ctx, s.Client, s.Dir, d, r, logger)
-		// While it was sent, per payment made PAID.
-		if u, ok := sampler.Use(r.start, r.start.Add(r.SendWindow)); ok {
-			if n := int(r.loadPaidRate()*r.SendWindow.Seconds() + 0.5); n > 0 {
-				tr.CPU = append(tr.CPU, cpuRow{Label: fmt.Sprintf("payments, overload %d (%.0f/s offered)", i+1, r.OfferedRate), Ops: n, Use: u})
-			}
-		}
+		addCPU(fmt.Sprintf("payments, overload %d (%.0f/s offered)", i+1, r.OfferedRate), r.paidDuringLoad(), r.start, r.start.Add(r.SendWindow))
 	}
 	return tr, nil
 }

@@ -158,7 +158,7 @@ func cpuTable(t targetResult) string {
 		for i := range parts {
 			p(" %.1f |", row.PerOp(i))
 		}
-		p(" %.1f | %.2f |\n", 1000*row.Use.Total()/float64(row.Ops), row.Use.Total()/row.Use.Window.Seconds())
+		p(" %.1f | %.2f |\n", row.perOp(row.Use.Total()), row.Use.Total()/row.Use.Window.Seconds())
 	}
 	return b.String()
 }
@@ -168,6 +168,11 @@ func (l loadResult) loadPaidRate() float64 {
 	if l.SendWindow <= 0 {
 		return 0
 	}
+	return float64(l.paidDuringLoad()) / l.SendWindow.Seconds()
+}
+
+// paidDuringLoad counts the PAID rows written while the load was sent.
+func (l loadResult) paidDuringLoad() int {
 	n := 0
 	end := l.start.Add(l.SendWindow)
 	for _, p := range l.pays {
@@ -175,7 +180,7 @@ func (l loadResult) loadPaidRate() float64 {
 			n++
 		}
 	}
-	return float64(n) / l.SendWindow.Seconds()
+	return n
 }
 
 func targetNames(ts []targetResult) []string {
