@@ -74,9 +74,9 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.remind(r, o, req, ref))
 		return
 	} else if !errors.Is(err, store.ErrNotFound) {
-		// Not knowing whether it is a repeat, the workflow is not asked: a
-		// repeat reaching the run that accepted the refund gets that
-		// update's own answer, which would say "created" (201).
+		// The refund's row cannot be read, and the workflow's acceptance
+		// needs the same database: the client is told to retry now rather
+		// than after the update's timeout.
 		s.Logger.Error("refund: read the refund", "out_trade_no", o.OutTradeNo, "out_refund_no", req.OutRefundNo, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not read the refund; retry with the same out_refund_no "+req.OutRefundNo)
 		return

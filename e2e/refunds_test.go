@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,4 +304,57 @@ func TestRefundUnknownToItsRunFollowedBySafetyNet(t *testing.T) {
 		t.Fatalf("WeChat executed the lost refund %d times, the waiting one %d times (its NOT_ENOUGH wait is not cut short)",
 			s.Executions[lost], s.Executions[waiting])
 	}
+}
+
+// The same refund asked for several times at once is one refund: exactly
+// one request is answered 201 (the one that created it), the others 200
+// with the same refund, and WeChat refunds it once.
+func TestRefundRequestedConcurrently(t *testing.T) {
+	d := st.v3
+	no, _ := d.paidOrder(t, "REFUNDRACE", 900)
+	rn := "RC-" + no
+	body := `{"out_refund_no":"` + rn + `","amount_fen":400}`
+	const copies = 4
+	codes := make(chan int, copies)
+	var start sync.WaitGroup
+	start.Add(1)
+	for range copies {
+		go func() {
+			start.Wait()
+			codes <- postRefund(d.apiURL+"/orders/"+no+"/refunds", body)
+		}()
+	}
+	start.Done()
+	got := map[int]int{}
+	for range copies {
+		got[<-codes]++
+	}
+	if got[http.StatusCreated] != 1 || got[http.StatusOK] != copies-1 {
+		t.Fatalf("answers to %d identical refund requests at once = %v, want one 201 and %d 200", copies, got, copies-1)
+	}
+	d.waitRefund(t, no, rn, payment.RefundSuccess)
+	if o := d.getOrder(t, no); len(o.Refunds) != 1 || o.RefundedFen != 400 {
+		t.Fatalf("order after the requests = %d refunds, refunded %d", len(o.Refunds), o.RefundedFen)
+	}
+	if s := d.simRefunds(t); s.Executions[rn] != 1 {
+		t.Fatalf("WeChat executed the refund %d times", s.Executions[rn])
+	}
+}
+
+// postRefund posts a refund request and returns its status code (0 when
+// there was no answer); it may be called from any goroutine.
+func postRefund(url, body string) int {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
 }

@@ -16,6 +16,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -242,13 +243,25 @@ func (g *Gateway) Close(ctx context.Context, o payment.Order) (workflows.CloseRe
 
 // Refund asks for a refund. It returns once the refund is durably accepted
 // here (recorded in PostgreSQL, held by the order's workflow), not once
-// WeChat answered. The update id is the out_refund_no, so a repeated
-// request reaches the same update within a run, and PostgreSQL recognises
-// it across runs.
+// WeChat answered. Repeats of a refund are recognised by PostgreSQL (the
+// refund's key), which also tells the request that created it from the
+// others (refundUpdateID).
 func (g *Gateway) Refund(ctx context.Context, o payment.Order, req workflows.RefundRequest) (workflows.RefundResult, error) {
 	var res workflows.RefundResult
-	err := g.update(ctx, fromOrder(o), workflows.UpdateRefund, "refund/"+req.OutRefundNo, req, &res)
+	err := g.update(ctx, fromOrder(o), workflows.UpdateRefund, refundUpdateID(req.OutRefundNo), req, &res)
 	return res, err
+}
+
+// refundUpdateID names one refund request's update: its out_refund_no, for
+// operators reading the run's history, and a nonce of the request's own.
+// Temporal answers every request with the same update id with the first
+// one's outcome, so with the out_refund_no alone two requests sent at once
+// were both told "created" (201). With its own id each request is handled
+// by the run, and the store's acceptance, under the order's lock, says
+// which one created the refund; the SDK's retries of one request keep its
+// id.
+func refundUpdateID(outRefundNo string) string {
+	return "refund/" + outRefundNo + "/" + rand.Text()
 }
 
 // Resolve settles an order in REVIEW as an operator decided.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,15 @@ func TestCreateDelaysThePlainOrdersFirstTask(t *testing.T) {
 	}
 	if d := rec.started[0].StartDelay; d != 0 {
 		t.Fatalf("Wake: StartDelay = %v, want 0", d)
+	}
+}
+
+// Each refund request is its own update, named for its out_refund_no:
+// Temporal would answer a second request under the same id with the
+// first one's outcome.
+func TestRefundUpdateIDIsPerRequest(t *testing.T) {
+	a, b := refundUpdateID("RF1"), refundUpdateID("RF1")
+	if !strings.HasPrefix(a, "refund/RF1/") || !strings.HasPrefix(b, "refund/RF1/") || a == b {
+		t.Fatalf("update ids %q and %q: want refund/RF1/ and a nonce of each request's own", a, b)
 	}
 }
