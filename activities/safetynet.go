@@ -23,7 +23,7 @@ import (
 type SafetyNetStore interface {
 	PendingOrdersAfter(ctx context.Context, createdBefore time.Time, after string, limit int) ([]store.PendingOrder, error)
 	UnexaminedNotifications(ctx context.Context, receivedBefore time.Time, after store.NotificationCursor, limit int) ([]payment.Notification, store.NotificationCursor, error)
-	OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int) ([]string, error)
+	OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int, untakenBefore time.Time) ([]store.OpenRefundOrder, error)
 }
 
 // Describer is the part of the Temporal client that tells whether a
@@ -119,16 +119,33 @@ func (s *SafetyNet) SafetyNetPage(ctx context.Context, in SafetyNetPageInput) (S
 		}
 		return s.orphans(ctx, in, nos, nil, overdue)
 	case NetRefunds:
-		nos, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit)
+		orders, err := s.Store.OrdersWithOpenRefunds(ctx, s.MchID, in.After.Key, in.Limit, in.Before)
 		if err != nil {
 			return SafetyNetPageResult{}, fmt.Errorf("safety net: %w", err)
 		}
 		// A running run may not know a refund accepted here (its update was
 		// lost with a crashed Temporal server): it reads them again, and
 		// follows those it did not know; the others keep their schedule.
+		// Only a refund WeChat has not taken can be unknown (a run that
+		// asked WeChat knew it, and a run carries its refunds until they
+		// are final), so a run whose refunds WeChat has all taken is left
+		// alone: a refund to a bank card stays PROCESSING for days, and a
+		// signal to its run every pass would only grow its history.
 		// A run visibility wrongly lists as running is nudged by
 		// Signal-With-Start, which starts one: visibility is believed.
-		return s.orphans(ctx, in, nos, s.Handover.ReloadRefunds, nil)
+		nos := make([]string, len(orders))
+		untaken := make(map[string]bool)
+		for i, o := range orders {
+			nos[i] = o.OutTradeNo
+			untaken[o.OutTradeNo] = o.Untaken
+		}
+		reload := func(ctx context.Context, no string) error {
+			if !untaken[no] {
+				return nil
+			}
+			return s.Handover.ReloadRefunds(ctx, no)
+		}
+		return s.orphans(ctx, in, nos, reload, nil)
 	}
 	return SafetyNetPageResult{}, fmt.Errorf("safety net: unknown kind %q", in.Kind)
 }

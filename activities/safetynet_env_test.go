@@ -302,15 +302,40 @@ func TestSafetyNetPageActivity(t *testing.T) {
 		if _, err := e.st.MarkRefund(ctx, store.MarkRefundParams{MchID: refundMch, OutRefundNo: "RF-SN-D-PAID", Status: payment.RefundSuccess}); err != nil {
 			t.Fatal(err)
 		}
-		res, err := page(t, SafetyNetPageInput{Kind: NetRefunds, Limit: 10})
+		// Recorded after this pass's cut-off: left to the run accepting it.
+		young, err := page(t, SafetyNetPageInput{Kind: NetRefunds, Before: time.Now().Add(-time.Hour), Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hand.reloaded) != 0 || !slices.Equal(young.Handed, []string{"SN-R-PAID"}) {
+			t.Errorf("young refunds: page %+v, reloaded %q", young, hand.reloaded)
+		}
+		reset()
+		res, err := page(t, SafetyNetPageInput{Kind: NetRefunds, Before: later, Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The running run is asked to read its refunds again (it may not
-		// know one), and is not counted as a finding.
+		// know one WeChat has not taken), and is not counted as a finding.
 		if res.Checked != 2 || !slices.Equal(res.Handed, []string{"SN-R-PAID"}) || !res.Done || !slices.Equal(hand.woken, []string{"SN-R-PAID"}) ||
 			!slices.Equal(hand.reloaded, []string{"SN-B-RUNNING-R"}) {
 			t.Errorf("page %+v, woken %q, reloaded %q", res, hand.woken, hand.reloaded)
+		}
+		// Once WeChat has taken the refund, a run that asked WeChat knew it:
+		// its run is left alone, pass after pass. A run that is not running
+		// is still woken.
+		for _, no := range []string{"SN-R-PAID", "SN-B-RUNNING-R"} {
+			if _, err := e.st.MarkRefund(ctx, store.MarkRefundParams{MchID: refundMch, OutRefundNo: "RF-" + no, Status: payment.RefundProcessing, RefundID: "50300-" + no}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reset()
+		res, err = page(t, SafetyNetPageInput{Kind: NetRefunds, Before: later, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Checked != 2 || !slices.Equal(hand.woken, []string{"SN-R-PAID"}) || len(hand.reloaded) != 0 {
+			t.Errorf("refunds WeChat took: page %+v, woken %q, reloaded %q", res, hand.woken, hand.reloaded)
 		}
 	})
 

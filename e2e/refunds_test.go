@@ -298,6 +298,10 @@ func TestRefundUnknownToItsRunFollowedBySafetyNet(t *testing.T) {
 		Source: payment.RefundSourceAPI, AcceptedBy: "e2e/a lost update"}); err != nil {
 		t.Fatal(err)
 	}
+	// The safety net leaves a refund younger than RECONCILE_GRACE (2 s in
+	// these tests) to the run accepting it, as it does orders and
+	// notifications.
+	time.Sleep(3 * time.Second)
 	runSafetyNet(t, d)
 	d.waitRefund(t, no, lost, payment.RefundSuccess)
 	if s := d.simRefunds(t); s.Executions[lost] != 1 || s.Executions[waiting] != 0 {

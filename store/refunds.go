@@ -533,25 +533,35 @@ func (s *Store) OpenRefunds(ctx context.Context, mchID, outTradeNo string) ([]pa
 	return out, nil
 }
 
-// OrdersWithOpenRefunds returns up to limit out_trade_nos after
-// afterOutTradeNo (keyset pagination; "" starts at the beginning), in
-// order, of orders with a refund of this merchant that is not final: the
-// safety net makes sure a workflow follows each.
-func (s *Store) OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int) ([]string, error) {
+// OpenRefundOrder is an order with a refund that is not final.
+type OpenRefundOrder struct {
+	OutTradeNo string
+	// Untaken: one of its open refunds has no refund_id, WeChat has not
+	// taken it, and it was recorded before the cut-off. Only such a
+	// refund can be unknown to a running run (the update that accepted it
+	// was lost with a crashed Temporal server before any run asked WeChat).
+	Untaken bool
+}
+
+// OrdersWithOpenRefunds returns up to limit orders after afterOutTradeNo
+// (keyset pagination; "" starts at the beginning), in order, with a refund
+// of this merchant that is not final: the safety net makes sure a workflow
+// follows each. untakenBefore is the cut-off of OpenRefundOrder.Untaken.
+func (s *Store) OrdersWithOpenRefunds(ctx context.Context, mchID, afterOutTradeNo string, limit int, untakenBefore time.Time) ([]OpenRefundOrder, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("orders with open refunds: limit %d is not positive", limit)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT out_trade_no FROM refunds
+	rows, err := s.pool.Query(ctx, `SELECT out_trade_no, bool_or(refund_id IS NULL AND created_at < $4) FROM refunds
 		WHERE mch_id = $1 AND status IN ('PROCESSING', 'ABNORMAL') AND out_trade_no > $2
-		ORDER BY out_trade_no LIMIT $3`, mchID, afterOutTradeNo, limit)
+		GROUP BY out_trade_no ORDER BY out_trade_no LIMIT $3`, mchID, afterOutTradeNo, limit, untakenBefore)
 	if err != nil {
 		return nil, fmt.Errorf("orders with open refunds: %w", err)
 	}
-	nos, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[OpenRefundOrder])
 	if err != nil {
 		return nil, fmt.Errorf("orders with open refunds: %w", err)
 	}
-	return nos, nil
+	return out, nil
 }
 
 // OpenRefundStats describes the refunds that are not final.

@@ -563,10 +563,10 @@ func TestRefundsByMerchant(t *testing.T) {
 	if r, _ := s.GetRefund(ctx, testMch, "order-mch-a", "SHARED"); r.Status != payment.RefundProcessing {
 		t.Errorf("ours changed with theirs: %+v", r)
 	}
-	if nos, err := s.OrdersWithOpenRefunds(ctx, testMch, "", 10); err != nil || len(nos) != 1 || nos[0] != "order-mch-a" {
+	if nos, err := s.OrdersWithOpenRefunds(ctx, testMch, "", 10, time.Now()); err != nil || len(nos) != 1 || nos[0].OutTradeNo != "order-mch-a" {
 		t.Errorf("ours open: %v %v", nos, err)
 	}
-	if nos, err := s.OrdersWithOpenRefunds(ctx, "1900000109", "", 10); err != nil || len(nos) != 0 {
+	if nos, err := s.OrdersWithOpenRefunds(ctx, "1900000109", "", 10, time.Now()); err != nil || len(nos) != 0 {
 		t.Errorf("theirs open: %v %v", nos, err)
 	}
 }
@@ -586,6 +586,7 @@ func TestOpenRefunds(t *testing.T) {
 	mark(t, s, "O1a", payment.RefundSuccess)
 	mark(t, s, "O1b", payment.RefundAbnormal)
 	mark(t, s, "O2", payment.RefundClosed)
+	mark(t, s, "O4", payment.RefundProcessing) // WeChat took it: it has a refund_id
 
 	open, err := s.OpenRefunds(ctx, testMch, "order-o1")
 	if err != nil || len(open) != 2 || open[0].OutRefundNo != "O1b" || open[1].OutRefundNo != "O1c" {
@@ -594,23 +595,33 @@ func TestOpenRefunds(t *testing.T) {
 	if open, err := s.OpenRefunds(ctx, testMch, "order-o2"); err != nil || open == nil || len(open) != 0 {
 		t.Fatalf("open refunds of order-o2: %+v %v", open, err)
 	}
-	var pages [][]string
-	after := ""
-	for {
-		nos, err := s.OrdersWithOpenRefunds(ctx, testMch, after, 2)
-		if err != nil {
-			t.Fatal(err)
+	// Pages of orders, each saying whether it has an open refund WeChat
+	// has not taken, recorded before the cut-off.
+	pages := func(untakenBefore time.Time) string {
+		var out [][]OpenRefundOrder
+		after := ""
+		for {
+			orders, err := s.OrdersWithOpenRefunds(ctx, testMch, after, 2, untakenBefore)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(orders) == 0 {
+				return fmt.Sprint(out)
+			}
+			out = append(out, orders)
+			after = orders[len(orders)-1].OutTradeNo
 		}
-		if len(nos) == 0 {
-			break
-		}
-		pages = append(pages, nos)
-		after = nos[len(nos)-1]
 	}
-	if fmt.Sprint(pages) != "[[order-o1 order-o3] [order-o4]]" {
-		t.Fatalf("pages %v", pages)
+	// order-o1: O1c not taken (O1b, ABNORMAL, was); order-o3: O3 not
+	// taken; order-o4: O4 taken.
+	if got := pages(time.Now().Add(time.Minute)); got != "[[{order-o1 true} {order-o3 true}] [{order-o4 false}]]" {
+		t.Fatalf("pages %v", got)
 	}
-	if _, err := s.OrdersWithOpenRefunds(ctx, testMch, "", 0); err == nil {
+	// Refunds recorded after the cut-off are left to the run accepting them.
+	if got := pages(time.Now().Add(-time.Hour)); got != "[[{order-o1 false} {order-o3 false}] [{order-o4 false}]]" {
+		t.Fatalf("pages with an earlier cut-off %v", got)
+	}
+	if _, err := s.OrdersWithOpenRefunds(ctx, testMch, "", 0, time.Now()); err == nil {
 		t.Error("limit 0 accepted")
 	}
 
