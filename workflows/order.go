@@ -44,6 +44,14 @@ const (
 	// long as WeChat keeps it (NOT_ENOUGH and ABNORMAL refunds for days;
 	// check with a search for open refunds older than the release).
 	versionRefundWaits = "refund-waits"
+	// versionRepeatKeepsWait: a repeated refund request for a refund the
+	// run follows no longer brings its next step forward. Until each
+	// request became its own update (refund/{out_refund_no}/{nonce}),
+	// Temporal answered a repeat within a run itself, and only a repeat
+	// reaching a later run did. It is asked only for such a repeat, so runs
+	// before it replay as they ran. The old branch can be deleted once no
+	// run started before it is open, as for versionRefundWaits.
+	versionRepeatKeepsWait = "refund-repeat-keeps-wait"
 )
 
 // Revision is the revision of the workflow code that runs started now

@@ -388,6 +388,13 @@ func (p *flow) refundHandler(ctx workflow.Context, req RefundRequest) (RefundRes
 	if err != nil {
 		return RefundResult{}, refundRefusal(err)
 	}
+	if !res.Created && p.refund(req.OutRefundNo) != nil &&
+		workflow.GetVersion(ctx, versionRepeatKeepsWait, workflow.DefaultVersion, 1) == 1 {
+		// A repeat of a refund this run follows says nothing new about it:
+		// its next step keeps its time (a NOT_ENOUGH wait is not cut short
+		// by a client that asks again).
+		return RefundResult{Refund: res.Refund}, nil
+	}
 	p.follow(ctx, res.Refund)
 	return RefundResult{Refund: res.Refund, Created: res.Created}, nil
 }

@@ -172,6 +172,48 @@ func TestRefundFaultAfterNotEnoughWaitsItsOwnBackoff(t *testing.T) {
 	}
 }
 
+// A repeat of a refund this run follows, while WeChat has not taken it
+// (each request is its own update), changes nothing about it: a refund
+// waiting out NOT_ENOUGH is not asked again before its wait is over.
+func TestRefundRepeatKeepsItsWait(t *testing.T) {
+	env := paidOrderEnv(t)
+	askAcceptedRefund(t, env, "R6", 100)
+	var asks []time.Time
+	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
+		Return(activities.ApplyRefundResult{Outcome: activities.ApplyNotEnough, Code: "NOT_ENOUGH"}, nil).Once().
+		Run(func(mock.Arguments) { asks = append(asks, env.Now()) })
+	env.OnActivity(rf.ApplyRefund, mock.Anything, mock.Anything).
+		Return(activities.ApplyRefundResult{Outcome: activities.ApplyRefused, Code: "USER_ACCOUNT_ABNORMAL", Message: "account closed"}, nil).Once().
+		Run(func(mock.Arguments) { asks = append(asks, env.Now()) })
+	env.OnActivity(rf.MarkRefund, mock.Anything, mock.Anything).Return(activities.MarkRefundResult{Changed: true,
+		Refund: payment.Refund{OutRefundNo: "R6", Status: payment.RefundFailed}, OrderFrom: payment.StatusPaid, OrderTo: payment.StatusPaid}, nil).Once()
+	// The merchant asks again a minute later: the store finds the refund.
+	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
+		Return(activities.AcceptRefundResult{Refund: processing("R6", 100), Created: false}, nil).Once()
+	var repeat RefundResult
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateRefund, "refund/R6/repeat", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("repeat rejected: %v", err) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				if err != nil {
+					t.Errorf("repeat: %v", err)
+					return
+				}
+				repeat = v.(RefundResult)
+			},
+		}, RefundRequest{OutRefundNo: "R6", AmountFen: 100})
+	}, time.Minute)
+
+	run(t, env)
+	env.AssertExpectations(t)
+	if repeat.Created || repeat.Refund.OutRefundNo != "R6" {
+		t.Fatalf("repeat answered %+v, want the refund, not created", repeat)
+	}
+	if len(asks) != 2 || asks[1].Sub(asks[0]) < firstNotEnoughBackoff {
+		t.Fatalf("asked at %v: the repeat brought the ask forward, want %s after NOT_ENOUGH", asks, firstNotEnoughBackoff)
+	}
+}
+
 // ABNORMAL is shown and followed: a later query can still make the refund
 // SUCCESS.
 func TestRefundAbnormalFollowed(t *testing.T) {
