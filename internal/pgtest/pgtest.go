@@ -187,7 +187,7 @@ func (c *Cluster) Restart(ctx context.Context) error {
 // Kill sends SIGKILL to the postmaster, as a crash would; Restart recovers.
 // It returns once the postmaster is gone.
 func (c *Cluster) Kill() error {
-	pid, err := c.postmasterPID()
+	pid, err := c.PID()
 	if err != nil {
 		return err
 	}
@@ -245,10 +245,9 @@ func (c *Cluster) logTail() string {
 	return string(b)
 }
 
-// PID is the postmaster's process id (its backends are its children).
-func (c *Cluster) PID() (int, error) { return c.postmasterPID() }
-
-func (c *Cluster) postmasterPID() (int, error) {
+// PID is the postmaster's process id (its backends are its children),
+// read from its postmaster.pid.
+func (c *Cluster) PID() (int, error) {
 	b, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
 	if err != nil {
 		return 0, fmt.Errorf("pgtest: server not running: %w", err)
