@@ -45,10 +45,16 @@ func askAcceptedRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, no 
 // askRefund sends the refund update at the start of the run and records
 // its answer.
 func askRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, req RefundRequest) (*RefundResult, *error) {
+	return askRefundAt(env, 0, "refund/"+req.OutRefundNo, req)
+}
+
+// askRefundAt sends the refund update as update id after delay and records
+// its answer.
+func askRefundAt(env *testsuite.TestWorkflowEnvironment, delay time.Duration, id string, req RefundRequest) (*RefundResult, *error) {
 	var res RefundResult
 	var rerr error
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(UpdateRefund, "refund/"+req.OutRefundNo, &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(UpdateRefund, id, &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { rerr = err }, OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				if err != nil {
@@ -58,7 +64,7 @@ func askRefund(t *testing.T, env *testsuite.TestWorkflowEnvironment, req RefundR
 				res = v.(RefundResult)
 			},
 		}, req)
-	}, 0)
+	}, delay)
 	return &res, &rerr
 }
 
@@ -190,24 +196,12 @@ func TestRefundRepeatKeepsItsWait(t *testing.T) {
 	// The merchant asks again a minute later: the store finds the refund.
 	env.OnActivity(rf.AcceptRefund, mock.Anything, mock.Anything).
 		Return(activities.AcceptRefundResult{Refund: processing("R6", 100), Created: false}, nil).Once()
-	var repeat RefundResult
-	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(UpdateRefund, "refund/R6/repeat", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { t.Errorf("repeat rejected: %v", err) }, OnAccept: func() {},
-			OnComplete: func(v any, err error) {
-				if err != nil {
-					t.Errorf("repeat: %v", err)
-					return
-				}
-				repeat = v.(RefundResult)
-			},
-		}, RefundRequest{OutRefundNo: "R6", AmountFen: 100})
-	}, time.Minute)
+	repeat, rerr := askRefundAt(env, time.Minute, "refund/R6/repeat", RefundRequest{OutRefundNo: "R6", AmountFen: 100})
 
 	run(t, env)
 	env.AssertExpectations(t)
-	if repeat.Created || repeat.Refund.OutRefundNo != "R6" {
-		t.Fatalf("repeat answered %+v, want the refund, not created", repeat)
+	if *rerr != nil || repeat.Created || repeat.Refund.OutRefundNo != "R6" {
+		t.Fatalf("repeat answered %+v, %v; want the refund, not created", *repeat, *rerr)
 	}
 	if len(asks) != 2 || asks[1].Sub(asks[0]) < firstNotEnoughBackoff {
 		t.Fatalf("asked at %v: the repeat brought the ask forward, want %s after NOT_ENOUGH", asks, firstNotEnoughBackoff)
